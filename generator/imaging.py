@@ -1,0 +1,166 @@
+"""Pixels in and out: safe decoding, resizing, CAM overlays and image encoding.
+
+This module imports no torch, so that worker processes that decode and encode start fast and small.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats a photo may come in. Anything else is reported as skipped, never guessed at.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"})
+
+
+class SkipImage(Exception):
+    """The file cannot be used; the message is the one-line reason shown on the site."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One photo, decoded once: the network input and the display-size picture (both RGB uint8, HxWx3)."""
+
+    model_input: np.ndarray
+    display: np.ndarray
+    width: int  # upright size of the original, pixels
+    height: int
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        return img.convert("RGB")
+    return img
+
+
+def decode_bytes(data: bytes, input_size: int, display_size: int, max_pixels: int) -> Decoded:
+    """Decode an image file's bytes, upright (EXIF orientation), to the network input and a display copy.
+
+    Raises SkipImage with a one-line reason for anything that is not a usable photo.
+    """
+    if not data:
+        raise SkipImage("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise SkipImage(f"too large: {w}x{h} pixels is over the limit of {max_pixels:,} (max_pixels)")
+            if getattr(img, "is_animated", False):
+                img.seek(0)  # animated GIF/WebP: the first frame is the photo
+            if img.format == "JPEG":
+                # Let libjpeg decode at a reduced scale: much faster, and still >= what we display.
+                img.draft("RGB", (max(display_size, input_size),) * 2)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+    except SkipImage:
+        raise
+    except UnidentifiedImageError:
+        raise SkipImage("not a readable image (Pillow cannot identify its format)") from None
+    except Image.DecompressionBombError as exc:
+        raise SkipImage(f"too large to decode safely ({exc})") from None
+    except Image.DecompressionBombWarning as exc:
+        raise SkipImage(f"too large to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise SkipImage(f"damaged or truncated image ({type(exc).__name__}: {exc})") from None
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise SkipImage("image has no pixels")
+    model_input = np.asarray(img.resize((input_size, input_size), Image.BICUBIC, reducing_gap=3.0))
+    scale = min(1.0, display_size / max(width, height))
+    display_img = img
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        display_img = img.resize(size, Image.LANCZOS, reducing_gap=3.0)
+    # Original size as it is upright, before JPEG draft scaling.
+    orig_w, orig_h = _upright_size(data)
+    return Decoded(model_input=model_input, display=np.asarray(display_img), width=orig_w, height=orig_h)
+
+
+def _upright_size(data: bytes) -> tuple[int, int]:
+    img = Image.open(io.BytesIO(data))
+    w, h = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block does not change the pixels we already decoded
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
+    """Size with the same aspect ratio whose longest side is at most `longest` (never upscaled)."""
+    scale = min(1.0, longest / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@lru_cache(maxsize=4)
+def _colormap(name: str) -> np.ndarray:
+    from matplotlib import colormaps
+
+    return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def normalize_map(cam: np.ndarray) -> np.ndarray:
+    """ReLU then scale to [0, 1] by the maximum (the usual CAM display rule; torchcam does the same)."""
+    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0)
+    top = float(cam.max())
+    return cam / top if top > 0 else cam
+
+
+def resize_map(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of a small float map to (width, height)."""
+    img = Image.fromarray(np.asarray(cam, dtype=np.float32), "F")
+    return np.asarray(img.resize(size, Image.BILINEAR), dtype=np.float32)
+
+
+def heatmap_rgb(cam01: np.ndarray, size: tuple[int, int], cmap: str = "jet") -> np.ndarray:
+    """A [0, 1] map to an RGB colour image of `size` (width, height)."""
+    up = np.clip(resize_map(cam01, size), 0, 1)
+    return _colormap(cmap)[(up * 255).astype(np.uint8)]
+
+
+def overlay(photo: np.ndarray, cam01: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """The photo with the map blended over it, same size as the photo (uint8 RGB)."""
+    h, w = photo.shape[:2]
+    heat = heatmap_rgb(cam01, (w, h), cmap).astype(np.float32)
+    return (photo.astype(np.float32) * (1 - alpha) + heat * alpha).astype(np.uint8)
+
+
+def resized(photo: np.ndarray, longest: int) -> np.ndarray:
+    h, w = photo.shape[:2]
+    size = fit_size(w, h, longest)
+    if size == (w, h):
+        return photo
+    return np.asarray(Image.fromarray(photo).resize(size, Image.LANCZOS, reducing_gap=3.0))
+
+
+def save_image(array: np.ndarray, path: Path, quality: int = 80) -> None:
+    """Encode to WebP (or PNG by suffix) through a temporary file, so a killed run leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    img = Image.fromarray(array)
+    if path.suffix == ".webp":
+        img.save(tmp, format="WEBP", quality=quality, method=2)
+    else:
+        img.save(tmp, format="PNG", optimize=False)
+    os.replace(tmp, path)

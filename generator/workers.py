@@ -1,0 +1,79 @@
+"""Work done in the decode/encode processes: read a file once, decode it once, write its pictures.
+
+Functions here take and return plain values (paths, numpy arrays, dicts) so they cross process boundaries.
+No torch import: the workers stay small and start fast.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+
+from .imaging import Decoded, SkipImage, decode_bytes, normalize_map, overlay, resized, save_image
+
+
+def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]:
+    """(path, input_size, max_pixels) -> (input uint8 HxWx3 or None, status)."""
+    path, input_size, max_pixels = job
+    try:
+        data = Path(path).read_bytes()
+        decoded = decode_bytes(data, input_size, input_size, max_pixels)
+    except SkipImage as exc:
+        return None, f"skipped: {exc}"
+    except OSError as exc:
+        return None, f"skipped: cannot be read ({exc.strerror or exc})"
+    return decoded.model_input, "ok"
+
+
+def decode_for_report(job: dict) -> dict:
+    """Decode one photo, write its display copy into job['asset_dir'], return the network input and the
+    small copies the overlays are drawn on. Keys out: status, input, thumb, strip, width, height."""
+    try:
+        data = Path(job["path"]).read_bytes()
+        decoded: Decoded = decode_bytes(data, job["input_size"], job["display_size"], job["max_pixels"])
+    except SkipImage as exc:
+        return {"status": f"skipped: {exc}"}
+    except OSError as exc:
+        return {"status": f"skipped: cannot be read ({exc.strerror or exc})"}
+    asset_dir = Path(job["asset_dir"])
+    asset_dir.mkdir(parents=True, exist_ok=True)
+    save_image(decoded.display, asset_dir / "photo.webp", quality=82)
+    return {
+        "status": "ok",
+        "input": decoded.model_input,
+        "thumb": resized(decoded.display, job["thumb_size"]),
+        "strip": resized(decoded.display, job["strip_size"]),
+        "display_size": (decoded.display.shape[1], decoded.display.shape[0]),
+        "width": decoded.width,
+        "height": decoded.height,
+    }
+
+
+def render_assets(job: dict) -> str:
+    """Write the overlays of one photo: thumb (predicted-class CAM baked in), one heat layer per class for
+    the image page, and one tile per method and tap for the layer strip. Returns the asset folder."""
+    from .imaging import heatmap_rgb
+
+    asset_dir = Path(job["asset_dir"])
+    asset_dir.mkdir(parents=True, exist_ok=True)
+    pred = job["pred"]
+    cams = job["cams"]  # tap -> (K, H, W) float
+    last = cams[-1]
+    save_image(overlay(job["thumb"], normalize_map(last[pred])), asset_dir / "thumb.webp", quality=75)
+    w, h = job["display_size"]
+    heat_size = (max(1, w // 2), max(1, h // 2))
+    for k, name in enumerate(job["classes"]):
+        save_image(heatmap_rgb(normalize_map(last[k]), heat_size), asset_dir / f"heat-{name}.webp", quality=70)
+    for t, tap_cams in enumerate(cams):
+        save_image(overlay(job["strip"], normalize_map(tap_cams[pred])), asset_dir / f"strip-cam-{t}.webp", 72)
+    for t, g in enumerate(job.get("gradcams") or []):
+        save_image(overlay(job["strip"], normalize_map(g)), asset_dir / f"strip-gradcam-{t}.webp", 72)
+    (asset_dir / "complete").write_text("ok\n")
+    return str(asset_dir)
+
+
+def make_pool(n: int):
+    """A process pool started with 'spawn' (forking a process that runs torch threads can deadlock)."""
+    return multiprocessing.get_context("spawn").Pool(n)
