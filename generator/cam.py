@@ -148,21 +148,23 @@ class Box:
 
 
 def cam_box(cam: np.ndarray, threshold: float = 0.2) -> Box:
-    """The paper's rule: the bounding box of the largest connected region at or above threshold * max.
+    """The paper's rule: the bounding box of the largest connected region at or above `threshold` of the map.
 
-    `cam` is one map (H, W), already upsampled to the image's (model) resolution.
+    `cam` is one raw map (H, W), already upsampled to the image's (model) resolution. It is min-max scaled
+    first, as in the paper's released code, so the threshold is a fraction of the map's range.
+    `mass` is the share of the scaled map's total inside the box.
     """
-    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0)
+    cam = np.asarray(cam, dtype=np.float32)
+    cam = cam - float(cam.min())
     h, w = cam.shape
     top = float(cam.max())
-    if top <= 0:
-        return Box(0.0, 0.0, 1.0, 1.0, 1.0, 0.0)
-    labels, n = ndimage.label(cam >= threshold * top)
+    if top <= 0:  # a flat map points nowhere: the box is the whole image
+        return Box(0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
+    labels, _ = ndimage.label(cam >= threshold * top)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    region = labels == int(sizes.argmax())
-    ys, xs = np.nonzero(region)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    ys, xs = np.nonzero(labels == int(sizes.argmax()))
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     mass = float(cam[y0:y1, x0:x1].sum() / cam.sum())
     return Box(x0 / w, y0 / h, x1 / w, y1 / h, (y1 - y0) * (x1 - x0) / (h * w), mass)
 

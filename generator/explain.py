@@ -22,7 +22,8 @@ from .datasets import CLASSES, file_sha256
 from .train import TrainedModel, to_input
 from .workers import decode_for_report, render_assets
 
-RENDER_VERSION = 1  # bump when the look of the pictures changes
+RENDER_VERSION = 2  # bump when the look of the pictures changes
+EVAL_VERSION = 2  # bump when what is computed per photo changes
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def explain_sets(
     Adds columns sha256 and assets (folder of the pictures); status may turn into a skip.
     """
     n_taps = len(model.backbone.taps)
-    cache_root = Path(settings.cache_dir) / "eval" / model.fingerprint
+    cache_root = Path(settings.cache_dir) / "eval" / f"v{EVAL_VERSION}-{model.fingerprint}"
     asset_root = Path(settings.cache_dir) / "assets" / asset_key(settings, model.fingerprint)
     rows: list[dict[str, Any]] = table.to_dict("records")
     todo: list[int] = []
@@ -193,7 +194,7 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
     bar = tqdm(total=len(todo), desc="explain", unit="photo", disable=not progress, mininterval=2)
 
     def flush() -> None:
-        need = [(i, d) for i, d in batch if rows[i]["_cached"] is None]
+        need = [(i, d) for i, d in batch if rows[i].get("_cached") is None]
         if need:
             x = to_input(np.stack([d["input"] for _, d in need]), backbone, runtime.channels_last, runtime.device)
             with Explainer(net, backbone.taps, heads, gradcam=settings.gradcam, autocast_dtype=dtype) as ex:
@@ -223,7 +224,11 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
                 "strip": d["strip"],
                 "display_size": d["display_size"],
             }
+            rows[i].pop("_cached", None)  # maps go to disk and to the encoder, not into memory for the run
             pending.append(pool.apply_async(render_assets, (job,)))
+        # Bound the encode queue so memory stays flat however many photos there are.
+        while len(pending) > 4 * settings.batch_size:
+            pending.pop(0).get()
         bar.update(len(batch))
         batch.clear()
 

@@ -121,8 +121,9 @@ def _colormap(name: str) -> np.ndarray:
 
 
 def normalize_map(cam: np.ndarray) -> np.ndarray:
-    """ReLU then scale to [0, 1] by the maximum (the usual CAM display rule; torchcam does the same)."""
-    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0)
+    """Min-max scaling to [0, 1], as in Zhou et al.'s released code and torchcam's normalization."""
+    cam = np.asarray(cam, dtype=np.float32)
+    cam = cam - float(cam.min())
     top = float(cam.max())
     return cam / top if top > 0 else cam
 

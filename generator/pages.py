@@ -88,7 +88,8 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
             rel = f"sets/{summary['slug']}/" + ("index.html" if p == 0 else f"page-{p + 1}.html")
             for ph in chunk:
                 page_of[ph["slug"]] = rel.rsplit("/", 1)[1]
-            writer.page(rel, "gallery.html", set=summary, photos=chunk, page_no=p + 1, pages=pages,
+            writer.page(rel, "gallery.html", set=summary, photos=chunk, all_photos=photos, page_no=p + 1,
+                        pages=pages,
                         page_names=["index.html"] + [f"page-{i + 1}.html" for i in range(1, pages)], **common)
         for i, ph in enumerate(photos):
             prev_ph = photos[i - 1] if i > 0 else None

@@ -1,0 +1,62 @@
+"""Shared fixtures: a few real photos from ../shared/datasets, and a small site built from them once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("CAM_DATASETS", ROOT.parent / "shared" / "datasets"))
+CATS_DOGS = DATASETS / "cats_and_dogs_filtered"
+
+
+def need_datasets() -> Path:
+    if not CATS_DOGS.is_dir():
+        pytest.skip(f"real photos not found at {CATS_DOGS} (set CAM_DATASETS to the shared datasets folder)")
+    return DATASETS
+
+
+def link_photos(dest: Path, source: Path, n: int) -> list[Path]:
+    """Symlink the first n photos (sorted by name) of `source` into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in source.iterdir() if p.is_file())[:n]
+    for f in files:
+        (dest / f.name).symlink_to(f)
+    return files
+
+
+def make_small_data(root: Path, n_train: int = 24, n_test: int = 8) -> Path:
+    """data/ with train/{cats,dogs}, test/{cats,dogs}, personal/{cat,dog}, unrelated/, from real photos."""
+    ds = need_datasets()
+    data = root / "data"
+    for split, sub, n in (("train", "train", n_train), ("test", "validation", n_test)):
+        for c in ("cats", "dogs"):
+            link_photos(data / split / c, ds / "cats_and_dogs_filtered" / sub / c, n)
+    for c in ("cat", "dog"):
+        link_photos(data / "personal" / c, ds / "personal" / c, 3)
+    link_photos(data / "unrelated", ds / "unrelated", 4)
+    return data
+
+
+def small_settings(root: Path, data: Path, **extra):
+    from generator.config import make_settings
+
+    values = dict(data_dir=data, site_dir=root / "site", weights_dir=root / "weights",
+                  cache_dir=root / "cache", workers=2, batch_size=8, layer_sample=2, figure_sample=8,
+                  faithfulness_sample=4, faithfulness_steps=8)
+    values.update(extra)
+    return make_settings(values)
+
+
+@pytest.fixture(scope="session")
+def small_site(tmp_path_factory):
+    """(settings, run summary) of one end-to-end build on 48+16+6+4 real photos."""
+    from generator.build import build_site
+
+    root = tmp_path_factory.mktemp("small")
+    data = make_small_data(root)
+    settings = small_settings(root, data)
+    run = build_site(settings, log=lambda _m: None, progress=False)
+    return settings, run
