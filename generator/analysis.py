@@ -120,3 +120,34 @@ def set_summary(df: pd.DataFrame) -> dict:
     for c in CLASSES:
         summary[f"predicted_{c}"] = int((ok["prediction"] == c).sum()) if len(ok) else 0
     return summary
+
+
+def faithfulness_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each perturbation score per method over the scored photos of `df` (rows = methods)."""
+    from .faithfulness import METHODS, SCORES
+
+    cols = [f"{s}_{m}" for m in METHODS for s in SCORES]
+    if not set(cols) <= set(df.columns):
+        return pd.DataFrame(columns=["method", "n", *SCORES])
+    scored = df.dropna(subset=[f"deletion_auc_{METHODS[0]}"])
+    rows = []
+    for m in METHODS:
+        row = {"method": m, "n": len(scored)}
+        for s in SCORES:
+            row[s] = float(scored[f"{s}_{m}"].mean()) if len(scored) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ood_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Photos by how sure the cat/dog head is (max softmax probability, MSP), most sure first, with the
+    energy score over the backbone's ImageNet classifier (lower = more like the photos it was trained on)."""
+    d = df[df["status"] == "ok"]
+    d = d.assign(msp=confidence(d))
+    return d.sort_values("msp", ascending=False, kind="stable")
+
+
+def confusion_cells(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """The photos of each confusion-matrix cell (label, prediction)."""
+    d = labeled_ok(df)
+    return {(t, p): d[(d["label"] == t) & (d["prediction"] == p)] for t in CLASSES for p in CLASSES}

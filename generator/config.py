@@ -48,8 +48,8 @@ class Settings:
     box_threshold: float = _setting(0.2, "CAM box: largest region at or above this fraction of the map's maximum")
     layer_sample: int = _setting(8, "photos per set shown on layers.html (plus every mistake)")
     figure_sample: int = _setting(16, "photos per blog figure")
-    faithfulness_sample: int = _setting(64, "photos per set scored for deletion/insertion (0 = all)")
-    faithfulness_steps: int = _setting(16, "perturbation steps of the deletion/insertion curves")
+    faithfulness_sample: int = _setting(16, "photos per set scored for deletion/insertion, seeded (0 = all)")
+    faithfulness_steps: int = _setting(10, "perturbation steps of the deletion/insertion curves")
 
     @property
     def n_workers(self) -> int:

@@ -7,6 +7,7 @@ pictures by the content hash and the picture settings, so a rerun only redoes wh
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .cam import Explainer, cam_box, upsample
+from . import faithfulness
+from .cam import Explainer, cam_box, recording, upsample
 from .datasets import CLASSES, file_sha256
 from .train import TrainedModel, to_input
 from .workers import decode_for_report, render_assets
@@ -109,6 +111,23 @@ def _row_from_cache(c: dict[str, np.ndarray], n_taps: int) -> dict[str, Any]:
     return row
 
 
+def faithfulness_sample(table: pd.DataFrame, settings) -> set[int]:
+    """Positions (in `table`) of the photos scored for faithfulness: a seeded sample of each set's files."""
+    chosen: set[int] = set()
+    positions = np.arange(len(table))
+    for s in table["set"].unique():
+        idx = positions[(table["set"] == s).to_numpy() & (table["status"] == "ok").to_numpy()]
+        n = len(idx) if settings.faithfulness_sample <= 0 else min(settings.faithfulness_sample, len(idx))
+        rng = np.random.default_rng([settings.seed, zlib.crc32(s.encode("utf-8", "surrogateescape"))])
+        chosen.update(int(i) for i in rng.choice(idx, size=n, replace=False))
+    return chosen
+
+
+def _faith_values(c: dict[str, np.ndarray]) -> dict[str, float]:
+    names = [f"{s}_{m}" for m in faithfulness.METHODS for s in faithfulness.SCORES]
+    return {name: float(v) for name, v in zip(names, c["scores"], strict=True)}
+
+
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
@@ -141,10 +160,14 @@ def explain_sets(
     n_taps = len(model.backbone.taps)
     cache_root = Path(settings.cache_dir) / "eval" / f"v{EVAL_VERSION}-{model.fingerprint}"
     asset_root = Path(settings.cache_dir) / "assets" / asset_key(settings, model.fingerprint)
+    faith_root = (Path(settings.cache_dir) / "faith"
+                  / f"v{EVAL_VERSION}-{model.fingerprint}-s{settings.faithfulness_steps}-seed{settings.seed}")
     rows: list[dict[str, Any]] = table.to_dict("records")
+    sample = faithfulness_sample(table, settings)
     todo: list[int] = []
     for idx, row in enumerate(rows):
         row.setdefault("assets", "")
+        row["faith_file"] = ""
         if row["status"] != "ok":
             continue
         try:
@@ -155,8 +178,14 @@ def explain_sets(
         cached = _load_npz(cache_root / row["sha256"][:2] / f"{row['sha256']}.npz")
         adir = asset_root / row["sha256"][:2] / row["sha256"]
         row["assets"] = str(adir)
-        if cached is not None and (adir / "complete").exists():
+        faith = None
+        if idx in sample:
+            row["faith_file"] = str(faith_root / row["sha256"][:2] / f"{row['sha256']}.npz")
+            faith = _load_npz(Path(row["faith_file"]))
+        if cached is not None and (adir / "complete").exists() and (idx not in sample or faith is not None):
             row.update(_row_from_cache(cached, n_taps))
+            if faith is not None:
+                row.update(_faith_values(faith))
         else:
             row["_cached"] = cached
             todo.append(idx)
@@ -165,6 +194,7 @@ def explain_sets(
         _compute(model, rows, todo, settings, pool, runtime, cache_root, progress)
     for row in rows:
         row.pop("_cached", None)
+        row.pop("faith_file", None)
     return pd.DataFrame(rows)
 
 
@@ -188,6 +218,18 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
         net = net.to(memory_format=torch.channels_last)
     heads = [type(h)(weight=h.weight.to(runtime.device), bias=h.bias.to(runtime.device)) for h in model.heads]
     n_taps = len(backbone.taps)
+    last_tap = backbone.taps[-1]
+
+    def probs_of(batch: torch.Tensor) -> torch.Tensor:
+        """The classifier's probabilities (head on the last tap), for the perturbation scores."""
+        if runtime.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with recording(net, (last_tap,)) as store, torch.inference_mode():
+            with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=runtime.autocast):
+                net(batch)
+            pooled = store[last_tap].float().mean(dim=(2, 3))
+        return (pooled @ heads[-1].weight.T + heads[-1].bias).softmax(1)
+
     pending = []  # async render results, checked at the end so worker errors surface
     batch: list[tuple[int, dict]] = []
     dtype = torch.bfloat16 if runtime.autocast else None
@@ -214,6 +256,16 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
             c = rows[i]["_cached"]
             rows[i].update(_row_from_cache(c, n_taps))
             cams, grads = cams_of(c, n_taps, settings.gradcam)
+            known = _load_npz(Path(rows[i]["faith_file"])) if rows[i]["faith_file"] else None
+            if known is not None:
+                rows[i].update(_faith_values(known))
+            elif rows[i]["faith_file"]:
+                x1 = to_input(d["input"][None], backbone, False, runtime.device)[0]
+                pred = CLASSES.index(rows[i]["prediction"])
+                scores = faithfulness.photo_scores(probs_of, x1, torch.from_numpy(cams[-1][pred]), pred,
+                                                   settings.faithfulness_steps, settings.seed)
+                _save_npz(Path(rows[i]["faith_file"]), {"scores": np.array(list(scores.values()))})
+                rows[i].update(scores)
             job = {
                 "asset_dir": rows[i]["assets"],
                 "pred": CLASSES.index(rows[i]["prediction"]),

@@ -131,6 +131,75 @@ def confusion_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool
     return True
 
 
+def reliability_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
+    """Reliability diagram (accuracy vs confidence per bin) with each set's expected calibration error."""
+    sets = [s for s in sets if len(analysis.labeled_ok(results[results["set"] == s]))]
+    if not sets:
+        return False
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        rel = analysis.set_reliability(results[results["set"] == s])
+        centers = (rel.edges[:-1] + rel.edges[1:]) / 2
+        width = rel.edges[1] - rel.edges[0]
+        filled = rel.counts > 0
+        ax.bar(centers[filled], rel.accuracy[filled], width=width * 0.9, color="#4878cf", label="accuracy")
+        ax.plot([rel.edges[0], 1], [rel.edges[0], 1], "k--", lw=1, label="perfect calibration")
+        for c, a, n in zip(centers[filled], rel.accuracy[filled], rel.counts[filled]):
+            ax.text(c, min(a, 0.98), str(n), ha="center", va="top", fontsize=7, color="white")
+        ax.set_xlim(rel.edges[0], 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("confidence of the prediction")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{safe_name(s)}: ECE {rel.ece:.4f}")
+        ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)
+    return True
+
+
+def confidence_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
+    """Histograms of confidence for correct vs wrong predictions (log counts: mistakes are rare)."""
+    sets = [s for s in sets if len(analysis.labeled_ok(results[results["set"] == s]))]
+    if not sets:
+        return False
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.2), squeeze=False)
+    bins = np.linspace(0.5, 1.0, 21)
+    for ax, s in zip(axes[0], sets):
+        d = analysis.labeled_ok(results[results["set"] == s])
+        conf = analysis.confidence(d)
+        right = d["prediction"] == d["label"]
+        ax.hist(conf[right], bins=bins, color="#1f8a3b", alpha=0.7, label=f"correct ({int(right.sum())})")
+        ax.hist(conf[~right], bins=bins, color=WRONG, alpha=0.8, label=f"wrong ({int((~right).sum())})")
+        ax.set_yscale("log")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("photos (log scale)")
+        ax.set_title(safe_name(s))
+        ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)
+    return True
+
+
+def attention_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
+    """CAM box area share vs in-box mass share, correct vs wrong: is a mistake's attention diffuse?"""
+    d = pd.concat([analysis.labeled_ok(results[results["set"] == s]) for s in sets]) if sets else pd.DataFrame()
+    if d.empty or "box_area" not in d:
+        return False
+    right = d["prediction"] == d["label"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    axes[0].scatter(d.loc[right, "box_area"], d.loc[right, "box_mass"], s=6, alpha=0.35, color="#1f8a3b",
+                    label="correct")
+    axes[0].scatter(d.loc[~right, "box_area"], d.loc[~right, "box_mass"], s=30, marker="x", color=WRONG,
+                    label="wrong")
+    axes[0].set_xlabel("share of the photo inside the CAM box")
+    axes[0].set_ylabel("share of the CAM inside the box")
+    axes[0].legend(fontsize=8)
+    groups = [d.loc[right, "box_area"].dropna(), d.loc[~right, "box_area"].dropna()]
+    axes[1].boxplot(groups, tick_labels=["correct", "wrong"])
+    axes[1].set_ylabel("box area share")
+    axes[1].set_title("CAM box size by outcome", fontsize=10)
+    _save(fig, path)
+    return True
+
+
 def make_all(results: pd.DataFrame, model, settings, outdir: Path) -> list[dict]:
     """Every figure; returns [{file, caption, alt}] for the pages."""
     outdir = Path(outdir)
@@ -155,4 +224,13 @@ def make_all(results: pd.DataFrame, model, settings, outdir: Path) -> list[dict]
         "Grid: rows are photos, columns are network stages, each showing the stage's CAM.")
     add(confusion_figure(results, eval_sets, outdir / "confusion.png"), "confusion.png",
         "Confusion matrix per labeled set.", "Confusion matrices of the labeled sets.")
+    add(reliability_figure(results, eval_sets, outdir / "reliability.png"), "reliability.png",
+        "Reliability diagram: accuracy per confidence bin (bar labels: photos per bin) and the expected "
+        "calibration error (ECE) per labeled set.", "Reliability diagrams of the labeled sets.")
+    add(confidence_figure(results, eval_sets, outdir / "confidence.png"), "confidence.png",
+        "Confidence of correct and wrong predictions (log-scale counts).",
+        "Histograms of prediction confidence, correct versus wrong.")
+    add(attention_figure(results, eval_sets, outdir / "attention.png"), "attention.png",
+        "Where the model looks: CAM box area vs the share of the map inside it, correct vs wrong predictions.",
+        "Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome.")
     return made

@@ -72,7 +72,8 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
 
     nav = [{"title": "Overview", "href": "index.html"}] + [
         {"title": m[2]["name"], "href": f"sets/{m[2]['slug']}/index.html"} for m in set_models
-    ] + [{"title": "Layers", "href": "layers.html"}, {"title": "Skipped", "href": "skipped.html"}]
+    ] + [{"title": "Errors", "href": "errors.html"}, {"title": "Layers", "href": "layers.html"},
+         {"title": "Figures", "href": "figures.html"}, {"title": "Skipped", "href": "skipped.html"}]
     common = {"nav": nav, "run": run, "classes": CLASSES}
 
     writer.page("index.html", "index.html", summaries=summaries, figures=figure_list,
@@ -98,6 +99,16 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
                         gallery_page=page_of[ph["slug"]], index=i + 1, count=len(photos),
                         gradcam=settings.gradcam, **common)
 
+    error_groups = []
+    for _s, df, summary in set_models:
+        error_groups.append(_error_model(writer, df, summary, run, settings, common))
+    reference = results[(results["set"] == "test") & (results["status"] == "ok")]
+    writer.page("errors.html", "errors.html", groups=error_groups,
+                reference={"energy": _f(reference["imagenet_energy"].median()) if len(reference) else None,
+                           "msp": _f(analysis.confidence(reference).median()) if len(reference) else None},
+                steps=settings.faithfulness_steps, sample=settings.faithfulness_sample, **common)
+    writer.page("figures.html", "figures.html", figures=figure_list, **common)
+
     layer_rows = _layer_sample(results, eval_sets, run, settings)
     writer.page("layers.html", "layers.html", summaries=summaries, groups=layer_rows, gradcam=settings.gradcam,
                 **common)
@@ -105,6 +116,31 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
     writer.page("skipped.html", "skipped.html",
                 skipped=[{"set": safe_name(r["set"]), "file": safe_name(r["file"]), "status": r["status"]}
                          for r in skipped.to_dict("records")], **common)
+
+
+def _error_model(writer: SiteWriter, df: pd.DataFrame, summary: dict, run: dict, settings, common) -> dict:
+    """errors.html's section of one set; writes one page per confusion-matrix cell."""
+    group: dict[str, Any] = {"set": summary, "labeled": bool(summary["labeled"])}
+    faith = analysis.faithfulness_summary(df)
+    group["faithfulness"] = faith.to_dict("records")
+    if summary["labeled"]:
+        rel = analysis.set_reliability(df)
+        group["ece"] = rel.ece
+        group["mistakes"] = [dict(photo_model(r, run), true=r["label"]) for r in
+                             analysis.mistakes(df).to_dict("records")]
+        group["near"] = [photo_model(r, run) for r in analysis.near_misses(df).to_dict("records")]
+        cells = {}
+        for (t, p), cell in analysis.confusion_cells(df).items():
+            rel_path = f"sets/{summary['slug']}/cell-{t}-as-{p}.html"
+            cells[(t, p)] = {"count": len(cell), "href": rel_path}
+            writer.page(rel_path, "cell.html", set=summary, label=t, pred=p,
+                        photos=[photo_model(r, run) for r in cell.to_dict("records")], **common)
+        group["cells"] = {t: {p: cells[(t, p)] for p in CLASSES} for t in CLASSES}
+        group["attention"] = analysis.attention_by_outcome(df).to_dict("records")
+    else:
+        ood = analysis.ood_table(df)
+        group["ood"] = [dict(photo_model(r, run), msp=_f(r["msp"])) for r in ood.to_dict("records")]
+    return group
 
 
 def _layer_sample(results: pd.DataFrame, eval_sets: list[str], run: dict, settings) -> list[dict]:
