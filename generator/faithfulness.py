@@ -94,10 +94,13 @@ def score_maps(
     return out
 
 
-def _blur(x: torch.Tensor, sigma: float = 8.0) -> torch.Tensor:
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """The insertion start: the photo blurred with sigma = size / 28 (8 px at 224 px)."""
     from torchvision.transforms.functional import gaussian_blur
 
-    k = int(4 * sigma) | 1
+    size = min(x.shape[-2:])
+    sigma = max(size / 28, 0.5)
+    k = int(4 * sigma) | 1  # about size / 7: always inside the image
     return gaussian_blur(x[None], [k, k], [sigma, sigma])[0]
 
 
