@@ -109,35 +109,61 @@ def checkpoint_path(weights_dir: Path, backbone: str) -> Path:
 
 
 def save_checkpoint(path: Path, heads: list[LinearHead], meta: dict[str, Any]) -> None:
-    """Written to a temporary file and renamed: a killed run never leaves half a checkpoint."""
+    """Written to a temporary file, flushed to disk and renamed: a killed run never leaves half a checkpoint."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "format": CHECKPOINT_FORMAT,
         "meta_json": json.dumps(meta, sort_keys=True),
-        "heads": [{"weight": h.weight.contiguous(), "bias": h.bias.contiguous()} for h in heads],
+        "heads": [{"weight": h.weight.detach().cpu().contiguous(), "bias": h.bias.detach().cpu().contiguous()}
+                  for h in heads],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(blob, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: Path) -> tuple[list[LinearHead], dict[str, Any]]:
-    """Load with weights_only=True. Raises WeightsError naming the file for anything that is not ours."""
+    """Load with weights_only=True (no code in a checkpoint ever runs). Raises WeightsError naming the file
+    for anything that is not a complete checkpoint written by this generator."""
+    what = f"not a checkpoint written by this generator (format {CHECKPOINT_FORMAT})"
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: damaged or not a checkpoint ({type(exc).__name__})") from exc
+        raise WeightsError(f"{path}: damaged, truncated or {what} ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "meta_json" not in blob:
-        raise WeightsError(f"{path}: not a checkpoint written by this generator (format {CHECKPOINT_FORMAT})")
+        raise WeightsError(f"{path}: {what}")
     try:
         meta = json.loads(blob["meta_json"])
         heads = [LinearHead(weight=h["weight"].float(), bias=h["bias"].float()) for h in blob["heads"]]
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise WeightsError(f"{path}: checkpoint is incomplete ({exc})") from exc
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        raise WeightsError(f"{path}: checkpoint is incomplete ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: checkpoint metadata is not a table of settings")
+    missing = [k for k in ("backbone", "backbone_weights_sha256", "classes", "input_size", "mean", "std",
+                           "data_key", "recipe") if k not in meta]
+    if missing:
+        raise WeightsError(f"{path}: checkpoint metadata lacks {', '.join(missing)}")
+    if not heads:
+        raise WeightsError(f"{path}: checkpoint holds no heads")
     return heads, meta
 
 
-def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes: tuple[str, ...]) -> None:
+def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes: tuple[str, ...],
+                meta: dict[str, Any] | None = None) -> None:
+    """The heads fit this backbone and these classes (shapes, finite values), and, given the metadata,
+    it names the same backbone and classes. Raises WeightsError naming the file otherwise."""
+    if meta is not None:
+        if meta.get("backbone") != backbone.name:
+            raise WeightsError(f"{path}: made for backbone {meta.get('backbone')!r}, not {backbone.name!r}")
+        if list(meta.get("classes", [])) != list(classes):
+            raise WeightsError(f"{path}: made for classes {meta.get('classes')!r}, not {list(classes)!r}")
     channels = backbone.channels
     if len(heads) != len(channels):
         raise WeightsError(f"{path}: has {len(heads)} heads, {backbone.name} has {len(channels)} taps")
@@ -289,11 +315,13 @@ def train_or_load(backbone: Backbone, train_rows, settings, pool, runtime, log=p
         y_all = np.concatenate([y, y]) if mirror else y
         groups = np.concatenate([np.arange(len(y))] * (2 if mirror else 1))
         heads, scores = [], {}
+        last = len(x_all) - 1
         for t, x in enumerate(x_all):
             heads.append(fit_logistic(x, y_all, len(CLASSES), settings.weight_decay))
             scores[f"tap{t}_train_accuracy"] = float((predict(heads[-1], feats[t]) == y).mean())
-            scores[f"tap{t}_cv5_accuracy"] = cross_validated_accuracy(
-                x, y_all, len(CLASSES), settings.weight_decay, 5, settings.seed, groups)
+        # Cross-validate the head only: the probes' accuracy is measured on every labeled set instead.
+        scores[f"tap{last}_cv5_accuracy"] = cross_validated_accuracy(
+            x_all[last], y_all, len(CLASSES), settings.weight_decay, 5, settings.seed, groups)
         meta = dict(wanted, scores=scores, n_train=int(ok.sum()))
         save_checkpoint(path, heads, meta)
         log(f"saved {path} (5-fold accuracy of the head: {scores[f'tap{len(heads) - 1}_cv5_accuracy']:.4f})")
