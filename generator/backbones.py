@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,25 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth?$")
+
+
+def check_named_hash(path: Path, sha256: str) -> None:
+    """Files named like torch.hub's (resnet18-f37072fd.pth) carry the start of their sha256: check it, so a
+    damaged or swapped copy that still unpickles is refused instead of giving a silently wrong model."""
+    m = _HASH_IN_NAME.search(Path(path).name)
+    if m and not sha256.startswith(m.group(1)):
+        raise WeightsError(
+            f"{path}: content does not match the hash in its name (sha256 {sha256[:12]}..., name says "
+            f"{m.group(1)}); the file is damaged or not the original: delete it and get it again."
+        )
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """torch.load with weights_only=True; a damaged file becomes a WeightsError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; get it again (`make setup` or `make weights`).")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -73,8 +91,11 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: is not a state dict of tensors; delete it and get it again.")
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise WeightsError(f"{path}: tensor {k} holds NaN or infinite values; delete it and get it again.")
     return state
 
 
@@ -98,19 +119,21 @@ def build_efficientnet_lite0(weights: Path | None = None) -> Backbone:
 
     path = Path(weights) if weights else efficientnet_lite0_weights_path()
     source = load_state_dict(path)
+    sha = sha256_of(path)
+    check_named_hash(path, sha)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     target = model.state_dict()
     if len(source) != len(target):
         raise WeightsError(
             f"{path}: has {len(source)} tensors, tf_efficientnet_lite0 needs {len(target)}; "
-            "it is not EfficientNet-Lite0 weights."
+            "it is not EfficientNet-Lite0 weights: reinstall them (`make setup`) or pass the right file."
         )
     mapped = {}
     for (tk, tv), (sk, sv) in zip(target.items(), source.items()):
         if tuple(tv.shape) != tuple(sv.shape):
             raise WeightsError(
                 f"{path}: tensor {sk} has shape {tuple(sv.shape)} where {tk} needs {tuple(tv.shape)}; "
-                "it is not EfficientNet-Lite0 weights."
+                "it is not EfficientNet-Lite0 weights: reinstall them (`make setup`) or pass the right file."
             )
         mapped[tk] = sv
     model.load_state_dict(mapped, strict=True)
@@ -123,7 +146,7 @@ def build_efficientnet_lite0(weights: Path | None = None) -> Backbone:
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         weights_file=str(path.name),
-        weights_sha256=sha256_of(path),
+        weights_sha256=sha,
         imagenet_classifier="classifier",
     )
 
@@ -145,6 +168,8 @@ def build_resnet18(weights: Path) -> Backbone:
 
     model = torchvision.models.resnet18(weights=None)
     state = load_state_dict(weights)
+    sha = sha256_of(weights)
+    check_named_hash(weights, sha)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -161,7 +186,7 @@ def build_resnet18(weights: Path) -> Backbone:
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
         weights_file=str(Path(weights).name),
-        weights_sha256=sha256_of(weights),
+        weights_sha256=sha,
         imagenet_classifier="fc",
     )
 

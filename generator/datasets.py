@@ -34,42 +34,53 @@ def label_for(relative: str) -> str:
 
 
 def scan_set(name: str, root: Path) -> list[ScanRow]:
-    """Every file under `root`, sorted by name. Symlinks are followed inside the set; loops are refused.
+    """Every file under `root`, sorted by name, one row each: status "ok" or "skipped: <reason>".
 
-    Hidden files and folders (name starting with '.') are listed as skipped, with what they were.
+    Symbolic links are followed (the sets themselves are often links to where the photos live); a folder
+    link that leads back to a folder being scanned (a loop), or to one already scanned, is listed as skipped
+    and not entered, so a scan always ends and no file is counted twice. Hidden files and folders (name
+    starting with '.') are listed as skipped ("ignored"), with what they were; a hidden folder's contents
+    are not opened.
     """
     rows: list[ScanRow] = []
     root = Path(root)
-    seen_dirs: set[str] = set()
+    scanned: dict[str, str] = {}  # real path of each folder entered -> its path inside the set
 
     def skip(rel: str, path: str, reason: str) -> None:
         rows.append(ScanRow(name, rel, path, label_for(rel), f"skipped: {reason}"))
 
-    def walk(folder: Path, prefix: str) -> None:
+    def shown(rel: str) -> str:
+        return f"'{rel}'" if rel else "the set folder itself"
+
+    def walk(folder: Path, prefix: str, ancestors: frozenset[str]) -> None:
+        rel_here = prefix.rstrip("/")
         real = os.path.realpath(folder)
-        if real in seen_dirs:
-            skip(prefix.rstrip("/") or ".", str(folder), "folder link loop (already visited); not followed")
+        if real in ancestors:
+            skip(rel_here, str(folder), f"folder link loop: leads back to {shown(scanned[real])}; not followed")
             return
-        seen_dirs.add(real)
+        if real in scanned:
+            skip(rel_here, str(folder),
+                 f"folder link to {shown(scanned[real])}, which is already scanned; not counted twice")
+            return
+        scanned[real] = rel_here
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            skip(prefix.rstrip("/") or ".", str(folder), f"folder cannot be read ({exc.strerror})")
+            skip(rel_here or ".", str(folder), f"folder cannot be read ({exc.strerror or exc})")
             return
+        inside = ancestors | {real}
         for entry in entries:
             rel = prefix + entry.name
-            if entry.name.startswith("."):
-                what = "folder" if entry.is_dir() else "file"
-                skip(rel, entry.path, f"hidden {what}, ignored")
-                continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks
                 is_file = entry.is_file()
-            except OSError as exc:
-                skip(rel, entry.path, f"cannot be read ({exc.strerror})")
+            except OSError as exc:  # e.g. a link to itself (too many levels of symbolic links)
+                skip(rel, entry.path, f"cannot be read ({exc.strerror or exc})")
                 continue
-            if is_dir:
-                walk(Path(entry.path), rel + "/")
+            if entry.name.startswith("."):
+                skip(rel, entry.path, f"hidden {'folder' if is_dir else 'file'}, ignored")
+            elif is_dir:
+                walk(Path(entry.path), rel + "/", inside)
             elif not is_file:
                 reason = "broken symbolic link" if entry.is_symlink() else "not a regular file"
                 skip(rel, entry.path, reason)
@@ -80,7 +91,7 @@ def scan_set(name: str, root: Path) -> list[ScanRow]:
                 rows.append(ScanRow(name, rel, entry.path, label_for(rel), "ok"))
 
     if root.is_dir():
-        walk(root, "")
+        walk(root, "", frozenset())
     return rows
 
 

@@ -137,10 +137,17 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
     try:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError):
-        return None  # a damaged cache entry is simply recomputed
+    except Exception:  # missing, truncated (zipfile.BadZipFile), bad CRC, not an npz: recomputed, never trusted
+        return None
+
+
+def _complete(c: dict[str, np.ndarray] | None, n_taps: int, gradcam: bool) -> dict[str, np.ndarray] | None:
+    """The cache entry if it holds every array a row and its pictures need, else None (recompute)."""
+    need = ["logits", "probe_logits", "box", "size", *(f"cam{t}" for t in range(n_taps))]
+    need += [f"gradcam{t}" for t in range(n_taps)] if gradcam else []
+    return c if c is not None and all(k in c for k in need) else None
 
 
 def cams_of(c: dict[str, np.ndarray], n_taps: int, gradcam: bool) -> tuple[list, list | None]:
@@ -175,7 +182,8 @@ def explain_sets(
         except OSError as exc:
             row["status"] = f"skipped: cannot be read ({exc.strerror or exc})"
             continue
-        cached = _load_npz(cache_root / row["sha256"][:2] / f"{row['sha256']}.npz")
+        cached = _complete(_load_npz(cache_root / row["sha256"][:2] / f"{row['sha256']}.npz"), n_taps,
+                           settings.gradcam)
         adir = asset_root / row["sha256"][:2] / row["sha256"]
         row["assets"] = str(adir)
         faith = None

@@ -149,7 +149,7 @@ def import_all(data_dir: Path, source: Path | None, personal: Path | None, unrel
     elif need_main:
         if not download:
             raise DataError(
-                "data/train and data/test are missing: run `make data SOURCE=<folder or zip of "
+                f"{data_dir / 'train'} and {data_dir / 'test'} are missing: run `make data SOURCE=<folder or zip of "
                 "cats_and_dogs_filtered>` (here: SOURCE=../shared/datasets/cats_and_dogs_filtered), or "
                 "`make data DOWNLOAD=1` where a network exists."
             )

@@ -33,13 +33,35 @@ class Decoded:
     height: int
 
 
+# What Image.open may hand the file to. Pillow otherwise sniffs every format it knows, EPS included (which
+# runs Ghostscript); a photo's content is checked against this list whatever its extension says.
+DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scale_to_uint8(arr: np.ndarray, top: float) -> np.ndarray:
+    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=top, neginf=0.0)
+    return np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB: alpha composited on white, 16-bit and float scaled, CMYK converted."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if img.mode.startswith("I;16"):
+        return Image.fromarray(_scale_to_uint8(np.asarray(img), 65535.0), "L").convert("RGB")
+    if img.mode == "I":
+        arr = np.asarray(img)
+        top = 65535.0 if arr.size and arr.max() > 255 else 255.0
+        return Image.fromarray(_scale_to_uint8(arr, top), "L").convert("RGB")
+    if img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
+        finite = arr[np.isfinite(arr)]
+        peak = float(finite.max()) if finite.size else 0.0
+        top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else peak  # [0, 1], [0, 255] or whatever range
+        return Image.fromarray(_scale_to_uint8(arr, top), "L").convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -54,55 +76,59 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def decode_bytes(data: bytes, input_size: int, display_size: int, max_pixels: int) -> Decoded:
     """Decode an image file's bytes, upright (EXIF orientation), to the network input and a display copy.
 
-    Raises SkipImage with a one-line reason for anything that is not a usable photo.
+    Raises SkipImage with a one-line reason for anything that is not a usable photo: nothing else escapes,
+    so one odd file can never stop a run.
     """
     if not data:
         raise SkipImage("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: pixels are fine
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=DECODERS)
             w, h = img.size
+            if w < 1 or h < 1:
+                raise SkipImage(f"image has no pixels ({w}x{h})")
             if w * h > max_pixels:
                 raise SkipImage(f"too large: {w}x{h} pixels is over the limit of {max_pixels:,} (max_pixels)")
+            orig_w, orig_h = _upright_size(img)
             if getattr(img, "is_animated", False):
-                img.seek(0)  # animated GIF/WebP: the first frame is the photo
-            if img.format == "JPEG":
+                img.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame is the photo
+            if img.format in ("JPEG", "MPO"):
                 # Let libjpeg decode at a reduced scale: much faster, and still >= what we display.
                 img.draft("RGB", (max(display_size, input_size),) * 2)
             img.load()
             img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
+            width, height = img.size
+            model_input = np.asarray(img.resize((input_size, input_size), Image.BICUBIC, reducing_gap=3.0))
+            scale = min(1.0, display_size / max(width, height))
+            display_img = img
+            if scale < 1.0:
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                display_img = img.resize(size, Image.LANCZOS, reducing_gap=3.0)
+            display = np.asarray(display_img)
     except SkipImage:
         raise
     except UnidentifiedImageError:
-        raise SkipImage("not a readable image (Pillow cannot identify its format)") from None
-    except Image.DecompressionBombError as exc:
-        raise SkipImage(f"too large to decode safely ({exc})") from None
-    except Image.DecompressionBombWarning as exc:
-        raise SkipImage(f"too large to decode safely ({exc})") from None
+        raise SkipImage("not a readable image (its content is none of " + ", ".join(DECODERS) + ")") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SkipImage(f"too large to decode safely ({_one_line(exc)})") from None
+    except MemoryError:
+        raise SkipImage("too large to decode in the memory available") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise SkipImage(f"damaged or truncated image ({type(exc).__name__}: {exc})") from None
-    width, height = img.size
-    if width < 1 or height < 1:
-        raise SkipImage("image has no pixels")
-    model_input = np.asarray(img.resize((input_size, input_size), Image.BICUBIC, reducing_gap=3.0))
-    scale = min(1.0, display_size / max(width, height))
-    display_img = img
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        display_img = img.resize(size, Image.LANCZOS, reducing_gap=3.0)
-    # Original size as it is upright, before JPEG draft scaling.
-    orig_w, orig_h = _upright_size(data)
-    return Decoded(model_input=model_input, display=np.asarray(display_img), width=orig_w, height=orig_h)
+        raise SkipImage(f"damaged or truncated image ({type(exc).__name__}: {_one_line(exc)})") from None
+    except Exception as exc:  # a decoder bug on a hostile file: still one file skipped, not a crashed run
+        raise SkipImage(f"damaged image, the decoder failed ({type(exc).__name__}: {_one_line(exc)})") from None
+    return Decoded(model_input=model_input, display=display, width=orig_w, height=orig_h)
 
 
-def _upright_size(data: bytes) -> tuple[int, int]:
-    img = Image.open(io.BytesIO(data))
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """Size of the original as it is shown upright (before JPEG draft scaling)."""
     w, h = img.size
     try:
         orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # a broken EXIF block does not change the pixels we already decoded
+    except Exception:  # a broken EXIF block does not change the pixels
         orientation = 1
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
@@ -153,6 +179,24 @@ def resized(photo: np.ndarray, longest: int) -> np.ndarray:
     if size == (w, h):
         return photo
     return np.asarray(Image.fromarray(photo).resize(size, Image.LANCZOS, reducing_gap=3.0))
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """Largest file worth reading for an image of at most max_pixels: 16-bit RGB uncompressed, plus slack."""
+    return 6 * max_pixels + (16 << 20)
+
+
+def read_image_file(path: str | Path, max_pixels: int) -> bytes:
+    """The bytes of a photo file; SkipImage (with the reason) when it cannot or should not be read."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_file_bytes(max_pixels):
+                raise SkipImage(f"file too large: {size:,} bytes for an image of at most {max_pixels:,} pixels "
+                                "(max_pixels)")
+            return fh.read(max_file_bytes(max_pixels) + 1)
+    except OSError as exc:
+        raise SkipImage(f"cannot be read ({exc.strerror or _one_line(exc)})") from None
 
 
 def save_image(array: np.ndarray, path: Path, quality: int = 80) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import analysis
 from .datasets import CLASSES
-from .render import SiteWriter, safe_name
+from .render import SiteWriter, safe_name, set_slug
 
 
 def _f(v: Any) -> float | None:
@@ -55,7 +55,7 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
     for s in run["sets"]:
         df = results[results["set"] == s]
         summary = analysis.set_summary(df)
-        summary.update(name=safe_name(s), slug=df["set_slug"].iloc[0] if len(df) else s,
+        summary.update(name=safe_name(s), slug=set_slug(s),
                        is_train=s == settings.train_set, confusion=None, probe_accuracy=None)
         if summary["labeled"]:
             summary["confusion"] = analysis.confusion(df).to_dict(orient="index")

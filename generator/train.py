@@ -274,12 +274,12 @@ def train_or_load(backbone: Backbone, train_rows, settings, pool, runtime, log=p
     if path.exists():
         try:
             heads, meta = read_checkpoint(path)
-            check_heads(path, heads, backbone, CLASSES)
+            check_heads(path, heads, backbone, CLASSES, meta)
             diff = mismatch(meta, wanted)
             if diff:
                 log(f"{path}: made for other {', '.join(diff)}; retraining and replacing it.")
                 heads = None
-        except (WeightsError, KeyError) as exc:
+        except (WeightsError, KeyError, TypeError) as exc:
             log(f"{exc}; retraining and replacing it.")
             heads = None
 
@@ -289,8 +289,11 @@ def train_or_load(backbone: Backbone, train_rows, settings, pool, runtime, log=p
     if fcache.exists():
         try:
             cached = torch.load(fcache, map_location="cpu", weights_only=True)
-        except Exception:
-            cached = None  # damaged cache: recompute
+        except Exception:  # damaged cache: recompute
+            cached = None
+        if not (isinstance(cached, dict) and {"feats", "statuses", "mirror"} <= set(cached)
+                and len(cached["statuses"]) == len(paths)):
+            cached = None
     if cached is None:
         mirrors = ", and their mirror images" if settings.hflip else ""
         log(f"extracting training features ({len(paths)} photos{mirrors})")

@@ -11,19 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .imaging import Decoded, SkipImage, decode_bytes, normalize_map, overlay, resized, save_image
+from .imaging import Decoded, SkipImage, decode_bytes, normalize_map, overlay, read_image_file, resized, save_image
 
 
 def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]:
     """(path, input_size, max_pixels) -> (input uint8 HxWx3 or None, status)."""
     path, input_size, max_pixels = job
     try:
-        data = Path(path).read_bytes()
-        decoded = decode_bytes(data, input_size, input_size, max_pixels)
+        decoded = decode_bytes(read_image_file(path, max_pixels), input_size, input_size, max_pixels)
     except SkipImage as exc:
         return None, f"skipped: {exc}"
-    except OSError as exc:
-        return None, f"skipped: cannot be read ({exc.strerror or exc})"
     return decoded.model_input, "ok"
 
 
@@ -31,12 +28,10 @@ def decode_for_report(job: dict) -> dict:
     """Decode one photo, write its display copy into job['asset_dir'], return the network input and the
     small copies the overlays are drawn on. Keys out: status, input, thumb, strip, width, height."""
     try:
-        data = Path(job["path"]).read_bytes()
+        data = read_image_file(job["path"], job["max_pixels"])
         decoded: Decoded = decode_bytes(data, job["input_size"], job["display_size"], job["max_pixels"])
     except SkipImage as exc:
         return {"status": f"skipped: {exc}"}
-    except OSError as exc:
-        return {"status": f"skipped: cannot be read ({exc.strerror or exc})"}
     asset_dir = Path(job["asset_dir"])
     asset_dir.mkdir(parents=True, exist_ok=True)
     save_image(decoded.display, asset_dir / "photo.webp", quality=82)

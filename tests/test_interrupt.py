@@ -1,0 +1,336 @@
+"""End to end, through the command line: a folder of every awkward file and name next to a few real photos.
+
+One complete build, then checks that every file is accounted for (results.csv, skipped.html, index counts),
+that no file name reaches the HTML as markup and every link resolves; then runs killed with SIGKILL at two
+moments (while explaining, while writing the new site), the old site checked intact after each; then a damaged
+cache entry and a rerun that completes with the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+from conftest import CATS_DOGS, make_small_data
+from PIL import Image
+
+from generator.render import safe_name
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_PIXELS = 1_000_000
+ODD_SET = "odd <xss-set>set & \"q\" #?%"
+EMPTY_SET = "empty #?% set"
+XSS = "<img src=x onerror=alert(1)>.jpg"
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def make_odd_set(folder: Path, photos: list[Path]) -> dict[str, str]:
+    """Write the awkward set; returns file (as shown) -> expected status prefix."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    expect: dict[str, str] = {}
+
+    def img(rel: str, image: Image.Image, fmt: str, status: str = "ok", **kw) -> None:
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        image.save(p, fmt, **kw)
+        expect[rel] = status
+
+    def raw(rel: str, data: bytes, status: str) -> None:
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        expect[rel] = status
+
+    noise = Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    # names: real photos under names full of HTML/URL specials and Unicode traps
+    for i, name in enumerate([XSS, "a&b \"q\" 'x' #frag?x=1%20.jpg", "caf\u00e9.jpg", "cafe\u0301.jpg",
+                              "Case.jpg", "case.jpg", "\u202egpj.exe.jpg", "  spaced  name .jpg",
+                              "cat/<script>alert(1)</script> dir/nested.jpg", "dog/x\u200f\u05d0.jpg"]):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(photos[i % len(photos)].read_bytes())
+        expect[name] = "ok"
+    bad = os.fsencode(folder) + b"/latin1-\xe9t\xe9.jpg"
+    with open(bad, "wb") as fh:
+        fh.write(photos[0].read_bytes())
+    expect[safe_name(os.fsdecode(b"latin1-\xe9t\xe9.jpg"))] = "ok"
+    # kinds of picture that must decode
+    rgba = np.zeros((30, 30, 4), np.uint8)
+    rgba[..., 1] = 200
+    rgba[10:, :, 3] = 255
+    img("alpha.png", Image.fromarray(rgba, "RGBA"), "PNG")
+    img("palette.png", noise.convert("P", palette=Image.Palette.ADAPTIVE, colors=8), "PNG")
+    img("gray16.png", Image.fromarray(np.linspace(0, 65535, 900, dtype=np.uint16).reshape(30, 30)), "PNG")
+    img("gray.jpg", noise.convert("L"), "JPEG")
+    img("cmyk.jpg", noise.convert("CMYK"), "JPEG")
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
+    img("anim.gif", frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    img("photo.webp", noise, "WEBP")
+    img("photo.tiff", noise, "TIFF")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img("rotated.jpg", noise, "JPEG", exif=exif)
+    img("one-pixel.png", Image.new("RGB", (1, 1), (9, 9, 9)), "PNG")
+    img("wide.png", Image.fromarray(rng.integers(0, 255, (3, 4000, 3), dtype=np.uint8)), "PNG")
+    img("tall.png", Image.fromarray(rng.integers(0, 255, (4000, 3, 3), dtype=np.uint8)), "PNG")
+    img("UPPER.JPEG", noise, "JPEG")
+    # kinds that must be skipped, each with its reason
+    img("big.png", Image.new("RGB", (1200, 1000)), "PNG", "skipped: too large: 1200x1000 pixels")
+    raw("bomb.png", _png_claiming(100_000, 100_000), "skipped: too large")
+    raw("empty.jpg", b"", "skipped: empty file (0 bytes)")
+    jpg = photos[0].read_bytes()
+    raw("truncated.jpg", jpg[: len(jpg) // 3], "skipped: damaged or truncated image")
+    raw("text.jpg", b"I am text, not a photo\n", "skipped: not a readable image")
+    raw("page.png", b"<html><script>alert(1)</script></html>", "skipped: not a readable image")
+    raw("notes.txt", b"hello", "skipped: unknown extension")
+    raw("noextension", b"hello", "skipped: unknown extension")
+    raw(".DS_Store", b"x", "skipped: hidden file, ignored")
+    raw(".hidden/inside.jpg", jpg, "")
+    del expect[".hidden/inside.jpg"]
+    expect[".hidden"] = "skipped: hidden folder, ignored"
+    (folder / "link-to-photo.jpg").symlink_to(photos[1])
+    expect["link-to-photo.jpg"] = "ok"
+    (folder / "cat" / "loop").symlink_to(folder, target_is_directory=True)
+    expect["cat/loop"] = "skipped: folder link loop"
+    (folder / "broken.jpg").symlink_to(folder / "does-not-exist.jpg")
+    expect["broken.jpg"] = "skipped: broken symbolic link"
+    return expect
+
+
+def cli(root: Path, data: Path, site: Path, cache: Path) -> list[str]:
+    return [sys.executable, "-m", "generator", "site", "--quiet", "--data-dir", str(data), "--site-dir", str(site),
+            "--weights-dir", str(root / "weights"), "--cache-dir", str(cache), "--workers", "2",
+            "--batch-size", "8", "--layer-sample", "2", "--figure-sample", "4", "--faithfulness-sample", "2",
+            "--faithfulness-steps", "4", "--max-pixels", str(MAX_PIXELS)]
+
+
+def run_build(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def read_csv(site: Path) -> list[dict]:
+    with open(site / "results.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def snapshot(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()
+            and p.suffix in (".html", ".csv", ".json")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if not CATS_DOGS.is_dir():
+        pytest.skip(f"real photos not found at {CATS_DOGS}")
+    root = tmp_path_factory.mktemp("e2e")
+    data = make_small_data(root, n_train=6, n_test=2)
+    photos = sorted((CATS_DOGS / "validation" / "cats").iterdir())[:3]
+    expect = make_odd_set(data / ODD_SET, photos)
+    (data / EMPTY_SET).mkdir()
+    site, cache = root / "site", root / "cache"
+    cmd = cli(root, data, site, cache)
+    run_build(cmd)
+    return {"root": root, "data": data, "site": site, "cache": cache, "cmd": cmd, "expect": expect}
+
+
+def test_every_file_accounted_for(built):
+    rows = read_csv(built["site"])
+    odd = {r["file"]: r["status"] for r in rows if r["set"] == ODD_SET}
+    expect = built["expect"]
+    assert sorted(odd) == sorted(expect)
+    assert len([r for r in rows if r["set"] == ODD_SET]) == len(expect)  # one row per file
+    for f, want in expect.items():
+        assert odd[f].startswith(want), (f, odd[f], want)
+        assert "\n" not in odd[f]
+    # the real sets: one row per linked photo, all used
+    for s, n in (("train", 12), ("test", 4), ("personal", 6), ("unrelated", 4)):
+        got = [r for r in rows if r["set"] == s]
+        assert len(got) == n and all(r["status"] == "ok" for r in got), s
+    assert not [r for r in rows if r["set"] == EMPTY_SET]
+    # an ok eval row has a prediction and a page; a skipped one neither
+    for r in rows:
+        if r["set"] != "train":
+            assert bool(r["page"]) == (r["status"] == "ok"), r
+            assert (r["prediction"] in ("cat", "dog")) == (r["status"] == "ok"), r
+    # NFC and NFD spellings, and names differing in case, are separate rows with separate pages
+    pages = [r["page"] for r in rows if r["page"]]
+    assert len(pages) == len(set(pages))
+    assert unicodedata.normalize("NFC", "cafe\u0301.jpg") in odd and "cafe\u0301.jpg" in odd
+
+
+def test_skipped_page_and_counts(built):
+    html5lib = pytest.importorskip("html5lib")
+    site = built["site"]
+    rows = read_csv(site)
+    skipped = [(r["set"], r["file"], r["status"]) for r in rows if r["status"] != "ok"]
+    doc = html5lib.parse((site / "skipped.html").read_bytes(), namespaceHTMLElements=False)
+    listed = [tuple("".join(td.itertext()) for td in tr.findall("td")) for tr in doc.iter("tr")]
+    listed = [t for t in listed if t]
+    assert sorted(listed) == sorted((s, f, st) for s, f, st in skipped)
+    # index: files = explained + skipped for every set, and totals match results.csv
+    index = html5lib.parse((site / "index.html").read_bytes(), namespaceHTMLElements=False)
+    table = next(index.iter("table"))
+    by_set = {}
+    for tr in table.iter("tr"):
+        cells = ["".join(c.itertext()).strip() for c in tr if c.tag in ("th", "td")]
+        if cells and cells[0] != "set":
+            by_set[cells[0].replace(" (fitting)", "")] = [int(c.replace(",", "")) for c in cells[1:4]]
+    for s in {r["set"] for r in rows}:
+        files, ok, skip = by_set[s]
+        assert files == ok + skip == len([r for r in rows if r["set"] == s]), s
+        assert skip == len([r for r in rows if r["set"] == s and r["status"] != "ok"]), s
+
+
+def test_empty_set_has_a_page_that_says_so(built):
+    html5lib = pytest.importorskip("html5lib")
+    site = built["site"]
+    index = html5lib.parse((site / "index.html").read_bytes(), namespaceHTMLElements=False)
+    links = {"".join(a.itertext()).strip(): a.get("href") for a in index.iter("a")}
+    assert EMPTY_SET in links, "the empty set is not listed on the index"
+    page = site / unquote(urlsplit(links[EMPTY_SET]).path)
+    assert page.is_file()
+    text = " ".join("".join(html5lib.parse(page.read_bytes(), namespaceHTMLElements=False).itertext()).split())
+    assert "no files" in text.lower() or "empty" in text.lower(), text[:500]
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def test_no_markup_from_names(built):
+    html5lib = pytest.importorskip("html5lib")
+    site = built["site"]
+    seen_xss_text = False
+    for page in _pages(site):
+        doc = html5lib.parse(page.read_bytes(), namespaceHTMLElements=False)
+        for el in doc.iter():
+            if not isinstance(el.tag, str):
+                continue
+            assert not el.tag.startswith("xss") and el.tag not in ("iframe", "object", "embed", "base"), \
+                (page, el.tag)
+            for attr, value in el.attrib.items():
+                assert not attr.lower().startswith("on"), (page, el.tag, attr, value)
+                assert not attr.lower().startswith(("xss", "src=", "onerror")), (page, el.tag, attr)
+                if attr in ("src", "href"):
+                    assert not value.lower().startswith(("javascript:", "vbscript:")), (page, value)
+            if el.tag == "img":
+                assert set(el.attrib) <= {"src", "alt", "loading", "decoding", "class", "width", "height",
+                                          "title", "id"}, (page, el.attrib)
+            if el.tag == "script":
+                if el.get("src"):
+                    assert el.get("src").endswith("static/app.js") and not (el.text or "").strip(), page
+                else:
+                    assert el.get("type") == "application/json", page
+                    json.loads(el.text)
+            if el.text and XSS in el.text:
+                seen_xss_text = True
+    assert seen_xss_text, "the XSS-like file name is not shown as text anywhere"
+
+
+def test_every_link_resolves(built):
+    html5lib = pytest.importorskip("html5lib")
+    site = built["site"].resolve()
+    ids: dict[Path, set[str]] = {}
+
+    def ids_of(page: Path) -> set[str]:
+        if page not in ids:
+            doc = html5lib.parse(page.read_bytes(), namespaceHTMLElements=False)
+            ids[page] = {el.get("id") for el in doc.iter() if isinstance(el.tag, str) and el.get("id")}
+        return ids[page]
+
+    checked = 0
+    for page in _pages(site):
+        doc = html5lib.parse(page.read_bytes(), namespaceHTMLElements=False)
+        for el in doc.iter():
+            if not isinstance(el.tag, str):
+                continue
+            for attr in ("href", "src"):
+                url = el.get(attr)
+                if not url or url.startswith("data:"):
+                    continue
+                parts = urlsplit(url)
+                assert not parts.scheme and not parts.netloc, (page, url)  # works offline, from file://
+                target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+                assert target.is_relative_to(site), (page, url)
+                assert target.is_file(), (page, url)
+                if parts.fragment and target.suffix == ".html":
+                    assert unquote(parts.fragment) in ids_of(target), (page, url)
+                checked += 1
+    assert checked > 100
+
+
+def _kill_when(cmd: list[str], ready, limit: float = 300) -> bool:
+    """Start a build, SIGKILL it as soon as ready() is true; False if it finished first."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    start = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - start < limit:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)  # the build and its worker processes, as a crash would
+                proc.wait()
+                return True
+            time.sleep(0.02)
+        assert proc.poll() is not None, "build did not end"
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_killed_runs_then_rerun(built):
+    root, site, cache, cmd = built["root"], built["site"], built["cache"], built["cmd"]
+    before = snapshot(site)
+    rows_before = sorted((r["set"], r["file"], r["status"]) for r in read_csv(site))
+    # Forget the explanations (keep the trained head and training features) so the next run has work to do.
+    import shutil
+
+    for sub in ("eval", "assets"):
+        shutil.rmtree(cache / sub)
+    build_dir = site.with_name(f".{site.name}.new")
+
+    def eval_files() -> list[Path]:
+        return [p for p in (cache / "eval").rglob("*.npz") if not p.name.startswith(".")] \
+            if (cache / "eval").is_dir() else []
+
+    # 1: killed while explaining
+    assert _kill_when(cmd, lambda: bool(eval_files())), "the run finished before it could be killed"
+    assert snapshot(site) == before, "the old site changed while a run was going on"
+    # 2: killed while the new site is being written next to the old one
+    assert _kill_when(cmd, build_dir.is_dir), "the run finished before it could be killed"
+    assert snapshot(site) == before
+    # a damaged cache entry: truncated, and one replaced by garbage; both must be recomputed
+    entries = sorted(eval_files())
+    assert len(entries) >= 2
+    entries[0].write_bytes(entries[0].read_bytes()[:100])
+    entries[1].write_bytes(b"not a zip at all")
+    run_build(cmd)
+    assert not build_dir.exists() and not site.with_name(f".{site.name}.old").exists()
+    rows_after = read_csv(site)
+    assert sorted((r["set"], r["file"], r["status"]) for r in rows_after) == rows_before
+    for e in entries[:2]:
+        with np.load(e) as z:
+            assert "logits" in z.files
+    assert not [p for p in root.rglob("*.tmp*") if "cache" not in p.parts]
