@@ -1,0 +1,539 @@
+"""The built site in a real browser (headless Debian Chromium through Playwright).
+
+Everything runs on the small real-photo site of conftest.py, plus a copy of it rendered with 5 photos per
+gallery page (from the same caches) so that filtering across pages and the pager are exercised too.
+Screenshots go to tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import pandas as pd
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (Debian package 'chromium')", allow_module_level=True)
+try:
+    from playwright.sync_api import Browser, Page, sync_playwright
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    pytest.skip(f"playwright cannot be imported: {exc}", allow_module_level=True)
+html5lib = pytest.importorskip("html5lib", reason="html5lib is needed to check that pages parse as HTML5")
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+PAGE_SIZE = 5  # photos per gallery page in the paged copy of the site
+
+
+# ---- fixtures -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(small_site) -> Path:
+    settings, _run = small_site
+    return Path(settings.site_dir).resolve()
+
+
+@pytest.fixture(scope="module")
+def paged_site(small_site, tmp_path_factory) -> Path:
+    """The same photos with PAGE_SIZE photos per gallery page (seconds: every cache is warm)."""
+    from generator.build import build_site
+
+    settings, _run = small_site
+    out = tmp_path_factory.mktemp("paged") / "site"
+    build_site(dataclasses.replace(settings, site_dir=out, page_size=PAGE_SIZE), log=lambda _m: None,
+               progress=False)
+    return out.resolve()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # The browser cancels pending image loads when it leaves a page: a broken pipe is no server error.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def serve(root: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
+    handler = functools.partial(_Quiet, directory=str(root))
+    server = _Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/", server
+
+
+@pytest.fixture(params=["file", "http"])
+def paged_base(request, paged_site) -> Iterator[str]:
+    """Base URL of the paged site, from file:// and through a local web server."""
+    if request.param == "file":
+        yield paged_site.as_uri() + "/"
+        return
+    base, server = serve(paged_site)
+    yield base
+    server.shutdown()
+    server.server_close()
+
+
+class Watch:
+    """A page plus everything that went wrong on it: console errors, uncaught exceptions, failed or HTTP-error
+    requests, and requests that left the site."""
+
+    def __init__(self, page: Page, base: str) -> None:
+        self.page, self.base, self.problems = page, base, []
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text} @ {page.url}"))
+        page.on("pageerror", lambda e: self.problems.append(f"exception: {e} @ {page.url}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
+        page.on("request", self._request)
+
+    def _failed(self, req) -> None:
+        # Leaving a page cancels its pending (lazy) image loads: that is not a broken resource.
+        if req.failure != "net::ERR_ABORTED":
+            self.problems.append(f"request failed: {req.url} ({req.failure})")
+
+    def _request(self, req) -> None:
+        if not (req.url.startswith(self.base) or req.url.startswith("data:")):
+            self.problems.append(f"request outside the site: {req.url}")
+
+    def goto(self, url: str) -> None:
+        resp = self.page.goto(url, wait_until="load")
+        if resp is not None and resp.status >= 400:
+            self.problems.append(f"HTTP {resp.status}: {url}")
+
+
+def new_page(browser: Browser, base: str, viewport=DESKTOP, scheme: str = "light", js: bool = True) -> Watch:
+    ctx = browser.new_context(viewport=viewport, color_scheme=scheme, java_script_enabled=js,
+                              device_scale_factor=1)
+    return Watch(ctx.new_page(), base)
+
+
+def close(w: Watch) -> None:
+    w.page.context.close()
+
+
+def results(site: Path) -> pd.DataFrame:
+    df = pd.read_csv(site / "results.csv", keep_default_na=False, dtype={"label": str, "prediction": str})
+    return df
+
+
+def ok_rows(site: Path, set_name: str) -> pd.DataFrame:
+    df = results(site)
+    return df[(df["set"] == set_name) & (df["status"] == "ok")].reset_index(drop=True)
+
+
+def html_pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+# ---- (a) gallery filters against results.csv ------------------------------------------------------------------
+
+
+def _visible(page: Page) -> list[str]:
+    """File names of the thumbnails shown in the gallery, in order."""
+    return page.locator("#gallery .thumb .fname").all_text_contents()
+
+
+def _pick(page: Page, field: str, value: str) -> None:
+    """Click the filter button (a label wrapping a radio) the way a person would."""
+    page.locator("#filters label").filter(has=page.locator(f'input[name="{field}"][value="{value}"]')).click()
+
+
+def _count(page: Page) -> int:
+    return int(page.locator("#count").get_attribute("data-count"))
+
+
+def test_gallery_filters_match_results_csv(browser, paged_site, paged_base):
+    rows = ok_rows(paged_site, "test")
+    total = len(rows)
+    assert total > PAGE_SIZE, "the paged copy must have several gallery pages"
+    w = new_page(browser, paged_base)
+    page = w.page
+    w.goto(paged_base + "sets/test/page-2.html")
+    form = page.locator("#filters")
+    assert form.is_visible(), "app.js should reveal the filter controls"
+    # Unfiltered: this page's plain thumbnails and the pager.
+    assert _visible(page) == list(rows["file"][PAGE_SIZE:2 * PAGE_SIZE])
+    assert _count(page) == PAGE_SIZE
+    assert f"{total} photos" in page.locator("#count").inner_text()
+    assert page.locator(".pager").first.is_visible()
+
+    cases = [
+        ({"tag": "wrong"}, rows["tag"] == "wrong"),
+        ({"tag": "correct"}, rows["tag"] == "correct"),
+        ({"tag": "correct", "label": "cat"}, (rows["tag"] == "correct") & (rows["label"] == "cat")),
+        ({"tag": "", "label": "dog"}, rows["label"] == "dog"),
+        ({"label": "", "pred": "cat"}, rows["prediction"] == "cat"),
+        ({"pred": "dog", "label": "cat"}, (rows["prediction"] == "dog") & (rows["label"] == "cat")),
+        ({"label": "", "pred": "dog"}, rows["prediction"] == "dog"),
+    ]
+    for clicks, mask in cases:
+        for field, value in clicks.items():
+            _pick(page, field, value)
+        expected = list(rows.loc[mask, "file"])
+        shown = _visible(page)
+        assert sorted(shown) == sorted(expected), clicks
+        assert shown == expected, f"{clicks}: filtered photos keep the gallery order"
+        assert _count(page) == len(expected) == page.locator("#gallery .thumb").count()
+        assert f"Showing {len(expected)} of {total} photos" in page.locator("#count").inner_text()
+        assert not page.locator(".pager").first.is_visible(), "the pager hides while filtering all pages"
+        assert page.locator("#no-match").is_visible() == (not expected)
+
+    # Sorting covers every page: all photos, by confidence then by name.
+    _pick(page, "pred", "")
+    conf = dict(zip(rows["file"], rows[["p_cat", "p_dog"]].astype(float).max(axis=1)))
+    page.locator('#filters select[name="sort"]').select_option("conf-desc")
+    shown = _visible(page)
+    assert sorted(shown) == sorted(rows["file"]) and _count(page) == total
+    assert all(conf[a] >= conf[b] - 1e-5 for a, b in zip(shown, shown[1:])), shown
+    page.locator('#filters select[name="sort"]').select_option("conf-asc")
+    shown = _visible(page)
+    assert all(conf[a] <= conf[b] + 1e-5 for a, b in zip(shown, shown[1:])), shown
+    page.locator('#filters select[name="sort"]').select_option("name")
+
+    def natural(s: str) -> list:
+        return [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", s)]
+
+    assert _visible(page) == sorted(rows["file"], key=natural)
+    # Filtered thumbnails link to the photo pages, show their thumbnail and carry the slug as id.
+    first = page.locator("#gallery .thumb").first
+    slug = first.get_attribute("id")
+    assert first.locator("a").get_attribute("href") == f"../../sets/test/{slug}.html"
+    assert first.locator("img").get_attribute("alt")
+
+    # Reset: back to this page's plain thumbnails and the pager.
+    page.locator('#filters button[type="reset"]').click()
+    assert _visible(page) == list(rows["file"][PAGE_SIZE:2 * PAGE_SIZE])
+    assert page.locator(".pager").first.is_visible()
+
+    # A set without labels offers the prediction filter only.
+    unrel = ok_rows(paged_site, "unrelated")
+    w.goto(paged_base + "sets/unrelated/index.html")
+    assert page.locator('#filters input[name="tag"]').count() == 0
+    _pick(page, "pred", "dog")
+    assert sorted(_visible(page)) == sorted(unrel.loc[unrel["prediction"] == "dog", "file"])
+    assert w.problems == []
+    close(w)
+
+
+def test_filters_survive_a_visit_to_a_photo(browser, paged_site):
+    """Filter, open a photo, press Escape: the gallery comes back filtered, at that photo."""
+    base = paged_site.as_uri() + "/"
+    rows = ok_rows(paged_site, "test")
+    w = new_page(browser, base, viewport=PHONE)
+    page = w.page
+    w.goto(base + "sets/test/index.html")
+    _pick(page, "label", "dog")
+    expected = list(rows.loc[rows["label"] == "dog", "file"])
+    assert _visible(page) == expected
+    with page.expect_navigation():
+        page.locator("#gallery .thumb a").last.click()
+    slug = Path(urlparse(page.url).path).stem
+    with page.expect_navigation():
+        page.keyboard.press("Escape")
+    assert urlparse(page.url).fragment == slug
+    assert _visible(page) == expected
+    assert page.locator('#filters input[name="label"][value="dog"]').is_checked()
+    assert page.locator(f"[id='{slug}']").is_visible()
+    assert page.evaluate("id => { const r = document.getElementById(id).getBoundingClientRect();"
+                         " return r.top >= 0 && r.top < innerHeight; }", slug)
+    assert w.problems == []
+    close(w)
+
+
+# ---- (b) keyboard navigation and the image page's controls ----------------------------------------------------
+
+
+def test_keyboard_navigation(browser, paged_site):
+    base = paged_site.as_uri() + "/"
+    rows = ok_rows(paged_site, "test")
+    w = new_page(browser, base)
+    page = w.page
+    w.goto(base + "sets/test/page-2.html")
+    with page.expect_navigation():
+        page.locator("#gallery .thumb a").first.click()  # photo PAGE_SIZE (0-based) of the set
+    i = PAGE_SIZE
+    assert page.url == base + rows["page"][i]
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(base + rows["page"][i + 1])
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(base + rows["page"][i + 2])
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(base + rows["page"][i + 1])
+    # Arrow keys on the opacity slider move the slider, not the page.
+    page.locator("#cam-opacity").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.url == base + rows["page"][i + 1]
+    assert page.locator("#cam-opacity").input_value() == "55"
+    page.keyboard.press("Escape")  # leaves the slider
+    assert page.url == base + rows["page"][i + 1]
+    # Escape: back to the gallery page holding this photo, at its thumbnail.
+    slug = Path(rows["page"][i + 1]).stem
+    page.keyboard.press("Escape")
+    page.wait_for_url(base + f"sets/test/page-2.html#{slug}")
+    target = page.locator(":target")
+    assert target.get_attribute("id") == slug and target.is_visible()
+    # The first and last photos have no previous / next: the keys do nothing there.
+    w.goto(base + rows["page"].iloc[-1])
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)
+    assert page.url == base + rows["page"].iloc[-1]
+    w.goto(base + rows["page"][0])
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(200)
+    assert page.url == base + rows["page"][0]
+    assert w.problems == []
+    close(w)
+
+
+def test_photo_page_controls(browser, site):
+    base = site.as_uri() + "/"
+    row = ok_rows(site, "test").iloc[0]
+    other = "dog" if row["prediction"] == "cat" else "cat"
+    w = new_page(browser, base)
+    page = w.page
+    w.goto(base + row["page"])
+    heats = page.locator(".view .heat")
+    assert heats.count() == 2
+    assert page.locator(".view").first.get_attribute("data-class") == row["prediction"]
+    assert float(heats.first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.5)
+    page.locator("#cam-opacity").fill("80")
+    assert page.locator("#cam-opacity-value").inner_text() == "80%"
+    assert float(heats.first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    assert float(heats.last.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    # Class switch: one map at a time, either class, then both again.
+    page.locator("#cam-controls label").filter(has=page.locator(f'input[value="{other}"]')).click()
+    assert page.locator(f'.view[data-class="{other}"]').is_visible()
+    assert not page.locator(f'.view[data-class="{row["prediction"]}"]').is_visible()
+    page.locator("#cam-controls label").filter(has=page.locator(f'input[value="{row["prediction"]}"]')).click()
+    assert page.locator(f'.view[data-class="{row["prediction"]}"]').is_visible()
+    assert not page.locator(f'.view[data-class="{other}"]').is_visible()
+    page.locator("#cam-controls label").filter(has=page.locator('input[value=""]')).click()
+    assert page.locator(".view:visible").count() == 2
+    # The opacity is remembered on the next photo. Focus is on a radio button, where arrows belong to the radio
+    # group: Escape leaves the control, then the arrow moves to the next photo.
+    page.keyboard.press("Escape")
+    with page.expect_navigation():
+        page.keyboard.press("ArrowRight")
+    assert page.locator("#cam-opacity").input_value() == "80"
+    assert float(page.locator(".view .heat").first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    assert w.problems == []
+    close(w)
+
+
+def test_without_javascript_everything_stays_reachable(browser, paged_site):
+    base = paged_site.as_uri() + "/"
+    w = new_page(browser, base, js=False)
+    page = w.page
+    w.goto(base + "sets/test/index.html")
+    assert not page.locator("#filters").is_visible()
+    assert page.locator("#gallery .thumb").count() == PAGE_SIZE
+    assert page.locator(".pager a", has_text="2").first.is_visible()
+    w.goto(base + ok_rows(paged_site, "test")["page"][0])
+    assert not page.locator("#cam-controls").is_visible()
+    assert page.locator(".view .heat").count() == 2
+    close(w)
+    # Following plain links only (as parsed from the HTML, no script), every page of the site is reached.
+    for root in (paged_site,):
+        seen, todo = set(), [root / "index.html"]
+        while todo:
+            path = todo.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            doc = html5lib.parse(path.read_bytes(), namespaceHTMLElements=False)
+            for a in doc.iter("a"):
+                href = a.get("href")
+                target = _local(path.as_uri(), href)
+                if target is not None and target.suffix == ".html" and target.is_file():
+                    todo.append(target.resolve())
+        assert seen == {p.resolve() for p in html_pages(root)}
+
+
+# ---- (c) console errors and (d) links and images, crawling every page ----------------------------------------
+
+
+def _local(page_url: str, ref: str | None) -> Path | None:
+    """The file a relative reference points to (None for fragments of the same page and data: URLs)."""
+    if not ref or ref.startswith(("#", "data:")):
+        return None
+    url = urlparse(urljoin(page_url, ref))
+    assert url.scheme == "file", f"not a relative link: {ref!r} on {page_url}"
+    return Path(unquote(url.path))
+
+
+CHECK_PAGE = """() => Promise.all(Array.from(document.images, img => {
+  const probe = new Image();
+  probe.src = img.currentSrc || img.src;
+  return probe.decode().then(() => probe.naturalWidth, () => 0)
+    .then(w => ({src: img.getAttribute('src'), alt: img.getAttribute('alt'), width: w,
+                 lazy: img.loading, thumb: !!img.closest('.thumb')}));
+})).then(images => ({
+  images,
+  refs: Array.from(document.querySelectorAll('a[href], link[href], script[src]'),
+                   e => e.getAttribute('href') || e.getAttribute('src')),
+  scroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+}))"""
+
+
+def test_crawl_every_page_from_file(browser, site):
+    base = site.as_uri() + "/"
+    pages = html_pages(site)
+    assert len(pages) >= 8
+    w = new_page(browser, base)
+    bad: list[str] = []
+    n_images = 0
+    for path in pages:
+        url = path.as_uri()
+        w.goto(url)
+        info = w.page.evaluate(CHECK_PAGE)
+        for ref in info["refs"]:
+            assert not re.match(r"^([a-z][a-z0-9+.-]*:|//)", ref) or ref.startswith("data:"), \
+                f"absolute URL {ref!r} in {path}"
+            target = _local(url, ref)
+            if target is None:
+                continue
+            if not target.is_file():
+                bad.append(f"{path.relative_to(site)}: broken link {ref}")
+            elif not target.resolve().is_relative_to(site):
+                bad.append(f"{path.relative_to(site)}: link leaves the site: {ref}")
+            frag = urlparse(ref).fragment
+            if frag and target.suffix == ".html" and f'id="{frag}"' not in target.read_text(encoding="utf-8"):
+                bad.append(f"{path.relative_to(site)}: no #{frag} in {ref}")
+        for img in info["images"]:
+            n_images += 1
+            target = _local(url, img["src"])
+            if target is None or not target.is_file():
+                bad.append(f"{path.relative_to(site)}: missing image {img['src']}")
+            if img["width"] <= 0:
+                bad.append(f"{path.relative_to(site)}: broken image {img['src']}")
+            if not (img["alt"] or "").strip():
+                bad.append(f"{path.relative_to(site)}: image without alt text {img['src']}")
+            if img["thumb"] and img["lazy"] != "lazy":
+                bad.append(f"{path.relative_to(site)}: thumbnail not lazy {img['src']}")
+    close(w)
+    assert n_images > len(pages)
+    assert bad == []
+    assert w.problems == [], "console errors, failed requests or requests leaving the site"
+
+
+def test_no_console_errors_through_a_web_server(browser, paged_site):
+    base, server = serve(paged_site)
+    try:
+        w = new_page(browser, base, viewport=PHONE, scheme="dark")
+        for path in html_pages(paged_site):
+            w.goto(base + path.relative_to(paged_site).as_posix())
+            if w.page.locator("#filters").count():
+                _pick(w.page, "pred", "cat")
+                w.page.locator('#filters select[name="sort"]').select_option("name")
+                w.page.locator('#filters button[type="reset"]').click()
+            if w.page.locator("#cam-controls").count():
+                w.page.locator("#cam-opacity").fill("20")
+                w.page.keyboard.press("x")
+        close(w)
+        assert w.problems == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_phone_width_has_no_horizontal_scrolling(browser, paged_site):
+    base = paged_site.as_uri() + "/"
+    w = new_page(browser, base, viewport={"width": 375, "height": 740})
+    wide = []
+    for path in html_pages(paged_site):
+        w.goto(path.as_uri())
+        over = w.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if over > 0:
+            wide.append(f"{path.relative_to(paged_site)}: {over}px too wide")
+    close(w)
+    assert wide == []
+
+
+# ---- (e) HTML5 ------------------------------------------------------------------------------------------------
+
+
+def test_every_page_is_valid_html5(site, paged_site):
+    problems = []
+    for root in (site, paged_site):
+        for path in html_pages(root):
+            parser = html5lib.HTMLParser(strict=False)
+            parser.parse(path.read_bytes())
+            problems += [f"{path.relative_to(root)}: {code} {vars_} at {pos}" for pos, code, vars_ in parser.errors]
+    assert problems == []
+
+
+def test_gallery_data_is_embedded_and_complete(site):
+    import json
+
+    for set_name in ("test", "personal", "unrelated"):
+        rows = ok_rows(site, set_name)
+        doc = html5lib.parse((site / "sets" / set_name / "index.html").read_bytes(), namespaceHTMLElements=False)
+        script = next(s for s in doc.iter("script") if s.get("id") == "photos-data")
+        assert script.get("type") == "application/json"
+        data = json.loads(script.text)
+        assert [d["name"] for d in data] == list(rows["file"])
+        assert [d["tag"] for d in data] == list(rows["tag"])
+
+
+# ---- (f) screenshots ------------------------------------------------------------------------------------------
+
+
+def _load_lazy_images(page: Page) -> None:
+    """A full-page screenshot only shows lazy images that have loaded: load them all first."""
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots(browser, site, scheme):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    base = site.as_uri() + "/"
+    rows = ok_rows(site, "test")
+    photo = rows["page"][0]
+    background = {"light": "rgb(253, 253, 252)", "dark": "rgb(18, 19, 22)"}[scheme]
+    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        w = new_page(browser, base, viewport=viewport, scheme=scheme)
+        page = w.page
+        w.goto(base + "index.html")
+        _load_lazy_images(page)
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+        page.screenshot(path=str(ARTIFACTS / f"index-{size}-{scheme}.png"), full_page=True)
+        w.goto(base + "sets/test/index.html")
+        _pick(page, "tag", "wrong")
+        assert _count(page) == int((rows["tag"] == "wrong").sum())
+        page.screenshot(path=str(ARTIFACTS / f"gallery-wrong-{size}-{scheme}.png"), full_page=True)
+        _pick(page, "tag", "")
+        _pick(page, "pred", "dog")
+        _load_lazy_images(page)
+        page.screenshot(path=str(ARTIFACTS / f"gallery-dog-{size}-{scheme}.png"), full_page=True)
+        w.goto(base + photo)
+        _load_lazy_images(page)
+        page.screenshot(path=str(ARTIFACTS / f"photo-{size}-{scheme}.png"), full_page=True)
+        assert w.problems == []
+        close(w)
+    assert (ARTIFACTS / f"photo-phone-{scheme}.png").stat().st_size > 10_000
