@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import time
@@ -44,7 +45,8 @@ class Timer:
             yield
         finally:
             self.stages[name] = time.perf_counter() - start
-            self.log(f"[{name}] {self.stages[name]:.1f} s")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
 
 
 def versions() -> dict[str, str]:

@@ -89,8 +89,10 @@ class Explainer:
         self.autocast_dtype = autocast_dtype
         self._ctx = None
         self._store: dict[str, torch.Tensor] | None = None
+        self._grad_flags: list[bool] = []
 
     def __enter__(self) -> Explainer:
+        self._grad_flags = [p.requires_grad for p in self.model.parameters()]
         for p in self.model.parameters():
             p.requires_grad_(False)  # Grad-CAM needs gradients of activations only, never of weights
         self._ctx = recording(self.model, self.taps)
@@ -98,6 +100,8 @@ class Explainer:
         return self
 
     def __exit__(self, *exc) -> None:
+        for p, flag in zip(self.model.parameters(), self._grad_flags):
+            p.requires_grad_(flag)
         if self._ctx is not None:
             self._ctx.__exit__(*exc)
         self._ctx = None

@@ -22,7 +22,7 @@ from . import faithfulness
 from .cam import Explainer, cam_box, recording, upsample
 from .datasets import CLASSES, file_sha256
 from .train import TrainedModel, to_input
-from .workers import decode_for_report, render_assets
+from .workers import bounded_imap, decode_for_report, render_assets
 
 RENDER_VERSION = 2  # bump when the look of the pictures changes
 EVAL_VERSION = 2  # bump when what is computed per photo changes
@@ -230,12 +230,15 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
 
     def probs_of(batch: torch.Tensor) -> torch.Tensor:
         """The classifier's probabilities (head on the last tap), for the perturbation scores."""
-        if runtime.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        out = []
         with recording(net, (last_tap,)) as store, torch.inference_mode():
-            with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=runtime.autocast):
-                net(batch)
-            pooled = store[last_tap].float().mean(dim=(2, 3))
+            for chunk in batch.split(settings.batch_size):
+                if runtime.channels_last:
+                    chunk = chunk.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(chunk.device.type, dtype=torch.bfloat16, enabled=runtime.autocast):
+                    net(chunk)
+                out.append(store[last_tap].float().mean(dim=(2, 3)))
+        pooled = torch.cat(out)
         return (pooled @ heads[-1].weight.T + heads[-1].bias).softmax(1)
 
     pending = []  # async render results, checked at the end so worker errors surface
@@ -292,7 +295,8 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
         bar.update(len(batch))
         batch.clear()
 
-    for idx, decoded in zip(todo, pool.imap(decode_for_report, _decode_jobs(rows, todo, settings), chunksize=4)):
+    decoded_stream = bounded_imap(pool, decode_for_report, _decode_jobs(rows, todo, settings), 4 * settings.batch_size)
+    for idx, decoded in zip(todo, decoded_stream):
         if decoded["status"] != "ok":
             rows[idx]["status"] = decoded["status"]
             rows[idx]["assets"] = ""

@@ -72,3 +72,17 @@ def render_assets(job: dict) -> str:
 def make_pool(n: int):
     """A process pool started with 'spawn' (forking a process that runs torch threads can deadlock)."""
     return multiprocessing.get_context("spawn").Pool(n)
+
+
+def bounded_imap(pool, fn, jobs, ahead: int = 32):
+    """Like pool.imap (results in order) but with at most `ahead` jobs in flight, so decoded photos never
+    pile up in memory when the consumer (the network) is slower than the decoders."""
+    from collections import deque
+
+    window: deque = deque()
+    for job in jobs:
+        window.append(pool.apply_async(fn, (job,)))
+        if len(window) >= ahead:
+            yield window.popleft().get()
+    while window:
+        yield window.popleft().get()

@@ -74,6 +74,7 @@ def test_hooks_are_released_after_the_block():
     with Explainer(net, ("c1", "c2"), heads) as ex:
         ex(torch.randn(1, 3, 8, 8))
     assert all(not m._forward_hooks for m in net.modules())
+    assert all(p.requires_grad for p in net.parameters())  # the model is given back as it came
     with pytest.raises(RuntimeError):
         ex(torch.randn(1, 3, 8, 8))
 
