@@ -10,9 +10,19 @@ from .config import add_arguments, settings_from_args
 
 
 def parser() -> argparse.ArgumentParser:
+    from dataclasses import fields
+
+    from .config import Settings
+
+    lines = ["settings of `site` (each also a --flag of `python -m generator site`, or a key of its --config TOML):"]
+    for f in fields(Settings):
+        default = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        lines.append(f"  {f.name} = {default!s}: {f.metadata['help']}")
     p = argparse.ArgumentParser(
         prog="python -m generator",
         description="Explain a cat-vs-dog classifier with Class Activation Maps and publish it as a static site.",
+        epilog="\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
     site = sub.add_parser("site", help="train or load the classifier, compute CAMs and write site/")

@@ -172,6 +172,8 @@ def explain_sets(
     rows: list[dict[str, Any]] = table.to_dict("records")
     sample = faithfulness_sample(table, settings)
     todo: list[int] = []
+    first_of: dict[str, int] = {}  # content hash -> the todo row that computes it (duplicates wait for it)
+    duplicates: list[tuple[int, int]] = []
     for idx, row in enumerate(rows):
         row.setdefault("assets", "")
         row["faith_file"] = ""
@@ -194,12 +196,18 @@ def explain_sets(
             row.update(_row_from_cache(cached, n_taps))
             if faith is not None:
                 row.update(_faith_values(faith))
+        elif row["sha256"] in first_of:
+            duplicates.append((idx, first_of[row["sha256"]]))
         else:
             row["_cached"] = cached
+            first_of[row["sha256"]] = idx
             todo.append(idx)
 
     if todo:
         _compute(model, rows, todo, settings, pool, runtime, cache_root, progress)
+    own = {"set", "file", "path", "label", "faith_file"}
+    for idx, first in duplicates:  # same bytes under another name: computed once, reported for both
+        rows[idx].update({k: v for k, v in rows[first].items() if k not in own})
     for row in rows:
         row.pop("_cached", None)
         row.pop("faith_file", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,20 @@ def photo_model(r: dict, run: dict) -> dict[str, Any]:
     }
 
 
+def photos_script(photos: list[dict]) -> str:
+    """The gallery's data for app.js, as a script file (works from file://, unlike fetching JSON).
+
+    json.dumps escapes nothing HTML-special, so <, > and & are written as \\u escapes: no name can close a
+    script element or start markup even if the text is ever inlined."""
+    data = [{"name": p["name"], "slug": p["slug"], "page": p["page"],
+             "thumb": (p["assets"] + "thumb.webp") if p["assets"] else "",
+             "label": p["label"] or "", "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"]}
+            for p in photos]
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f"window.CAM_PHOTOS = {text};\n"
+
+
 def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, figure_list) -> None:
     writer.static()
     eval_sets = [s for s in run["sets"] if s != settings.train_set]
@@ -83,14 +98,17 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
         ok = df[df["status"] == "ok"]
         photos = [photo_model(r, run) for r in ok.to_dict("records")]
         pages = max(1, math.ceil(len(photos) / settings.page_size))
+        tag_counts = {t: sum(p["tag"] == t for p in photos) for t in ("correct", "wrong", "unlabeled")}
+        labels_present = sorted({p["label"] for p in photos if p["label"]})
+        writer.text(f"sets/{summary['slug']}/photos.js", photos_script(photos))
         page_of = {}
         for p in range(pages):
             chunk = photos[p * settings.page_size:(p + 1) * settings.page_size]
             rel = f"sets/{summary['slug']}/" + ("index.html" if p == 0 else f"page-{p + 1}.html")
             for ph in chunk:
                 page_of[ph["slug"]] = rel.rsplit("/", 1)[1]
-            writer.page(rel, "gallery.html", set=summary, photos=chunk, all_photos=photos, page_no=p + 1,
-                        pages=pages,
+            writer.page(rel, "gallery.html", set=summary, photos=chunk, tag_counts=tag_counts,
+                        labels_present=labels_present, page_no=p + 1, pages=pages,
                         page_names=["index.html"] + [f"page-{i + 1}.html" for i in range(1, pages)], **common)
         for i, ph in enumerate(photos):
             prev_ph = photos[i - 1] if i > 0 else None

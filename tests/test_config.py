@@ -46,7 +46,10 @@ def test_unknown_toml_key_names_the_file(tmp_path):
 
 
 def test_help_documents_every_setting():
-    out = subprocess.run([sys.executable, "-m", "generator", "site", "--help"], cwd=ROOT, capture_output=True,
+    site = subprocess.run([sys.executable, "-m", "generator", "site", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+    top = subprocess.run([sys.executable, "-m", "generator", "--help"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
-    for name in Settings.__dataclass_fields__:
-        assert "--" + name.replace("_", "-") in out, name
+    for name, f in Settings.__dataclass_fields__.items():
+        assert "--" + name.replace("_", "-") in site, name
+        assert f"  {name} = " in top and f.metadata["help"] in top, name

@@ -238,13 +238,18 @@ def test_no_markup_from_names(built):
                                           "title", "id"}, (page, el.attrib)
             if el.tag == "script":
                 if el.get("src"):
-                    assert el.get("src").endswith("static/app.js") and not (el.text or "").strip(), page
+                    assert el.get("src").endswith("static/app.js") or el.get("src") == "photos.js", page
+                    assert not (el.text or "").strip(), page
                 else:
                     assert el.get("type") == "application/json", page
                     json.loads(el.text)
             if el.text and XSS in el.text:
                 seen_xss_text = True
     assert seen_xss_text, "the XSS-like file name is not shown as text anywhere"
+    for data in site.rglob("photos.js"):  # the galleries' data: names as JSON strings with < > & escaped
+        text = data.read_text(encoding="utf-8")
+        assert text.startswith("window.CAM_PHOTOS = ") and not set("<>&") & set(text), data
+        json.loads(text[len("window.CAM_PHOTOS = "):].rstrip().rstrip(";"))
 
 
 def test_every_link_resolves(built):

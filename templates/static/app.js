@@ -1,5 +1,5 @@
 // Progressive enhancement only: every page works without this file.
-// No network: the gallery's data is embedded in the page (<script type="application/json" id="photos-data">),
+// No network: the gallery's data comes from a script file beside it (sets/<set>/photos.js), no fetch,
 // so this works the same from file:// and from a web server. Names only ever reach the DOM through textContent
 // and attribute setters, never through innerHTML.
 (function () {
@@ -81,12 +81,9 @@
 
   // ---- Gallery: filter by tag, label and prediction; sort; across every page of the set. -------------------
   var form = document.getElementById("filters");
-  var dataEl = document.getElementById("photos-data");
   var gallery = document.getElementById("gallery");
-  if (!form || !dataEl || !gallery) return;
-  var photos;
-  try { photos = JSON.parse(dataEl.textContent); } catch (e) { return; }
-  if (!Array.isArray(photos)) return;
+  var photos = window.CAM_PHOTOS;  // from sets/<set>/photos.js, loaded by the gallery page
+  if (!form || !gallery || !Array.isArray(photos)) return;
 
   var root = form.getAttribute("data-root") || "";
   var pageNo = Number(form.getAttribute("data-page")) || 1;
