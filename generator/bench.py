@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--photos", type=int, default=128, help="test photos in the fixed sample (default: 128)")
     p.add_argument("--repeats", type=int, default=5, help="timed passes per method; medians reported (default: 5)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the site's, 32)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the site's)")
     p.add_argument("--skip-site", action="store_true", help="skip E (the whole `make site`, takes minutes)")
     p.add_argument("--synthetic", type=int, default=0, metavar="N",
                    help="also build the site on a test set of N symlinked photos and report its peak memory")
