@@ -1,5 +1,5 @@
 """generator.bench: the argument parser, the results CSV, the synthetic data folder, and (on 4 real photos with
-the trained checkpoint) that this project's maps equal torchcam's and pytorch-grad-cam's."""
+a trained checkpoint) that this project's maps equal torchcam's and pytorch-grad-cam's."""
 
 from __future__ import annotations
 
@@ -9,17 +9,6 @@ from pathlib import Path
 import pytest
 
 from generator import bench
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_SET = ROOT / "data" / "test"
-WEIGHTS = ROOT / "weights"
-
-
-def need_model_and_photos() -> None:
-    if not any(WEIGHTS.glob("catdog-*.pt")):
-        pytest.skip(f"no trained checkpoint in {WEIGHTS} (run `make site` first)")
-    if not TEST_SET.is_dir() or not any(TEST_SET.rglob("*.jpg")):
-        pytest.skip(f"no test photos under {TEST_SET} (run `make data` first)")
 
 
 def test_parser_defaults_and_flags(tmp_path):
@@ -58,10 +47,11 @@ def test_synthetic_data_has_n_distinct_links(tmp_path):
     assert (data / "train").is_dir()
 
 
-def test_maps_agree_with_the_libraries():
-    need_model_and_photos()
-    photos = bench.decode_photos(bench.sample_photos(TEST_SET, 4), 224)
-    setup = bench.load_setup(WEIGHTS, photos, batch_size=4, float32=True)
+def test_maps_agree_with_the_libraries(small_site):
+    """On the small real build's checkpoint and test photos (so it runs on a fresh clone too)."""
+    settings, _ = small_site
+    photos = bench.decode_photos(bench.sample_photos(Path(settings.data_dir) / "test", 4), 224)
+    setup = bench.load_setup(Path(settings.weights_dir), photos, batch_size=4, float32=True)
     diffs = bench.check_agreement(setup, setup.batches[0])
     assert "predictions differ" not in diffs
     assert {"torchcam CAM last tap", "torchcam GradCAM earlier taps", "pytorch-grad-cam earlier taps"} <= set(diffs)
