@@ -112,13 +112,23 @@ def layers_figure(results: pd.DataFrame, eval_sets: list[str], tap_labels: list[
     return True
 
 
+def _labeled_panels(results: pd.DataFrame, sets: list[str], width: float, height: float):
+    """One subplot per set that has labeled photos: (figure, [(axes, set name, that set's rows)]), or None."""
+    frames = [(s, results[results["set"] == s]) for s in sets]
+    frames = [(s, d) for s, d in frames if len(analysis.labeled_ok(d))]
+    if not frames:
+        return None
+    fig, axes = plt.subplots(1, len(frames), figsize=(width * len(frames), height), squeeze=False)
+    return fig, [(ax, s, d) for ax, (s, d) in zip(axes[0], frames)]
+
+
 def confusion_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
-    sets = [s for s in sets if analysis.labeled_ok(results[results["set"] == s]).shape[0]]
-    if not sets:
+    panels = _labeled_panels(results, sets, 3.2, 3)
+    if panels is None:
         return False
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3), squeeze=False)
-    for ax, s in zip(axes[0], sets):
-        m = analysis.confusion(results[results["set"] == s]).to_numpy()
+    fig, cells = panels
+    for ax, s, d in cells:
+        m = analysis.confusion(d).to_numpy()
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
@@ -133,12 +143,12 @@ def confusion_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool
 
 def reliability_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
     """Reliability diagram (accuracy vs confidence per bin) with each set's expected calibration error."""
-    sets = [s for s in sets if len(analysis.labeled_ok(results[results["set"] == s]))]
-    if not sets:
+    panels = _labeled_panels(results, sets, 3.6, 3.4)
+    if panels is None:
         return False
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
-    for ax, s in zip(axes[0], sets):
-        rel = analysis.set_reliability(results[results["set"] == s])
+    fig, cells = panels
+    for ax, s, d in cells:
+        rel = analysis.set_reliability(d)
         centers = (rel.edges[:-1] + rel.edges[1:]) / 2
         width = rel.edges[1] - rel.edges[0]
         filled = rel.counts > 0
@@ -151,20 +161,20 @@ def reliability_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bo
         ax.set_xlabel("confidence of the prediction")
         ax.set_ylabel("accuracy")
         ax.set_title(f"{safe_name(s)}: ECE {rel.ece:.4f}")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
     return True
 
 
 def confidence_figure(results: pd.DataFrame, sets: list[str], path: Path) -> bool:
     """Histograms of confidence for correct vs wrong predictions (log counts: mistakes are rare)."""
-    sets = [s for s in sets if len(analysis.labeled_ok(results[results["set"] == s]))]
-    if not sets:
+    panels = _labeled_panels(results, sets, 3.6, 3.2)
+    if panels is None:
         return False
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.2), squeeze=False)
+    fig, cells = panels
     bins = np.linspace(0.5, 1.0, 21)
-    for ax, s in zip(axes[0], sets):
-        d = analysis.labeled_ok(results[results["set"] == s])
+    for ax, s, d in cells:
+        d = analysis.labeled_ok(d)
         conf = analysis.confidence(d)
         right = d["prediction"] == d["label"]
         ax.hist(conf[right], bins=bins, color="#1f8a3b", alpha=0.7, label=f"correct ({int(right.sum())})")
