@@ -22,7 +22,7 @@ from . import faithfulness
 from .cam import Explainer, cam_box, recording, upsample
 from .datasets import CLASSES, file_sha256
 from .train import TrainedModel, to_input
-from .workers import bounded_imap, decode_for_report, render_assets
+from .workers import HeapTrimmer, bounded_imap, decode_for_report, render_assets
 
 RENDER_VERSION = 2  # bump when the look of the pictures changes
 EVAL_VERSION = 2  # bump when what is computed per photo changes
@@ -254,7 +254,10 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
     dtype = torch.bfloat16 if runtime.autocast else None
     bar = tqdm(total=len(todo), desc="explain", unit="photo", disable=not progress, mininterval=2)
 
+    trim = HeapTrimmer()
+
     def flush() -> None:
+        trim()
         need = [(i, d) for i, d in batch if rows[i].get("_cached") is None]
         if need:
             x = to_input(np.stack([d["input"] for _, d in need]), backbone, runtime.channels_last, runtime.device)

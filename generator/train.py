@@ -213,7 +213,7 @@ def extract_features(backbone: Backbone, paths: list[str], settings, pool, runti
     """
     from tqdm import tqdm
 
-    from .workers import bounded_imap, decode_for_model
+    from .workers import HeapTrimmer, bounded_imap, decode_for_model
 
     net = backbone.model.to(runtime.device)
     if runtime.channels_last:
@@ -222,8 +222,10 @@ def extract_features(backbone: Backbone, paths: list[str], settings, pool, runti
     feats: list[list[np.ndarray]] = [[] for _ in backbone.taps]
     flipped: list[list[np.ndarray]] = [[] for _ in backbone.taps]
     batch: list[np.ndarray] = []
+    trim = HeapTrimmer()
 
     def flush() -> None:
+        trim()
         x = to_input(np.stack(batch), backbone, runtime.channels_last, runtime.device)
         if settings.hflip:
             x = torch.cat([x, x.flip(3)])
