@@ -33,27 +33,14 @@ class Backbone:
     weights_sha256: str
     imagenet_classifier: str  # module name of the 1000-class linear layer
 
-    def feature_dim(self, tap_index: int) -> int:
-        return self.channels[tap_index]
-
     @property
     def channels(self) -> tuple[int, ...]:
-        dims = []
-        with torch.no_grad():
-            feats = {}
-            handles = [
-                dict(self.model.named_modules())[t].register_forward_hook(
-                    lambda m, i, o, t=t: feats.__setitem__(t, o.shape[1])
-                )
-                for t in self.taps
-            ]
-            try:
-                self.model.eval()(torch.zeros(1, 3, 64, 64))
-            finally:
-                for h in handles:
-                    h.remove()
-            dims = [feats[t] for t in self.taps]
-        return tuple(dims)
+        """Channels of each tap, read off one tiny forward pass."""
+        from .cam import recording
+
+        with recording(self.model, self.taps) as store, torch.no_grad():
+            self.model.eval()(torch.zeros(1, 3, 64, 64))
+            return tuple(int(store[t].shape[1]) for t in self.taps)
 
 
 def sha256_of(path: Path) -> str:
