@@ -21,7 +21,7 @@ after one untimed warm-up batch; ratios are taken within each repeat, then the m
   E       the whole `python -m generator site` on the full data as a subprocess, from a cold cache (fresh
           cache, site and weights folders in a temporary folder, so it also fits the head) and again warm;
           wall time, peak RSS summed over the process tree (psutil polling, an upper bound: shared pages
-          count once per process) and the largest single process (wait4 ru_maxrss). Skipped by --skip-site.
+          count once per process) and the largest single process (same polling). Skipped by --skip-site.
   synthetic  with --synthetic N: the same on a data folder whose test set is N symlinks to the real test
           photos under distinct names (memory must stay flat as N grows).
 
@@ -413,7 +413,7 @@ def paired_ratio(rates: dict[str, list[float]], a: str, b: str | tuple[str, ...]
 class SiteRun:
     seconds: float
     peak_tree_mb: float  # max over time of the summed RSS of the process tree
-    peak_single_mb: float  # ru_maxrss of the largest single process (wait4)
+    peak_single_mb: float  # RSS of the largest single process (psutil polling)
     returncode: int
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -427,7 +427,7 @@ def run_site(data_dir: Path, work: Path, backbone: str, log_path: Path, interval
     cmd = [sys.executable, "-m", "generator", "site", "--quiet", "--data-dir", str(data_dir),
            "--cache-dir", str(work / "cache"), "--site-dir", str(work / "site"),
            "--weights-dir", str(work / "weights"), "--backbone", backbone]
-    peak = [0]
+    peak = [0, 0]  # process tree sum, largest single process (bytes)
     done = threading.Event()
     with open(log_path, "ab") as logf:
         start = time.perf_counter()
@@ -443,15 +443,18 @@ def run_site(data_dir: Path, work: Path, backbone: str, log_path: Path, interval
                     procs = []
                 for p in procs:
                     try:
-                        total += p.memory_info().rss
+                        rss = p.memory_info().rss
                     except psutil.Error:
-                        pass
+                        continue
+                    total += rss
+                    peak[1] = max(peak[1], rss)
                 peak[0] = max(peak[0], total)
                 done.wait(interval)
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child and its reaped children only
+        # (wait4's ru_maxrss would count the forked child before exec, i.e. this whole benchmark process)
+        _, status, _usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         done.set()
         poller.join()
@@ -460,7 +463,7 @@ def run_site(data_dir: Path, work: Path, backbone: str, log_path: Path, interval
     run_json = work / "site" / "run.json"
     if proc.returncode == 0 and run_json.exists():
         stages = json.loads(run_json.read_text()).get("timings", {})
-    return SiteRun(seconds, peak[0] / 2**20, usage.ru_maxrss / 1024, proc.returncode, stages)
+    return SiteRun(seconds, peak[0] / 2**20, peak[1] / 2**20, proc.returncode, stages)
 
 
 def make_synthetic_data(real: Path, dest: Path, n: int) -> Path:
