@@ -255,14 +255,14 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
     bar = tqdm(total=len(todo), desc="explain", unit="photo", disable=not progress, mininterval=2)
 
     trim = HeapTrimmer()
+    explainer = Explainer(net, backbone.taps, heads, gradcam=settings.gradcam, autocast_dtype=dtype)
 
     def flush() -> None:
         trim()
         need = [(i, d) for i, d in batch if rows[i].get("_cached") is None]
         if need:
             x = to_input(np.stack([d["input"] for _, d in need]), backbone, runtime.channels_last, runtime.device)
-            with Explainer(net, backbone.taps, heads, gradcam=settings.gradcam, autocast_dtype=dtype) as ex:
-                exp = ex(x)
+            exp = explainer(x)
             exp.logits, exp.imagenet_logits = exp.logits.cpu(), exp.imagenet_logits.cpu()
             exp.probe_logits = [p.cpu() for p in exp.probe_logits]
             exp.cams = [c.cpu() for c in exp.cams]
@@ -307,17 +307,18 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
         batch.clear()
 
     decoded_stream = bounded_imap(pool, decode_for_report, _decode_jobs(rows, todo, settings), 4 * settings.batch_size)
-    for idx, decoded in zip(todo, decoded_stream):
-        if decoded["status"] != "ok":
-            rows[idx]["status"] = decoded["status"]
-            rows[idx]["assets"] = ""
-            bar.update(1)
-            continue
-        batch.append((idx, decoded))
-        if len(batch) >= settings.batch_size:
+    with explainer:  # hooks on every tap for the whole pass, removed on the way out
+        for idx, decoded in zip(todo, decoded_stream):
+            if decoded["status"] != "ok":
+                rows[idx]["status"] = decoded["status"]
+                rows[idx]["assets"] = ""
+                bar.update(1)
+                continue
+            batch.append((idx, decoded))
+            if len(batch) >= settings.batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
     for p in pending:
         p.get()
     bar.close()
