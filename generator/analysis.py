@@ -9,6 +9,7 @@ import pandas as pd
 
 from .datasets import CLASSES
 
+ECE_BINS = 10  # equal-width confidence bins of the reliability diagram and the ECE
 RESULT_COLUMNS = ["set", "file", "label", "prediction", "p_cat", "p_dog", "correct", "page", "status"]
 
 
@@ -44,7 +45,7 @@ class Reliability:
     ece: float  # sum_b |acc_b - conf_b| * n_b / N (Guo et al. 2017)
 
 
-def reliability(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10, low: float | None = None) -> Reliability:
+def reliability(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS, low: float | None = None) -> Reliability:
     conf = np.asarray(conf, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     low = 1.0 / len(CLASSES) if low is None else low
@@ -64,7 +65,7 @@ def reliability(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10, low: fl
     return Reliability(edges, counts, acc, mean_conf, ece)
 
 
-def set_reliability(df: pd.DataFrame, n_bins: int = 10) -> Reliability:
+def set_reliability(df: pd.DataFrame, n_bins: int = ECE_BINS) -> Reliability:
     d = labeled_ok(df)
     return reliability(confidence(d).to_numpy(), (d["prediction"] == d["label"]).to_numpy(), n_bins)
 

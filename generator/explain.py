@@ -65,7 +65,7 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(logits, dim=1)
 
 
-def _summaries(model: TrainedModel, ex, settings, i: int) -> dict[str, Any]:
+def _summaries(ex, settings, i: int) -> dict[str, Any]:
     """Scalars and small maps of photo i of a batch explanation, as stored in the cache."""
     probs = ex.logits[i].softmax(0)
     pred = int(probs.argmax())
@@ -269,7 +269,7 @@ def _compute(model, rows, todo, settings, pool, runtime, cache_root, progress) -
             if exp.gradcams is not None:
                 exp.gradcams = [g.cpu() for g in exp.gradcams]
             for j, (i, d) in enumerate(need):
-                summary = _summaries(model, exp, settings, j)
+                summary = _summaries(exp, settings, j)
                 summary["size"] = np.array([d["width"], d["height"]])
                 sha = rows[i]["sha256"]
                 _save_npz(cache_root / sha[:2] / f"{sha}.npz", summary)

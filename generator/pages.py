@@ -124,7 +124,8 @@ def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, fi
     writer.page("errors.html", "errors.html", groups=error_groups,
                 reference={"energy": _f(reference["imagenet_energy"].median()) if len(reference) else None,
                            "msp": _f(analysis.confidence(reference).median()) if len(reference) else None},
-                steps=settings.faithfulness_steps, sample=settings.faithfulness_sample, **common)
+                steps=settings.faithfulness_steps, ece_bins=analysis.ECE_BINS,
+                sample=settings.faithfulness_sample, **common)
     writer.page("figures.html", "figures.html", figures=figure_list, **common)
 
     layer_rows = _layer_sample(results, eval_sets, run, settings)

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .imaging import Decoded, SkipImage, decode_bytes, normalize_map, overlay, read_image_file, resized, save_image
+from .imaging import (
+    Decoded,
+    SkipImage,
+    decode_bytes,
+    heatmap_rgb,
+    normalize_map,
+    overlay,
+    read_image_file,
+    resized,
+    save_image,
+)
 
 
 def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]:
@@ -49,8 +59,6 @@ def decode_for_report(job: dict) -> dict:
 def render_assets(job: dict) -> str:
     """Write the overlays of one photo: thumb (predicted-class CAM baked in), one heat layer per class for
     the image page, and one tile per method and tap for the layer strip. Returns the asset folder."""
-    from .imaging import heatmap_rgb
-
     asset_dir = Path(job["asset_dir"])
     asset_dir.mkdir(parents=True, exist_ok=True)
     pred = job["pred"]
