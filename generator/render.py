@@ -7,7 +7,6 @@ or an attribute unescaped; names are shown through autoescaping.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import shutil
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+
+from .files import write_text
+from .i18n import Lang
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -58,24 +59,6 @@ def unique_slugs(names: list[str], salts: list[str] | None = None, limit: int = 
     return out
 
 
-def fmt_pct(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * float(value):.{digits}f}%"
-
-
-def fmt_num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{float(value):.{digits}f}"
-
-
-def fmt_seconds(value: float) -> str:
-    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
-
-
 def safe_name(text: str) -> str:
     """A file name as it can be shown: surrogate escapes (undecodable bytes) made visible."""
     try:
@@ -84,25 +67,30 @@ def safe_name(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
-def make_env() -> Environment:
+def make_env(lang: Lang) -> Environment:
+    """The one Jinja2 environment: autoescaping (HTML and XML; off for the Markdown post), StrictUndefined, the
+    i18n extension with this language's catalog, and the locale's number formats as filters."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=select_autoescape(["html", "xml", "j2"], default_for_string=True, default=True),
+        autoescape=select_autoescape(["html", "xml"], default_for_string=True, default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(pct=fmt_pct, num=fmt_num, seconds=fmt_seconds, name=safe_name)
-    env.globals["Markup"] = Markup
+    env.install_gettext_translations(lang.t, newstyle=True)
+    env.filters.update(pct=lang.pct, num=lang.num, seconds=lang.seconds, date=lang.date, name=safe_name)
+    env.globals.update(lang=lang.code)
     return env
 
 
 class SiteWriter:
     """Writes pages and copies assets into a build folder; paths are always checked to stay inside it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lang: Lang) -> None:
         self.root = Path(root).resolve()
-        self.env = make_env()
+        self.lang = lang
+        self.env = make_env(lang)
 
     def path(self, rel: str) -> Path:
         out = (self.root / rel).resolve()
@@ -112,33 +100,24 @@ class SiteWriter:
 
     def page(self, rel: str, template: str, **model: Any) -> None:
         depth = rel.count("/")
-        html = self.env.get_template(template).render(root="../" * depth, **model)
-        out = self.path(rel)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
+        self.text(rel, self.env.get_template(template).render(root="../" * depth, current=rel, **model))
 
     def text(self, rel: str, content: str) -> None:
-        out = self.path(rel)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(content, encoding="utf-8")
+        write_text(self.path(rel), content)
 
-    def link_tree(self, source: Path, rel: str) -> None:
-        """Hard-link (or copy, across file systems) every file of `source` into `rel`."""
-        dest = self.path(rel)
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in Path(source).iterdir():
-            if f.name.startswith(".") or f.name == "complete":
-                continue
-            target = dest / f.name
-            if target.exists():
-                continue
-            try:
-                os.link(f, target)
-            except OSError:
-                shutil.copy2(f, target)
+    def link(self, source: Path, rel: str) -> None:
+        """Hard-link (or copy, across file systems) one file into the site."""
+        target = self.path(rel)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
 
     def static(self) -> None:
         """The CSS and JS the templates use, from templates/static/."""
-        src = TEMPLATES / "static"
-        dest = self.path("static")
-        shutil.copytree(src, dest, dirs_exist_ok=True)
+        for f in sorted((TEMPLATES / "static").iterdir()):
+            if f.is_file():
+                self.link(f, f"static/{f.name}")

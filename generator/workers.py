@@ -1,4 +1,4 @@
-"""Work done in the decode/encode processes: read a file once, decode it once, write its pictures.
+"""Work done in the decode/encode processes: read a file once, decode it once, write its two pictures.
 
 Functions here take and return plain values (paths, numpy arrays, dicts) so they cross process boundaries.
 No torch import: the workers stay small and start fast.
@@ -11,17 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .imaging import (
-    Decoded,
-    SkipImage,
-    decode_bytes,
-    heatmap_rgb,
-    normalize_map,
-    overlay,
-    read_image_file,
-    resized,
-    save_image,
-)
+from .files import write_bytes
+from .imaging import Decoded, SkipImage, decode_bytes, encode_webp, read_image_file, resized
 
 
 def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]:
@@ -34,52 +25,54 @@ def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]
     return decoded.model_input, "ok"
 
 
+PICTURES = ("photo.jpg", "photo.webp", "thumb.webp")  # the only files a photo gets on the site
+
+
 def decode_for_report(job: dict) -> dict:
-    """Decode one photo, write its display copy into job['asset_dir'], return the network input and the
-    small copies the overlays are drawn on. Keys out: status, input, thumb, strip, width, height."""
+    """Decode one photo, write its two pictures into job['asset_dir'] unless they are there already, and return
+    the network input. Keys out: status, input, width, height (of the original, upright).
+
+    The display copy is the file itself when it is web-ready (photo.jpg), else a WebP encode (photo.webp).
+    """
     try:
         data = read_image_file(job["path"], job["max_pixels"])
         decoded: Decoded = decode_bytes(data, job["input_size"], job["display_size"], job["max_pixels"])
     except SkipImage as exc:
         return {"status": f"skipped: {exc}"}
     asset_dir = Path(job["asset_dir"])
-    asset_dir.mkdir(parents=True, exist_ok=True)
-    save_image(decoded.display, asset_dir / "photo.webp", quality=82)
-    return {
-        "status": "ok",
-        "input": decoded.model_input,
-        "thumb": resized(decoded.display, job["thumb_size"]),
-        "strip": resized(decoded.display, job["strip_size"]),
-        "display_size": (decoded.display.shape[1], decoded.display.shape[0]),
-        "width": decoded.width,
-        "height": decoded.height,
-    }
+    if not (asset_dir / "complete").exists():
+        if decoded.web_ready:
+            write_bytes(asset_dir / "photo.jpg", data)
+        else:
+            write_bytes(asset_dir / "photo.webp", encode_webp(decoded.display, job["quality"]))
+        write_bytes(asset_dir / "thumb.webp", encode_webp(resized(decoded.display, job["thumb_size"]), job["quality"]))
+        h, w = decoded.display.shape[:2]
+        write_bytes(asset_dir / "complete", f"{w} {h}\n".encode())
+    return {"status": "ok", "input": decoded.model_input, "width": decoded.width, "height": decoded.height}
 
 
-def render_assets(job: dict) -> str:
-    """Write the overlays of one photo: thumb (predicted-class CAM baked in), one heat layer per class for
-    the image page, and one tile per method and tap for the layer strip. Returns the asset folder."""
-    asset_dir = Path(job["asset_dir"])
-    asset_dir.mkdir(parents=True, exist_ok=True)
-    pred = job["pred"]
-    cams = job["cams"]  # tap -> (K, H, W) float
-    last = cams[-1]
-    save_image(overlay(job["thumb"], normalize_map(last[pred])), asset_dir / "thumb.webp", quality=75)
-    w, h = job["display_size"]
-    heat_size = (max(1, w // 2), max(1, h // 2))
-    for k, name in enumerate(job["classes"]):
-        save_image(heatmap_rgb(normalize_map(last[k]), heat_size), asset_dir / f"heat-{name}.webp", quality=70)
-    for t, tap_cams in enumerate(cams):
-        save_image(overlay(job["strip"], normalize_map(tap_cams[pred])), asset_dir / f"strip-cam-{t}.webp", 72)
-    for t, g in enumerate(job.get("gradcams") or []):
-        save_image(overlay(job["strip"], normalize_map(g)), asset_dir / f"strip-gradcam-{t}.webp", 72)
-    (asset_dir / "complete").write_text("ok\n")
-    return str(asset_dir)
+def picture_files(asset_dir: Path) -> tuple[str, int, int] | None:
+    """(display copy's file name, its width, its height) of a complete asset folder, else None."""
+    try:
+        w, h = (int(v) for v in (Path(asset_dir) / "complete").read_text().split())
+    except (OSError, ValueError):
+        return None
+    name = "photo.jpg" if (Path(asset_dir) / "photo.jpg").exists() else "photo.webp"
+    return name, w, h
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the main process handles it (and ends the pool);
+    # the workers stay quiet instead of each printing a traceback.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_pool(n: int):
-    """A process pool started with 'spawn' (forking a process that runs torch threads can deadlock)."""
-    return multiprocessing.get_context("spawn").Pool(n)
+    """A process pool started with 'spawn' (forking a process that runs torch threads can deadlock).
+    Use it as a context manager: leaving the block ends the workers, on errors and interrupts too."""
+    return multiprocessing.get_context("spawn").Pool(n, initializer=_ignore_interrupts)
 
 
 def bounded_imap(pool, fn, jobs, ahead: int = 32):

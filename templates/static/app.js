@@ -1,9 +1,12 @@
-// Progressive enhancement only: every page works without this file.
-// No network: the gallery's data comes from a script file beside it (sets/<set>/photos.js), no fetch,
-// so this works the same from file:// and from a web server. Names only ever reach the DOM through textContent
-// and attribute setters, never through innerHTML.
+// Progressive enhancement: every page works without this file; the maps need it (CamMaps, maps.js).
+// No network: the data comes from script files beside the pages (sets/<set>/photos.js) or from JSON script
+// elements in the page, so this works the same from file:// and from a web server. Names only ever reach the DOM
+// through textContent and attribute setters, never through innerHTML.
 (function () {
   "use strict";
+
+  var Maps = window.CamMaps;
+  var LANG = document.documentElement.lang || "en";
 
   function store(kind) {
     // sessionStorage/localStorage can throw (disabled storage, some file:// setups): treat as absent.
@@ -19,15 +22,33 @@
     if (!s) return;
     try { if (value === null) s.removeItem(key); else s.setItem(key, JSON.stringify(value)); } catch (e) { /* full */ }
   }
+  function json(id) {
+    var el = document.getElementById(id);
+    if (!el) return null;
+    try { return JSON.parse(el.textContent); } catch (e) { return null; }
+  }
+  // "%(name)s" placeholders, as in the Python catalogs.
+  function fill(template, values) {
+    return String(template).replace(/%\((\w+)\)s/g, function (_m, k) { return values[k]; });
+  }
+  var pctFormat = new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 1, minimumFractionDigits: 1 });
+  var pct0Format = new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 0 });
+  function pct(v) { return v === null || v === undefined ? "–" : pctFormat.format(v); }
+  function fmt(n) { return Number(n).toLocaleString(LANG); }
+  function byKey(maps) {
+    var out = {};
+    for (var i = 0; i < maps.length; i++) out[maps[i].key] = maps[i];
+    return out;
+  }
 
-  // ---- Keyboard navigation on photo pages: links carry data-key. ---------------------------------------------
+  // ---- Keyboard navigation on photo pages: links carry data-key. -----------------------------------------------
   var KEYS = { ArrowLeft: 1, ArrowRight: 1, Escape: 1 };
   document.addEventListener("keydown", function (ev) {
     if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.defaultPrevented) return;
     if (!Object.prototype.hasOwnProperty.call(KEYS, ev.key)) return;
     var t = ev.target;
     if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA" || t.isContentEditable)) {
-      // Escape leaves a control (e.g. the opacity slider) instead of the page: press it again to go back.
+      // Escape leaves a control (e.g. a slider) instead of the page: press it again to go back.
       if (ev.key === "Escape" && t.blur) t.blur();
       return;
     }
@@ -43,43 +64,147 @@
   var keys = document.querySelector(".crumbs .keys");
   if (keys) keys.hidden = false;
 
-  // ---- Photo page: CAM opacity slider and class switch. ------------------------------------------------------
+  if (!Maps) return;
+  var cmapPref = load("localStorage", "cam-cmap");
+  var defaultCmap = typeof cmapPref === "string" ? cmapPref : null;
+
+  // ---- Canvases drawn from a JSON payload on the page (error pairs, layer strips, the photo page's strip). ------
+  // <canvas class="cam" data-src="ID" data-photo="SLUG" data-key="cam/3/0">: the map `key` of the payload in the
+  // script element ID (itself a payload, or {slug: payload} for pages that show several photos).
+  var decoded = {};  // "ID" or "ID/SLUG" -> Promise of {key: map}
+  function mapsOf(src, photo) {
+    var id = src + (photo ? "/" + photo : "");
+    if (!decoded[id]) {
+      var data = json(src);
+      var payload = data && data.payload ? data.payload : (data && photo ? data[photo] : data);
+      decoded[id] = payload && payload.v ? Maps.decode(payload).then(byKey) : Promise.resolve({});
+    }
+    return decoded[id];
+  }
+  function paintStatic(cmap) {
+    var canvases = document.querySelectorAll("canvas.cam[data-src]");
+    var jobs = [];
+    Array.prototype.forEach.call(canvases, function (c) {
+      jobs.push(mapsOf(c.getAttribute("data-src"), c.getAttribute("data-photo")).then(function (maps) {
+        var m = maps[c.getAttribute("data-key")];
+        if (!m) return;
+        Maps.paint(c, m, { cmap: cmap, mode: "minmax" });
+        c.hidden = false;
+      }));
+    });
+    return Promise.all(jobs);
+  }
+
+  // ---- Photo page: method, class or evidence view, live CAM box, opacity, colours. --------------------------------
   var camForm = document.getElementById("cam-controls");
-  var views = document.getElementById("views");
-  if (camForm && views) {
-    var slider = document.getElementById("cam-opacity");
-    var shown = document.getElementById("cam-opacity-value");
+  var photoData = json("photo-data");
+  if (camForm && photoData) {
+    var heat = document.getElementById("heat");
+    var boxEl = document.getElementById("cam-box");
+    var facts = document.getElementById("box-facts");
+    var caption = document.getElementById("view-caption");
+    var threshold = document.getElementById("cam-threshold");
+    var thresholdOut = document.getElementById("cam-threshold-value");
+    var opacity = document.getElementById("cam-opacity");
+    var opacityOut = document.getElementById("cam-opacity-value");
+    var cmapSelect = document.getElementById("cam-cmap");
+    var viewChoice = document.getElementById("view-choice");
+    var main = document.getElementById("main-view");
+    var last = photoData.taps.length - 1;
+    var methods = {};
+    photoData.methods.forEach(function (m) { methods[m.name] = m; });
+    var captionTexts = {};
+    Array.prototype.forEach.call(camForm.querySelectorAll("input[name=view], input[name=method]"), function (r) {
+      captionTexts[r.name + ":" + r.value] = r.parentNode.textContent.replace(/\s+/g, " ").trim();
+    });
+    if (defaultCmap && cmapSelect.querySelector('option[value="' + defaultCmap + '"]')) cmapSelect.value = defaultCmap;
+
+    var state = function () {
+      var method = camForm.querySelector("input[name=method]:checked").value;
+      var view = camForm.querySelector("input[name=view]:checked").value;
+      return { method: method, view: view, cmap: cmapSelect.value, threshold: Number(threshold.value) / 100 };
+    };
+    var current = null;  // the map object on the main canvas
+    var mapsPromise = Maps.decode(photoData.payload).then(byKey);
+
+    var mainMap = function (maps, st) {
+      var m = methods[st.method];
+      if (!m.per_class) return maps[st.method + "/" + last];
+      if (st.view !== "signed") return maps[st.method + "/" + last + "/" + st.view];
+      var a = maps[st.method + "/" + last + "/" + photoData.pred];
+      var other = photoData.pred === 0 ? 1 : 0;
+      var b = maps[st.method + "/" + last + "/" + other];
+      var values = new Float64Array(a.values.length), lo = Infinity, hi = -Infinity;
+      for (var i = 0; i < values.length; i++) {
+        values[i] = a.values[i] - b.values[i];
+        if (values[i] < lo) lo = values[i];
+        if (values[i] > hi) hi = values[i];
+      }
+      return { key: "signed", h: a.h, w: a.w, lo: lo, hi: hi, values: values };
+    };
+    var drawBox = function () {
+      if (!current || !boxEl) return;
+      var st = state();
+      var b = Maps.box(current, st.threshold, photoData.grid);
+      boxEl.style.left = (100 * b.x0) + "%";
+      boxEl.style.top = (100 * b.y0) + "%";
+      boxEl.style.width = (100 * (b.x1 - b.x0)) + "%";
+      boxEl.style.height = (100 * (b.y1 - b.y0)) + "%";
+      boxEl.setAttribute("data-box", [b.x0, b.y0, b.x1, b.y1].join(","));
+      thresholdOut.textContent = pct0Format.format(st.threshold);
+      facts.textContent = fill(facts.getAttribute("data-template"),
+                               { t: pct0Format.format(st.threshold), area: pct(b.area), mass: pct(b.mass) });
+    };
+    var draw = function () {
+      var st = state();
+      var m = methods[st.method];
+      viewChoice.hidden = !m.per_class;
+      mapsPromise.then(function (maps) {
+        current = mainMap(maps, st);
+        if (!current) return;
+        var signed = m.per_class && st.view === "signed";
+        var scale = photoData.signedScale[last];
+        Maps.paint(heat, current, signed ? { cmap: "RdBu_r", mode: "signed", scale: scale } :
+                                           { cmap: st.cmap, mode: "minmax" });
+        heat.hidden = false;
+        main.setAttribute("data-view", st.method + ":" + st.view);
+        caption.textContent = captionTexts["method:" + st.method] +
+          (m.per_class ? " · " + captionTexts["view:" + st.view] : "");
+        heat.setAttribute("aria-label", caption.textContent);
+        drawBox();
+        if (window.performance && performance.mark) performance.mark("photo-maps-drawn");
+      });
+    };
     var setOpacity = function (v) {
       v = Math.max(0, Math.min(100, Number(v)));
       if (isNaN(v)) v = 50;
-      slider.value = String(v);
-      shown.textContent = v + "%";
-      views.style.setProperty("--cam-opacity", String(v / 100));
-    };
-    var showClass = function (c) {
-      var figs = views.querySelectorAll(".view");
-      var any = false;
-      for (var i = 0; i < figs.length; i++) if (figs[i].getAttribute("data-class") === c) any = true;
-      if (!any) c = "";
-      for (var j = 0; j < figs.length; j++) figs[j].hidden = c !== "" && figs[j].getAttribute("data-class") !== c;
-      views.classList.toggle("single", c !== "");
-      var radios = camForm.querySelectorAll('input[name="cam-class"]');
-      for (var k = 0; k < radios.length; k++) radios[k].checked = radios[k].value === c;
+      opacity.value = String(v);
+      opacityOut.textContent = v + "%";
+      document.documentElement.style.setProperty("--cam-opacity", String(v / 100));
     };
     var saved = load("localStorage", "cam-opacity");
     if (typeof saved === "number") setOpacity(saved);
-    slider.addEventListener("input", function () {
-      setOpacity(slider.value);
-      save("localStorage", "cam-opacity", Number(slider.value));
+    opacity.addEventListener("input", function () {
+      setOpacity(opacity.value);
+      save("localStorage", "cam-opacity", Number(opacity.value));
     });
+    threshold.addEventListener("input", drawBox);
     camForm.addEventListener("change", function (ev) {
-      if (ev.target && ev.target.name === "cam-class") showClass(ev.target.value);
+      if (ev.target === cmapSelect) {
+        save("localStorage", "cam-cmap", cmapSelect.value);
+        paintStatic(cmapSelect.value);
+      }
+      if (ev.target !== threshold && ev.target !== opacity) draw();
     });
     camForm.addEventListener("submit", function (ev) { ev.preventDefault(); });
     camForm.hidden = false;
+    draw();
+    paintStatic(cmapSelect.value);
+  } else {
+    paintStatic(defaultCmap || "jet");
   }
 
-  // ---- Gallery: filter by tag, label and prediction; sort; across every page of the set. -------------------
+  // ---- Gallery: filter by tag, label and prediction; sort; across every page of the set; maps on thumbnails. ---
   var form = document.getElementById("filters");
   var gallery = document.getElementById("gallery");
   var photos = window.CAM_PHOTOS;  // from sets/<set>/photos.js, loaded by the gallery page
@@ -95,9 +220,31 @@
   var original = Array.prototype.slice.call(gallery.children);  // this page's server-rendered thumbnails
   var FIELDS = ["tag", "label", "pred"];
   var SORTS = { "": 1, "conf-desc": 1, "conf-asc": 1, name: 1 };
+  var words = json("words") || {};
+  var cmap = defaultCmap || "jet";
+  function word(w) { return words[w] || w; }
 
-  function pct(v) { return v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%"; }
-  function fmt(n) { return Number(n).toLocaleString("en-US"); }
+  var bySlug = {};
+  for (var n = 0; n < photos.length; n++) {
+    photos[n].i = n;
+    bySlug[photos[n].slug] = photos[n];
+  }
+  // Thumbnail maps: the last stage's CAM of the predicted class, decoded once per photo.
+  function paintThumb(fig) {
+    var p = bySlug[fig.id];
+    var canvas = fig.querySelector("canvas.heat");
+    if (!p || !p.map || !canvas) return;
+    var maps = Maps.decodeSync(p.map);
+    Maps.paint(canvas, maps[0], { cmap: cmap, mode: "minmax" });
+    canvas.hidden = !form.elements.maps.checked;
+  }
+  function paintAll() {
+    var t0 = window.performance ? performance.now() : 0;
+    Array.prototype.forEach.call(gallery.querySelectorAll(".thumb"), paintThumb);
+    if (window.performance && performance.measure) {
+      gallery.setAttribute("data-paint-ms", (performance.now() - t0).toFixed(1));
+    }
+  }
 
   function readState() {
     var st = {};
@@ -136,7 +283,6 @@
     "conf-asc": function (a, b) { return (conf(a) - conf(b)) || (a.i - b.i); },
     name: byName
   };
-  for (var n = 0; n < photos.length; n++) photos[n].i = n;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -151,22 +297,32 @@
     fig.setAttribute("data-tag", p.tag);
     var a = el("a");
     a.href = root + p.page;
+    var stack = el("span", "stack");
     var img = el("img");
     img.loading = "lazy";
     img.decoding = "async";
-    img.alt = p.name + ": predicted " + p.pred + " (" + pct(p.conf) + ")" + (p.label ? ", labeled " + p.label : "") +
-      "; CAM of the predicted class overlaid";
+    img.alt = fill(word("alt"), { name: p.name, pred: word(p.pred), conf: pct(p.conf) }) +
+      (p.label ? fill(word("alt-label"), { label: word(p.label) }) : "");
     if (p.thumb) img.src = root + p.thumb;
-    a.appendChild(img);
+    stack.appendChild(img);
+    if (p.map && p.size) {
+      var canvas = el("canvas", "heat");
+      canvas.width = p.size[0];
+      canvas.height = p.size[1];
+      canvas.setAttribute("aria-hidden", "true");
+      stack.appendChild(canvas);
+    }
+    a.appendChild(stack);
     fig.appendChild(a);
     var cap = el("figcaption");
-    var mark = el("span", "mark", p.tag === "correct" ? "✓" : (p.tag === "wrong" ? "✗" : ""));
+    var mark = el("span", "mark", p.tag === "correct" ? "✓" : (p.tag === "wrong" ? "✗" : (p.tag === "neither" ? "∅" : "")));
     mark.setAttribute("aria-hidden", "true");
     cap.appendChild(mark);
     cap.appendChild(document.createTextNode(" "));
-    cap.appendChild(el("b", null, p.pred));
+    cap.appendChild(el("b", null, word(p.pred)));
     cap.appendChild(document.createTextNode(" " + pct(p.conf) + " "));
-    if (p.label) { cap.appendChild(el("span", "label", "label " + p.label)); }
+    if (p.label) cap.appendChild(el("span", "label", fill(word("label"), { label: word(p.label) })));
+    if (p.tag === "neither") cap.appendChild(el("span", "label", word("neither")));
     var fname = el("span", "fname", p.name);
     fname.title = p.name;
     cap.appendChild(fname);
@@ -188,17 +344,18 @@
       if (filtered) replaceChildren(gallery, original);
       filtered = false;
       shown = original.length;
-      count.textContent = fmt(photos.length) + " photos" + (pages > 1 ? " · page " + pageNo + " of " + pages +
-        " (filters and sorting cover every page)" : "");
+      count.textContent = fill(count.getAttribute("data-photos"), { n: fmt(photos.length) }) +
+        (pages > 1 ? " · " + fill(count.getAttribute("data-page"), { page: pageNo, pages: pages }) : "");
     } else {
       var list = photos.filter(function (p) { return matches(p, st); });
       if (SORTERS[st.sort]) list.sort(SORTERS[st.sort]);
       replaceChildren(gallery, list.map(thumb));
       filtered = true;
       shown = list.length;
-      count.textContent = "Showing " + fmt(list.length) + " of " + fmt(photos.length) + " photos" +
-        (pages > 1 ? ", from all " + pages + " pages" : "");
+      count.textContent = fill(count.getAttribute("data-showing"), { k: fmt(list.length), n: fmt(photos.length) }) +
+        (pages > 1 ? ", " + fill(count.getAttribute("data-all-pages"), { pages: pages }) : "");
     }
+    paintAll();
     count.setAttribute("data-count", String(shown));
     gallery.setAttribute("data-filtered", filtered ? "true" : "false");
     noMatch.hidden = shown > 0;
@@ -210,7 +367,15 @@
     }
   }
 
-  form.addEventListener("change", function () { apply(readState(), false); });
+  form.addEventListener("change", function (ev) {
+    if (ev.target && ev.target.name === "maps") {
+      var show = form.elements.maps.checked;
+      Array.prototype.forEach.call(gallery.querySelectorAll("canvas.heat"), function (c) { c.hidden = !show; });
+      save("localStorage", "cam-thumb-maps", show);
+      return;
+    }
+    apply(readState(), false);
+  });
   form.addEventListener("submit", function (ev) { ev.preventDefault(); });
   form.addEventListener("reset", function (ev) {
     ev.preventDefault();
@@ -218,8 +383,17 @@
     apply(readState(), false);
   });
 
-  // Coming back from a photo page (Escape) restores the filters of this set and scrolls to the photo.
-  var restored = load("sessionStorage", stateKey);
+  // A link such as index.html?tag=wrong opens the gallery filtered; coming back from a photo page (Escape)
+  // restores the filters of this set and scrolls to the photo.
+  var query = {};
+  location.search.replace(/^\?/, "").split("&").forEach(function (kv) {
+    var parts = kv.split("=");
+    if (parts[0]) query[decodeURIComponent(parts[0])] = decodeURIComponent(parts[1] || "");
+  });
+  var fromQuery = query.tag || query.label || query.pred || query.sort ? query : null;
+  var restored = fromQuery || load("sessionStorage", stateKey);
+  var showMaps = load("localStorage", "cam-thumb-maps");
+  if (typeof showMaps === "boolean") form.elements.maps.checked = showMaps;
   writeState(restored);
   form.hidden = false;
   apply(readState(), !!restored);

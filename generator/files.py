@@ -1,0 +1,76 @@
+"""One way to write a file: into a temporary sibling, then renamed over the target.
+
+A killed run, a full disk or a read-only folder therefore never leaves half a file under the real name, and
+the error a user can fix (disk full, folder not writable) becomes one sentence naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import from_os_error
+
+
+def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = False) -> Path:
+    """Call write(file) on a temporary sibling of `path`, then rename it to `path`.
+
+    durable: fsync before the rename (for files that must survive a power cut, such as checkpoints).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            write(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        user = from_os_error(exc, path, "writing")
+        if user is not None:
+            raise user from None
+        raise
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
+def write_bytes(path: Path | str, data: bytes, durable: bool = False) -> Path:
+    return write_with(path, lambda fh: fh.write(data), durable)
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def save_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> Path:
+    """Arrays to an uncompressed .npz (fast to write and read; the maps are small)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: Path | str) -> dict[str, np.ndarray] | None:
+    """The arrays of an .npz, or None when it is missing or damaged (a cache entry is recomputed, never
+    trusted: truncated, bad CRC or not an npz at all)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:
+        return None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -1,0 +1,216 @@
+"""Which map to trust: every method scored by perturbation on a seeded sample of photos, and the
+parameter-randomisation sanity check of Adebayo et al. 2018.
+
+Scored maps per photo (the predicted class): every computed method at the last tap, each method of the gradient
+family at every earlier tap too, and the two baselines. Maps equal after min-max scaling (at a GAP-linear last
+tap Grad-CAM, XGrad-CAM and HiResCAM are one map) are scored once. Scores are cached per photo by content.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from . import methods as registry
+from .cam import LinearHead
+from .checkpoint import TrainedModel
+from .explain import RecordCache, make_explainer
+from .faithfulness import BASELINES, SCORES, gaussian_map, random_map, score_maps, upsampled01
+from .files import load_npz, save_npz
+from .imaging import SkipImage, decode_bytes, read_image_file
+from .record import PhotoRecord
+from .runtime import Runtime
+
+LEADERBOARD_VERSION = 1
+RANDOMISATIONS = ("head", "head + last stage")  # Adebayo et al.'s cascade, as far as it matters here
+
+
+def sample_rows(results: pd.DataFrame, sets: list[str], n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of n explained photos of each set (all of them when n is 0 or the set is smaller)."""
+    picked = []
+    for s in sets:
+        d = results[(results["set"] == s) & (results["status"] == "ok")]
+        if d.empty:
+            continue
+        k = len(d) if n <= 0 else min(n, len(d))
+        rng = np.random.default_rng([seed, zlib.crc32(s.encode("utf-8", "surrogateescape"))])
+        picked.append(d.iloc[np.sort(rng.choice(len(d), size=k, replace=False))])
+    return pd.concat(picked) if picked else results.iloc[0:0]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str  # a registered method or a baseline
+    tap: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}@{self.tap}"
+
+
+def candidates(record: PhotoRecord, n_taps: int) -> list[tuple[Candidate, np.ndarray]]:
+    """The maps of one photo that the leaderboard scores, raw, at their native resolution."""
+    last = n_taps - 1
+    pred = record.pred
+    out = []
+    for name in record.methods():
+        method = registry.get(name)
+        taps = range(n_taps) if method.needs == registry.Need.GRADIENTS else (last,)
+        for t in taps:
+            m = record.maps[name][t]
+            if m is not None:
+                out.append((Candidate(name, t), np.asarray(m[pred] if method.per_class else m, np.float32)))
+    return out
+
+
+def _photo_input(model: TrainedModel, path: str, settings) -> torch.Tensor | None:
+    try:
+        d = decode_bytes(read_image_file(path, settings.max_pixels), settings.input_size, settings.input_size,
+                         settings.max_pixels)
+    except SkipImage:
+        return None
+    return model.backbone.to_input(d.model_input[None])[0]
+
+
+def _score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps: int,
+                 settings) -> dict[str, dict[str, float]]:
+    size = settings.input_size
+    shape = record.cam(-1).shape[-2:]
+    gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + int(sha[:12], 16) % 1_000_003)
+    named: list[tuple[str, torch.Tensor]] = [(c.key, upsampled01(torch.from_numpy(m), size))
+                                            for c, m in candidates(record, n_taps)]
+    named += [(f"random@{n_taps - 1}", random_map(tuple(shape), size, gen)),
+              (f"gaussian@{n_taps - 1}", gaussian_map(size))]
+    # Score each distinct map once (after min-max scaling several methods give the same map).
+    distinct: dict[bytes, int] = {}
+    unique: list[torch.Tensor] = []
+    index: dict[str, int] = {}
+    for key, m in named:
+        fp = hashlib.sha1(np.round(m.numpy().astype(np.float64), 6).tobytes()).digest()
+        if fp not in distinct:
+            distinct[fp] = len(unique)
+            unique.append(m)
+        index[key] = distinct[fp]
+    scores = score_maps(probs_of, x, unique, record.pred, settings.faithfulness_steps)
+    return {key: scores[i] for key, i in index.items()}
+
+
+class ScoreCache:
+    """Per photo: the scores of every candidate map, keyed by model, steps and seed."""
+
+    def __init__(self, cache_dir: Path, model_fp: str, settings) -> None:
+        self.root = (Path(cache_dir) / "leaderboard"
+                     / f"v{LEADERBOARD_VERSION}-{model_fp}-s{settings.faithfulness_steps}-seed{settings.seed}")
+
+    def load(self, sha: str, want: set[str]) -> dict[str, dict[str, float]] | None:
+        z = load_npz(self.root / sha[:2] / f"{sha}.npz")
+        if z is None or "keys" not in z or not want <= set(z["keys"].tolist()):
+            return None
+        return {k: dict(zip(SCORES, map(float, v))) for k, v in zip(z["keys"].tolist(), z["values"])}
+
+    def save(self, sha: str, scores: dict[str, dict[str, float]]) -> None:
+        keys = sorted(scores)
+        save_npz(self.root / sha[:2] / f"{sha}.npz",
+                 {"keys": np.array(keys), "values": np.array([[scores[k][s] for s in SCORES] for k in keys])})
+
+
+def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings, runtime: Runtime,
+                        log=print) -> pd.DataFrame:
+    """One row per (photo, candidate map): set, file, method, tap and the four scores."""
+    n_taps = len(model.backbone.taps)
+    records = RecordCache(settings.cache_dir, model.fingerprint, n_taps)
+    cache = ScoreCache(settings.cache_dir, model.fingerprint, settings)
+    explainer = make_explainer(model, (), runtime)
+    rows = []
+    with explainer:
+        def probs_of(batch: torch.Tensor) -> torch.Tensor:
+            return explainer.class_scores(batch.to(runtime.device)).float().softmax(1).cpu()
+
+        for r in sample.to_dict("records"):
+            record = records.load(r["sha256"])
+            if record is None:
+                continue
+            want = {c.key for c, _ in candidates(record, n_taps)} | {f"{b}@{n_taps - 1}" for b in BASELINES}
+            scores = cache.load(r["sha256"], want)
+            if scores is None:
+                x = _photo_input(model, r["path"], settings)
+                if x is None:
+                    continue
+                scores = _score_photo(probs_of, x, record, r["sha256"], n_taps, settings)
+                cache.save(r["sha256"], scores)
+            for key in sorted(want):
+                method, tap = key.rsplit("@", 1)
+                rows.append({"set": r["set"], "file": r["file"], "method": method, "tap": int(tap),
+                             **scores[key]})
+    return pd.DataFrame(rows, columns=["set", "file", "method", "tap", *SCORES])
+
+
+# ---- sanity check ---------------------------------------------------------------------------------------------
+
+
+def randomised(model: TrainedModel, how: str, seed: int) -> tuple[torch.nn.Module, list[LinearHead]]:
+    """A copy of the backbone and heads with the classifier head re-drawn at random (same scale), and for
+    'head + last stage' also the backbone's last stage re-initialised."""
+    gen = torch.Generator().manual_seed(seed)
+    heads = list(model.heads)
+    h = heads[-1]
+    heads[-1] = LinearHead(weight=torch.randn(h.weight.shape, generator=gen) * float(h.weight.std()),
+                           bias=torch.randn(h.bias.shape, generator=gen) * float(h.bias.std() + 1e-6))
+    net = copy.deepcopy(model.backbone.model)
+    if how == "head + last stage":
+        torch.manual_seed(seed)
+        modules = dict(net.named_modules())
+        for name in model.backbone.last_stage:
+            for m in modules[name].modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+                if hasattr(m, "reset_running_stats"):
+                    m.reset_running_stats()
+    return net, heads
+
+
+def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings, runtime: Runtime) -> pd.DataFrame:
+    """Spearman rank correlation between each method's last-tap map and the map of the same photo and class
+    after randomising the model: one row per (photo, method, randomisation). Low = the map depends on what the
+    model learned, as an explanation must (Adebayo et al. 2018)."""
+    n_taps = len(model.backbone.taps)
+    records = RecordCache(settings.cache_dir, model.fingerprint, n_taps)
+    names = [n for n in registry.names() if not registry.get(n).opt_in]
+    photos = []
+    for r in sample.to_dict("records"):
+        record = records.load(r["sha256"])
+        x = _photo_input(model, r["path"], settings) if record is not None else None
+        if x is not None:
+            photos.append((r, record, x))
+    if not photos:
+        return pd.DataFrame(columns=["set", "file", "method", "randomised", "spearman"])
+    x = torch.stack([p[2] for p in photos]).to(runtime.device)
+    target = torch.tensor([p[1].pred for p in photos])
+    rows = []
+    for i, how in enumerate(RANDOMISATIONS):
+        net, heads = randomised(model, how, settings.seed + i)
+        shadow = TrainedModel(copy.copy(model.backbone), heads, model.meta, model.path)
+        shadow.backbone.model = net
+        explainer = make_explainer(shadow, tuple(names), runtime)
+        with explainer:
+            result = explainer(x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x,
+                               target=target)
+        for j, (r, record, _) in enumerate(photos):
+            for name in names:
+                method = registry.get(name)
+                new = result.maps[name][-1][j].cpu().numpy()
+                old = np.asarray(record.maps[name][-1], np.float32)
+                if method.per_class:
+                    new, old = new[record.pred], old[record.pred]
+                rho = stats.spearmanr(old.ravel(), new.ravel()).statistic
+                rows.append({"set": r["set"], "file": r["file"], "method": name, "randomised": how,
+                             "spearman": float(rho)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,66 @@
+"""Methods that need the features only: no gradient, no extra pass."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import BatchInputs, MapMethod, Need, TapInputs, register
+
+
+def class_activation_maps(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) features and (K, C) class weights -> (B, K, H, W); spatial mean + bias = the logits."""
+    return torch.einsum("kc,bchw->bkhw", weight.to(features.dtype), features)
+
+
+@register
+class CAM(MapMethod):
+    """Zhou et al. 2016: CAM_c(x, y) = sum_k w_k^c f_k(x, y), with w the tap's linear head (a probe before the
+    last tap). Raw and signed (no ReLU), for every class."""
+
+    name = "cam"
+    title = "CAM"
+    citation = "Zhou et al. 2016"
+    needs = Need.FEATURES
+    per_class = True
+    default_on = True
+    cost = "no extra pass: one product of the features with the head's weights"
+
+    def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:
+        return class_activation_maps(tap.features, tap.head.weight)
+
+
+def first_component_projection(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H, W): each photo's features, centred over positions, projected on their first
+    principal component (the first right singular vector of the (H*W, C) matrix), signed so that the projection
+    covaries positively with the channel-mean activation mean_k f_k(x, y).
+
+    Why that sign: the SVD's is arbitrary, and "the map sums to a positive number" cannot fix it because a
+    projection of centred data sums to 0. The covariance with the mean activation is (s_1^2 / C) sum_k v_k, so
+    the rule is: the component's channel loadings v sum to >= 0. Positive then means "more activation", the
+    sense every other map here has.
+    """
+    b, c, h, w = features.shape
+    centred = features.flatten(2).transpose(1, 2)  # (B, H*W, C)
+    centred = centred - centred.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    first = vh[:, 0, :]  # (B, C)
+    first = torch.where(first.sum(dim=1, keepdim=True) < 0, -first, first)
+    return (centred @ first.unsqueeze(-1)).view(b, h, w)
+
+
+@register
+class EigenCAM(MapMethod):
+    """Muhammad & Yeasin 2020: ReLU of the tap's features projected on their first principal component (see
+    `first_component_projection` for the sign). Class-agnostic: the same map whatever the class. Agrees with
+    pytorch-grad-cam's EigenCAM (its `get_2d_projection`, then its ReLU) whenever the two SVD signs agree.
+    """
+
+    name = "eigencam"
+    title = "Eigen-CAM"
+    citation = "Muhammad & Yeasin 2020"
+    needs = Need.FEATURES
+    cost = "no extra pass: one small SVD per photo and tap"
+
+    def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:
+        """-> (B, H, W): the raw map, after the ReLU, not scaled."""
+        return torch.relu(first_component_projection(tap.features))
