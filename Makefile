@@ -4,15 +4,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AXE := tests/node_modules/axe-core/axe.min.js
+CHROMIUM ?= chromium
 SOURCE ?=
 PERSONAL ?=
 UNRELATED ?=
-DOWNLOAD ?=
 ARGS ?=
 
 data_args = $(if $(SOURCE),--source "$(SOURCE)") $(if $(PERSONAL),--personal "$(PERSONAL)") $(if $(UNRELATED),--unrelated "$(UNRELATED)")
 
-.PHONY: setup data weights site test lint serve bench clean
+.PHONY: setup data weights site test lint serve bench pdf messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +23,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
+# The accessibility tests inject axe-core (npm) into the pages; without npm they are skipped with a reason.
+$(AXE):
+	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix tests axe-core@4.14.1
+
+# Downloads cats_and_dogs_filtered.zip (about 65 MB) unless SOURCE names a local copy of the same layout.
 data: $(STAMP)
-	$(BIN)/python -m generator data $(data_args) $(if $(SOURCE),,--download)
+	$(BIN)/python -m generator data $(data_args)
 
 weights: $(STAMP)
 	$(BIN)/python -m generator weights
@@ -31,18 +37,34 @@ weights: $(STAMP)
 site: $(STAMP)
 	$(BIN)/python -m generator site $(data_args) $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check generator tests
+	$(BIN)/ruff check generator tests bench
 
 serve:
 	@echo "Serving site/ on http://127.0.0.1:8000/ (Ctrl-C stops)"
 	cd site && ../$(BIN)/python -m http.server 8000 --bind 127.0.0.1
 
 bench: $(STAMP)
-	$(BIN)/python -m generator.bench $(ARGS)
+	$(BIN)/python -m bench $(ARGS)
+
+# The report as an A4 PDF, printed by headless Chromium (apt-get install chromium) from the built site.
+pdf:
+	@test -f site/report.html || { echo "error: site/report.html is missing: run make site first." >&2; exit 2; }
+	@command -v $(CHROMIUM) >/dev/null || { echo "error: $(CHROMIUM) is not installed: apt-get install chromium, or set CHROMIUM=<path>." >&2; exit 2; }
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-background-networking --no-pdf-header-footer \
+		--run-all-compositor-stages-before-draw --virtual-time-budget=5000 \
+		--print-to-pdf=site/report.pdf "file://$(CURDIR)/site/report.html" 2>/dev/null
+	@echo "wrote site/report.pdf"
+
+# After changing text in generator/ or templates/: update the catalogs, then translate what is new.
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F templates/locale/babel.cfg -k N_ -k n_:1,2 --add-location=file --sort-by-file \
+		--project=cam-report -o templates/locale/messages.pot generator templates
+	$(BIN)/pybabel -q update --ignore-obsolete -i templates/locale/messages.pot -d templates/locale
+	rm templates/locale/messages.pot
 
 clean:
-	rm -rf site .site.new .site.old data/.cache .pytest_cache tests/artifacts
+	rm -rf site .site.new .site.old .site.lock data/.cache .pytest_cache tests/artifacts

@@ -19,6 +19,7 @@ RESNET18_URL = "https://download.pytorch.org/models/" + RESNET18_FILE
 
 # ImageNet-1k class indices of the cat and dog breeds: 151-268 are dogs, 281-285 domestic cats (tabby, tiger
 # cat, Persian, Siamese, Egyptian cat). Both backbones' 1,000-way classifiers use this standard order.
+N_ = str  # marks a word for the message catalog; the site translates it where it shows it
 IMAGENET_DOGS = range(151, 269)
 IMAGENET_CATS = range(281, 286)
 
@@ -41,7 +42,7 @@ class Backbone:
     name: str
     model: nn.Module  # full ImageNet network (features + pooling + imagenet classifier)
     taps: tuple[str, ...]  # module names, shallow to deep; the last one is what the classifier pools
-    tap_labels: tuple[str, ...]  # names shown on the site
+    tap_names: tuple[str, ...]  # what readers call each tap (message ids: the site translates them)
     strides: tuple[int, ...]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -51,7 +52,8 @@ class Backbone:
 
     def to_input(self, batch: np.ndarray, channels_last: bool = False, device: str = "cpu") -> torch.Tensor:
         """(B, H, W, 3) uint8 photos -> (B, 3, H, W) float32 normalized for this network."""
-        x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(device).permute(0, 3, 1, 2).float().div_(255)
+        x = torch.from_numpy(np.require(batch, requirements=["C", "W"])).to(device)
+        x = x.permute(0, 3, 1, 2).float().div_(255)
         mean = torch.tensor(self.mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=device).view(1, 3, 1, 1)
         x = (x - mean) / std
@@ -152,7 +154,7 @@ def build_efficientnet_lite0(weights: Path | None = None) -> Backbone:
         name="efficientnet_lite0",
         model=model.eval(),
         taps=("blocks.1", "blocks.2", "blocks.4", "bn2"),
-        tap_labels=("stage 2 (blocks.1)", "stage 3 (blocks.2)", "stage 5 (blocks.4)", "head conv (bn2)"),
+        tap_names=(N_("stage 2"), N_("stage 3"), N_("stage 5"), N_("head conv")),
         strides=(4, 8, 16, 32),
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
@@ -192,7 +194,7 @@ def build_resnet18(weights: Path) -> Backbone:
         name="resnet18",
         model=model.eval(),
         taps=("layer1", "layer2", "layer3", "layer4"),
-        tap_labels=("layer1", "layer2", "layer3", "layer4"),
+        tap_names=(N_("stage 2"), N_("stage 3"), N_("stage 4"), N_("stage 5")),
         strides=(4, 8, 16, 32),
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),

@@ -139,7 +139,7 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         "runtime": asdict(runtime),
         "versions": manifest_mod.versions(),
         "sets": sets,
-        "tap_labels": list(b.tap_labels),
+        "tap_names": list(b.tap_names),
         "tap_modules": list(b.taps),
         "tap_sizes": [max(1, -(-size // s)) for s in b.strides],
         "methods_chosen": list(chosen),
@@ -214,12 +214,15 @@ def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
 
 
 def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, reuse_figures: bool) -> dict:
-    from . import figures, pages
+    from . import pages
     from .report import build_report
 
     site_dir = Path(settings.site_dir)
     with timer.stage("analyse"):
-        report = build_report(bundle, settings)
+        report = load_report(settings, now.figures) if reuse_figures else None
+        if report is None:
+            report = build_report(bundle, settings)
+            save_report(settings, now.figures, report)
     build_dir = site_dir.with_name(f".{site_dir.name}.new")
     try:
         if build_dir.exists():
@@ -227,8 +230,10 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
         build_dir.mkdir(parents=True)
         with timer.stage("figures"):
             if reuse_figures:
-                report.figures = figures.reuse(site_dir / "figures", build_dir / "figures")
+                report.figures = reuse_figures_of(site_dir, build_dir / "figures")
             else:
+                from . import figures  # matplotlib: imported only when figures are drawn
+
                 report.figures = figures.make_all(report, settings, build_dir / "figures")
         with timer.stage("pages"):
             pages.write_site(build_dir, report, settings)
@@ -243,6 +248,39 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
         shutil.rmtree(build_dir, ignore_errors=True)  # only what a failed build left; the swap moved a good one
     log(f"site written to {site_dir}/index.html in {run['timings']['total']:.1f} s")
     return run
+
+
+def report_path(settings: Settings, key: str) -> Path:
+    return Path(settings.cache_dir) / "runs" / f"{key[:24]}.report.pkl"
+
+
+def save_report(settings: Settings, key: str, report) -> None:
+    """The analysed report, so that a rerun for templates or page settings renders without analysing again
+    (and without importing scipy.stats, which costs half a second)."""
+    write_bytes(report_path(settings, key), pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_report(settings: Settings, key: str):
+    try:
+        report = pickle.loads(report_path(settings, key).read_bytes())  # our own cache file
+    except Exception:
+        return None
+    report.settings = settings  # same figure and compute settings (same key); page settings may differ
+    report.figures = []
+    return report
+
+
+def reuse_figures_of(site_dir: Path, new: Path) -> list[dict]:
+    """Link the previous build's figures into the new site (nothing that draws them has changed); their list
+    comes from the previous site's run.json."""
+    listed = json.loads((site_dir / "run.json").read_text()).get("figures", [])
+    new.mkdir(parents=True, exist_ok=True)
+    for f in listed:
+        try:
+            os.link(site_dir / "figures" / f["file"], new / f["file"])
+        except OSError:
+            shutil.copy2(site_dir / "figures" / f["file"], new / f["file"])
+    return listed
 
 
 def swap_in(build_dir: Path, site_dir: Path) -> None:

@@ -11,10 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 
 
@@ -71,7 +68,8 @@ class Explainer:
         heads: list[LinearHead],
         methods: list,  # generator.methods.MapMethod instances
         autocast_dtype: torch.dtype | None = None,
-        score_batch: int = 64,
+        score_batch: int = 32,
+        channels_last: bool = False,
     ) -> None:
         if len(heads) != len(taps):
             raise ValueError(f"need one head per tap: {len(taps)} taps, {len(heads)} heads")
@@ -81,6 +79,7 @@ class Explainer:
         self.methods = list(methods)
         self.autocast_dtype = autocast_dtype
         self.score_batch = score_batch
+        self.channels_last = channels_last
         self._ctx = None
         self._store: dict[str, torch.Tensor] | None = None
         self._grad_flags: list[bool] = []
@@ -119,6 +118,8 @@ class Explainer:
         out = []
         with torch.inference_mode():
             for chunk in x.split(self.score_batch):
+                if self.channels_last:
+                    chunk = chunk.contiguous(memory_format=torch.channels_last)
                 with self._autocast(chunk.device.type):
                     self.model(chunk)
                 pooled = self._store[last].float().mean(dim=(2, 3))
@@ -167,42 +168,3 @@ class Explainer:
             imagenet_logits=imagenet_logits.detach().float(),
             maps=maps,
         )
-
-
-@dataclass(frozen=True)
-class Box:
-    """The CAM box in fractions of the image (x0, y0 inclusive; x1, y1 exclusive), and what it holds."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    area: float  # share of the image the box covers, 0..1
-    mass: float  # share of the map's positive mass inside the box, 0..1
-
-
-def cam_box(cam: np.ndarray, threshold: float = 0.2) -> Box:
-    """The paper's rule: the bounding box of the largest connected region at or above `threshold` of the map.
-
-    `cam` is one raw map (H, W), already upsampled to the image's (model) resolution. It is min-max scaled
-    first, as in the paper's released code, so the threshold is a fraction of the map's range.
-    `mass` is the share of the scaled map's total inside the box.
-    """
-    cam = np.asarray(cam, dtype=np.float32)
-    cam = cam - float(cam.min())
-    h, w = cam.shape
-    top = float(cam.max())
-    if top <= 0:  # a flat map points nowhere: the box is the whole image
-        return Box(0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
-    labels, _ = ndimage.label(cam >= threshold * top)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    ys, xs = np.nonzero(labels == int(sizes.argmax()))
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    mass = float(cam[y0:y1, x0:x1].sum() / cam.sum())
-    return Box(x0 / w, y0 / h, x1 / w, y1 / h, (y1 - y0) * (x1 - x0) / (h * w), mass)
-
-
-def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, H, W) -> (B, size, size), bilinear, as CAM is shown over the image."""
-    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]

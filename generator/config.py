@@ -101,7 +101,8 @@ def _url_path(name: str, value: str) -> None:
 
 def _folder(name: str, value: Path) -> None:
     if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
-        raise _bad(name, str(value), "use a folder of its own, e.g. " + str(Settings.__dataclass_fields__[name].default))
+        default = Settings.__dataclass_fields__[name].default
+        raise _bad(name, str(value), f"use a folder of its own, e.g. {default}")
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,13 @@ class Settings:
                                    "training photos", between(0.5, 1, open_lo=True))
     layer_sample: int = _setting(8, "photos per set shown on layers.html (plus every mistake)", between(0, 100_000))
     figure_sample: int = _setting(16, "photos per blog figure", between(1, 1000))
-    faithfulness_sample: int = _setting(6, "photos per set scored for the leaderboard, seeded (0 = all)",
+    faithfulness_sample: int = _setting(2, "photos per set scored for the leaderboard, seeded (0 = all)",
                                         between(0, 1_000_000))
-    faithfulness_steps: int = _setting(8, "perturbation steps of the deletion/insertion curves", between(2, 200))
+    faithfulness_steps: int = _setting(6, "perturbation steps of the deletion/insertion curves", between(2, 200))
     lang: str = _setting("en", "language of the site and the post: en or ko", one_of(*LANGUAGES))
     site_url: str = _setting("", "where the site will be published (e.g. https://you.github.io/cam-report/): the "
-                             "post links to its pages and the social card names its picture; empty = no links", _site_url)
+                             "post links to its pages and the social card names its picture; empty = no links",
+                             _site_url)
     post_assets_url: str = _setting("/assets/images/post_images/", "where the Jekyll post's figures are published "
                                     "(the post's image links start with this)", _url_path)
 

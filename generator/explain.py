@@ -29,7 +29,7 @@ from .ood import energy, pet_probability, top_classes
 from .overlay import cam_box
 from .record import RECORD_VERSION, PhotoRecord
 from .runtime import Runtime
-from .workers import HeapTrimmer, bounded_imap, decode_for_report, picture_files
+from .workers import HeapTrimmer, decode_for_report, decoded_in_chunks, picture_files
 
 
 def computed_methods(chosen: tuple[str, ...]) -> tuple[str, ...]:
@@ -98,9 +98,9 @@ def photo_row(record: PhotoRecord, settings, categories: tuple[str, ...]) -> dic
     other = int(np.argsort(logits)[-2]) if len(logits) > 1 else pred
     for t, cam in enumerate(cams):
         row[f"signed{t}_absmax"] = float(np.abs(cam[pred] - cam[other]).max())  # for a scale shared by the set
-        tap_box = cam_box(cam[pred], settings.box_threshold, settings.input_size)
-        row[f"box{t}_area"], row[f"box{t}_mass"] = tap_box.area, tap_box.mass  # where each stage looks
-    box = cam_box(cams[-1][pred], settings.box_threshold, settings.input_size)
+        box = cam_box(cam[pred], settings.box_threshold, settings.input_size)
+        row[f"box{t}_area"], row[f"box{t}_mass"] = box.area, box.mass  # where each stage looks
+    # `box` is now the last tap's: the CAM box of the predicted class
     row.update(box_x0=box.x0, box_y0=box.y0, box_x1=box.x1, box_y1=box.y1, box_area=box.area, box_mass=box.mass)
     for i, (c, p) in enumerate(zip(record.imagenet_top, record.imagenet_top_p), start=1):
         row[f"imagenet{i}"] = categories[int(c)]
@@ -116,7 +116,8 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings, pool, runti
     A photo that turns out unreadable gets a skip status instead."""
     n_taps = len(model.backbone.taps)
     need = computed_methods(registry.resolve(settings.methods))
-    caches = Caches(RecordCache(settings.cache_dir, model.fingerprint, n_taps), PictureCache(settings.cache_dir, settings))
+    caches = Caches(RecordCache(settings.cache_dir, model.fingerprint, n_taps),
+                    PictureCache(settings.cache_dir, settings))
     categories = imagenet_categories()
     rows: list[dict[str, Any]] = table.to_dict("records")
     todo: list[int] = []
@@ -169,7 +170,8 @@ def records_of(result: BatchResult, sizes: list[tuple[int, int]]) -> list[PhotoR
     pet, en = pet_probability(result.imagenet_logits), energy(result.imagenet_logits)
     out = []
     for j, (w, h) in enumerate(sizes):
-        maps = {name: [None if m is None else m[j].cpu().numpy() for m in per_tap]
+        # float16 from the start, as the cache stores them: a row computed now equals one computed from the cache
+        maps = {name: [None if m is None else m[j].cpu().numpy().astype(np.float16) for m in per_tap]
                 for name, per_tap in result.maps.items()}
         out.append(PhotoRecord(
             width=w, height=h,
@@ -188,7 +190,7 @@ def make_explainer(model: TrainedModel, method_names: tuple[str, ...], runtime: 
     heads = [LinearHead(weight=h.weight.to(runtime.device), bias=h.bias.to(runtime.device))
              for h in (heads or model.heads)]
     return Explainer(net, model.backbone.taps, heads, [registry.get(n) for n in method_names],
-                     autocast_dtype=runtime.dtype)
+                     autocast_dtype=runtime.dtype, channels_last=runtime.channels_last)
 
 
 def _compute(model, rows, todo, need, settings, pool, runtime, caches: Caches, categories, progress) -> None:
@@ -207,7 +209,7 @@ def _compute(model, rows, todo, need, settings, pool, runtime, caches: Caches, c
         bar.update(len(batch))
         batch.clear()
 
-    stream = bounded_imap(pool, decode_for_report, _decode_jobs(rows, todo, settings), 4 * settings.batch_size)
+    stream = decoded_in_chunks(pool, decode_for_report, _decode_jobs(rows, todo, settings))
     with explainer:  # hooks on every tap for the whole pass, removed on the way out
         for idx, decoded in zip(todo, stream):
             if decoded["status"] != "ok":

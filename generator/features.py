@@ -52,7 +52,7 @@ def extract(backbone: Backbone, paths: list[str], settings, pool, runtime: Runti
     """
     from tqdm import tqdm
 
-    from .workers import HeapTrimmer, bounded_imap, decode_for_model
+    from .workers import HeapTrimmer, decode_for_model, decoded_in_chunks
 
     runtime.prepare(backbone.model)
     statuses: list[str] = []
@@ -80,7 +80,7 @@ def extract(backbone: Backbone, paths: list[str], settings, pool, runtime: Runti
         batch.clear()
 
     jobs = ((p, settings.input_size, settings.max_pixels) for p in paths)
-    stream = bounded_imap(pool, decode_for_model, jobs, 4 * settings.batch_size)
+    stream = decoded_in_chunks(pool, decode_for_model, jobs)
     # One autocast region around all batches: bf16 copies of the weights are made once and reused. Per-batch
     # regions make new copies each time, and memory grew by ~0.5 GB per 1,000 photos that way (measured).
     with torch.autocast(runtime.device, dtype=torch.bfloat16, enabled=runtime.autocast):

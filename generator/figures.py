@@ -5,8 +5,6 @@ Every figure is regenerated whenever the results, the figure settings or the lan
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +21,7 @@ from .i18n import Lang  # noqa: E402
 from .imaging import decode_bytes  # noqa: E402
 from .overlay import blend, heat_rgb  # noqa: E402
 from .render import safe_name  # noqa: E402
+from .report import tap_labels  # noqa: E402
 
 WRONG = "#d21f1f"
 NEITHER = "#7a4bbd"
@@ -52,10 +51,16 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+CELL_PIXELS = 240  # a grid cell is about 2.2 inches at 100 dpi: photos are shrunk to this before drawing
+
+
 def _picture(row: dict) -> np.ndarray:
-    """The photo's display copy, as the site shows it."""
+    """The photo's display copy, shrunk to what a figure cell shows (drawing full-size photos that matplotlib
+    then shrinks took most of the figures' time)."""
     with Image.open(Path(row["pictures"]) / row["photo"]) as img:
-        return np.asarray(img.convert("RGB"))
+        img = img.convert("RGB")
+        img.thumbnail((CELL_PIXELS, CELL_PIXELS), Image.LANCZOS)
+        return np.asarray(img)
 
 
 def _overlay(row: dict, report, tap: int, cmap: str) -> np.ndarray | None:
@@ -87,7 +92,7 @@ def samples_figure(report, lang: Lang, path: Path) -> bool:
     picks = pd.concat([_sample(df[df["label"] == c], per, s.seed) for c in CLASSES])
     fig, axes = _grid(len(picks), 8)
     for ax, r in zip(axes, picks.to_dict("records")):
-        d = decode_bytes(Path(r["path"]).read_bytes(), 224, 256, s.max_pixels)
+        d = decode_bytes(Path(r["path"]).read_bytes(), 224, CELL_PIXELS, s.max_pixels)
         ax.imshow(d.display)
         ax.set_title(lang._(r["label"]), fontsize=10)
     _save(fig, path)
@@ -134,7 +139,7 @@ def layers_figure(report, lang: Lang, path: Path) -> bool:
     n = min(s.figure_sample, 8)
     per = max(1, n // max(1, len(sets)))
     picks = pd.concat([_sample(df[df["set"] == x], per, s.seed) for x in sets])
-    labels = report.run["tap_labels"]
+    labels = tap_labels(report.run, lang)
     T = len(labels)
     fig, axes = plt.subplots(len(picks), T, figsize=(T * 2.0, len(picks) * 2.0), squeeze=False)
     for i, r in enumerate(picks.to_dict("records")):
@@ -263,7 +268,8 @@ def ood_figure(report, lang: Lang, path: Path) -> bool:
     for i, x in enumerate(sets):
         v = report.rows(x.key)["pet_p"].dropna().to_numpy()
         jitter = np.random.default_rng(i).uniform(-0.18, 0.18, len(v))
-        ax.scatter(np.clip(v, 1e-4, 1), i + jitter, s=5, alpha=0.4, color=NEITHER if x.key == "unrelated" else "#4878cf")
+        color = NEITHER if x.key == "unrelated" else "#4878cf"
+        ax.scatter(np.clip(v, 1e-4, 1), i + jitter, s=5, alpha=0.4, color=color)
     ax.axvline(report.neither_threshold, color="black", lw=1, ls="--",
                label=lang._("threshold %(t)s", t=lang.pct(report.neither_threshold, 1)))
     ax.set_xscale("log")
@@ -288,7 +294,7 @@ def leaderboard_figure(report, lang: Lang, path: Path) -> bool:
     colors = ["#999999" if m in ("random", "gaussian") else "#4878cf" for m in last["method"]]
     ax.barh(y, last["combined"], xerr=err, color=colors, capsize=3)
     ax.set_yticks(y, [titles.get(m, m) for m in last["method"]])
-    ax.set_xlabel(lang._("insertion AUC minus deletion AUC (higher is better), 95% interval"))
+    ax.set_xlabel(lang._("insertion AUC minus deletion AUC (higher is better), 95% bootstrap interval"))
     ax.set_title(lang._("Which map explains the model? (%(n)s photos)", n=lang.num(int(last["n"].max()))),
                  fontsize=10)
     _save(fig, path)
@@ -338,18 +344,3 @@ def make_all(report, settings, outdir: Path) -> list[dict]:
                "intervals over the scored photos."),
         lang._("Horizontal bar chart of insertion minus deletion AUC per method, with error bars."))
     return made
-
-
-def reuse(old: Path, new: Path) -> list[dict]:
-    """Link the previous build's figures into the new site (nothing that draws them has changed); their list
-    comes from the previous site's run.json."""
-    import json
-
-    listed = json.loads((Path(old).parent / "run.json").read_text()).get("figures", [])
-    new.mkdir(parents=True, exist_ok=True)
-    for f in listed:
-        try:
-            os.link(Path(old) / f["file"], new / f["file"])
-        except OSError:
-            shutil.copy2(Path(old) / f["file"], new / f["file"])
-    return listed

@@ -17,15 +17,18 @@ import numpy as np
 from .errors import from_os_error
 
 
-def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = False) -> Path:
+def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = False,
+               mkdir: bool = True) -> Path:
     """Call write(file) on a temporary sibling of `path`, then rename it to `path`.
 
     durable: fsync before the rename (for files that must survive a power cut, such as checkpoints).
+    mkdir: create the folder first (callers that write many files into known folders skip it).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if mkdir:
+            path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             write(fh)
             if durable:
@@ -44,12 +47,12 @@ def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool
     return path
 
 
-def write_bytes(path: Path | str, data: bytes, durable: bool = False) -> Path:
-    return write_with(path, lambda fh: fh.write(data), durable)
+def write_bytes(path: Path | str, data: bytes, durable: bool = False, mkdir: bool = True) -> Path:
+    return write_with(path, lambda fh: fh.write(data), durable, mkdir)
 
 
-def write_text(path: Path | str, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: Path | str, text: str, mkdir: bool = True) -> Path:
+    return write_bytes(path, text.encode("utf-8"), mkdir=mkdir)
 
 
 def save_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> Path:

@@ -18,6 +18,7 @@ from . import analysis
 from .datasets import CLASSES
 from .i18n import Lang
 from .render import safe_name
+from .report import tap_labels
 
 PROBE_SEPARATES = 0.9  # a stage "separates the classes" when its linear probe gets this share of photos right
 
@@ -54,7 +55,7 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     train = analysis.labeled_ok(results[results["set"] == train_set])
     test = results[results["set"] == test_set]
     counts = train["label"].value_counts()
-    last = len(run["tap_labels"]) - 1
+    last = len(run["tap_modules"]) - 1
     cv = run.get("train_scores", {}).get(f"tap{last}_cv5_accuracy")
     text = lang._(
         "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which it "
@@ -83,8 +84,10 @@ def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
         return Finding(lang._("The model made no mistake on the labeled photos, so there is no mistake to "
                               "compare its maps with."), links, None)
     values = dict(n_wrong=lang.num(len(wrong)), n_right=lang.num(len(right)),
-                  area_wrong=lang.pct(_median(wrong["box_area"]), 0), area_right=lang.pct(_median(right["box_area"]), 0),
-                  mass_wrong=lang.pct(_median(wrong["box_mass"]), 0), mass_right=lang.pct(_median(right["box_mass"]), 0))
+                  area_wrong=lang.pct(_median(wrong["box_area"]), 0),
+                  area_right=lang.pct(_median(right["box_area"]), 0),
+                  mass_wrong=lang.pct(_median(wrong["box_mass"]), 0),
+                  mass_right=lang.pct(_median(right["box_mass"]), 0))
     spread = _median(wrong["box_area"]) > _median(right["box_area"])
     if spread:
         text = lang._("As in the original post, the map spreads out when the model errs: for the %(n_wrong)s wrong "
@@ -102,11 +105,11 @@ def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
 # ---- 4. the model's view, stage by stage ----------------------------------------------------------------------
 
 
-def stages(results: pd.DataFrame, test_set: str, tap_labels: list[str], lang: Lang) -> Finding:
+def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) -> Finding:
     """Where the classes become separable, and whether the last stage's map is wider than the one before
     (the original: 'attention forms at stage 3 and widens at stage 4')."""
     d = results[(results["set"] == test_set) & (results["status"] == "ok")]
-    n = len(tap_labels)
+    n = len(labels)
     acc = analysis.probe_accuracy(d, n)
     first = next((t for t, a in enumerate(acc) if a >= PROBE_SEPARATES), None)
     areas = [_median(d[f"box{t}_area"]) if f"box{t}_area" in d else float("nan") for t in range(n)]
@@ -118,11 +121,11 @@ def stages(results: pd.DataFrame, test_set: str, tap_labels: list[str], lang: La
         before = lang.pct(acc[first - 1], 1) if first > 0 else lang.pct(0.5, 0)
         text = lang._("The classes become separable at %(stage)s (stage %(k)s of %(n)s): a linear probe there gets "
                       "%(acc)s of the test photos right, against %(before)s one stage earlier.",
-                      stage=tap_labels[first], k=lang.num(first + 1), n=lang.num(n), acc=lang.pct(acc[first], 1),
+                      stage=labels[first], k=lang.num(first + 1), n=lang.num(n), acc=lang.pct(acc[first], 1),
                       before=before)
     widens = bool(areas[-1] > areas[-2]) if n >= 2 and np.isfinite(areas[-1]) and np.isfinite(areas[-2]) else None
     if widens is not None:
-        values = dict(last=tap_labels[-1], prev=tap_labels[-2], a_last=lang.pct(areas[-1], 0),
+        values = dict(last=labels[-1], prev=labels[-2], a_last=lang.pct(areas[-1], 0),
                       a_prev=lang.pct(areas[-2], 0))
         if widens:
             text += " " + lang._("As in the original post, the map widens at the last stage: its box covers a median "
@@ -233,8 +236,8 @@ def faithfulness(board: pd.DataFrame, verdict: analysis.Verdict | None, last_tap
                     c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3),
                     g=lang.num(gau["deletion_auc"], 3), n=lang.num(int(cam["n"])))
              if cam["deletion_auc"] < rnd["deletion_auc"] else
-             lang._("Removing pixels in the order of the CAM does not lower the model's confidence faster than a random "
-                    "order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos.",
+             lang._("Removing pixels in the order of the CAM does not lower the model's confidence faster than a "
+                    "random order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos.",
                     c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3), n=lang.num(int(cam["n"])))]
     name = titles.get(verdict.best, verdict.best)
     if verdict.tied:
@@ -324,7 +327,7 @@ def story(report, lang: Lang) -> list[Section]:
         Section("stages", lang._("The model's view: stage by stage"), [
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
                    "fitted on each stage's pooled features; its weights give that stage's CAM."),
-        ], [stages(results, test, run["tap_labels"], lang)] if test else [], ["layers.png"]),
+        ], [stages(results, test, tap_labels(run, lang), lang)] if test else [], ["layers.png"]),
         Section("data", lang._("The data's view: own photos and unrelated ones"), [
             lang._("A model trained on one collection of photos meets others: photos of one's own pets, and photos "
                    "that show no pet at all."),

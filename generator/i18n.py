@@ -20,7 +20,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import parse_pattern
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "templates" / "locale"
 DOMAIN = "messages"
@@ -42,13 +42,18 @@ def translations(lang: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buf)
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(lang: str, fmt: str):
+    return parse_pattern(fmt)
+
+
 @dataclass(frozen=True)
 class Lang:
     code: str  # "en" or "ko"
 
     @property
     def locale(self) -> Locale:
-        return Locale.parse(LOCALES[self.code])
+        return _locale(self.code)
 
     @property
     def t(self) -> gettext.NullTranslations:
@@ -63,20 +68,21 @@ class Lang:
         text = self.t.ngettext(singular, plural, n)
         return text % dict(values, num=n) if "%" in text else text
 
-    # numbers ----------------------------------------------------------------------------------------------
+    # numbers (Babel's patterns, parsed once: formatting runs tens of thousands of times per site) --------
+    def _apply(self, value: float, fmt: str) -> str:
+        return _pattern(self.code, fmt).apply(value, self.locale)
+
     def num(self, value: Any, digits: int = 3) -> str:
         if _missing(value):
             return MISSING
         if isinstance(value, int) and not isinstance(value, bool):
-            return format_decimal(value, format="#,##0", locale=self.locale)
-        fmt = "#,##0." + "0" * digits if digits else "#,##0"
-        return format_decimal(float(value), format=fmt, locale=self.locale)
+            return self._apply(value, "#,##0")
+        return self._apply(float(value), "#,##0." + "0" * digits if digits else "#,##0")
 
     def pct(self, value: Any, digits: int = 1) -> str:
         if _missing(value):
             return MISSING
-        fmt = "#,##0." + "0" * digits + "%" if digits else "#,##0%"
-        return format_percent(float(value), format=fmt, locale=self.locale)
+        return self._apply(float(value), "#,##0." + "0" * digits + "%" if digits else "#,##0%")
 
     def seconds(self, value: Any) -> str:
         if _missing(value):
@@ -90,6 +96,11 @@ class Lang:
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return format_date(value, format="long", locale=self.locale)
+
+
+@functools.lru_cache(maxsize=4)
+def _locale(code: str) -> Locale:
+    return Locale.parse(LOCALES[code])
 
 
 def _missing(value: Any) -> bool:

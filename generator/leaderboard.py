@@ -210,7 +210,8 @@ def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings, runtime: R
                 old = np.asarray(record.maps[name][-1], np.float32)
                 if method.per_class:
                     new, old = new[record.pred], old[record.pred]
-                rho = stats.spearmanr(old.ravel(), new.ravel()).statistic
+                # A constant map (all zero after a ReLU) has no ranks to correlate: recorded as NaN.
+                rho = stats.spearmanr(old.ravel(), new.ravel()).statistic if old.std() and new.std() else np.nan
                 rows.append({"set": r["set"], "file": r["file"], "method": name, "randomised": how,
                              "spearman": float(rho)})
     return pd.DataFrame(rows)

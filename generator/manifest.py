@@ -80,7 +80,10 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
     by the caches, only when something here changed)."""
     files = [(r.set, r.file, r.status, _stat(r.path)) for r in rows]
     weights_dir = Path(settings.weights_dir)
-    weights = sorted((p.name, _stat(p)) for p in weights_dir.iterdir()) if weights_dir.is_dir() else []
+    # Pretrained weights are inputs (their presence picks the backbone); the fitted heads (catdog-*.pt) are an
+    # output of the build, and so are temporary files: neither may make the next build look changed.
+    weights = sorted((p.name, _stat(p)) for p in weights_dir.iterdir()
+                     if not p.name.startswith((".", "catdog-"))) if weights_dir.is_dir() else []
     return [files, weights]
 
 

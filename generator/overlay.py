@@ -15,7 +15,7 @@ A map is a small 2-D float array m of shape (h, w), row-major, e.g. 7x7 to 56x56
    lo and hi are JSON numbers that round-trip exactly. Decoded value: lo + q / 255 * (hi - lo).
    An entry {"key", "neg": i} owns no bytes: its values are the negated values of the earlier entry i (the
    other class of a two-class head, whose map is exactly minus the first).
-   "u8z": the concatenated bytes are zlib-compressed (RFC 1950, level 9) before base64; chosen only when
+   "u8z": the concatenated bytes are zlib-compressed (RFC 1950, level 6) before base64; chosen only when
    smaller. Inside HTML the JSON goes in <script type="application/json"> with <, >, & escaped (`payload_json`).
 2. Normalise (`normalize`), on the native map: "minmax": v = (m - lo) / (hi - lo) with lo, hi the map's min and
    max (a constant map gives v = 0); "signed": v = 0.5 + m / (2 * scale), clipped to [0, 1], with scale > 0
@@ -48,7 +48,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 FORMAT_VERSION = 1
 COLORMAPS = ("jet", "viridis", "RdBu_r")  # jet as in the CAM paper's figures; viridis; RdBu_r for signed maps
@@ -116,7 +115,7 @@ def encode_maps(entries: Iterable[tuple[str, np.ndarray | int]], find_neg: bool 
         metas.append({"key": key, "h": int(m.shape[0]), "w": int(m.shape[1]), "lo": lo, "hi": hi})
         owned.append(m)
     raw = b"".join(chunks)
-    packed = zlib.compress(raw, 9)
+    packed = zlib.compress(raw, 6)  # level 9 is 3x slower for under 1% fewer bytes on these maps
     enc, data = ("u8z", packed) if len(packed) < len(raw) else ("u8", raw)
     return {"v": FORMAT_VERSION, "enc": enc, "maps": metas, "data": base64.b64encode(data).decode("ascii")}
 
@@ -249,6 +248,8 @@ def cam_box(m: np.ndarray, threshold: float = 0.2, grid: int = 224) -> Box:
     """Native map (h, w) -> the CAM box on the grid x grid network input (spec step 5); threshold in [0, 1]."""
     if not 0 <= threshold <= 1:  # above 1 no pixel would pass, not even the peak
         raise ValueError(f"threshold is a fraction of the map's range, in [0, 1], got {threshold}")
+    from scipy import ndimage  # here: scipy costs import time that builds which only render pages need not pay
+
     up = upsample(m, grid, grid)
     up = up - up.min()
     top = up.max()
@@ -257,7 +258,8 @@ def cam_box(m: np.ndarray, threshold: float = 0.2, grid: int = 224) -> Box:
     labels, _ = ndimage.label(up >= threshold * top)  # 4-connected; labels numbered in raster order
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    ys, xs = np.nonzero(labels == int(sizes.argmax()))  # argmax: the first of equal sizes
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    biggest = int(sizes.argmax())  # argmax: the first of equal sizes
+    rows, cols = ndimage.find_objects(labels, max_label=biggest)[biggest - 1]  # its bounding box, in one C pass
+    y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
     mass = float(up[y0:y1, x0:x1].sum() / up.sum())
     return Box(x0 / grid, y0 / grid, x1 / grid, y1 / grid, (y1 - y0) * (x1 - x0) / (grid * grid), mass)

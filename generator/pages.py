@@ -23,7 +23,7 @@ from .i18n import Lang
 from .overlay import colormaps_js, encode_maps, payload_json
 from .record import PhotoRecord, map_key
 from .render import SiteWriter, safe_name
-from .report import Report, SetSummary, photo_summary
+from .report import Report, SetSummary, photo_summary, tap_labels
 
 N_ = str  # marks a message for extraction whose translation happens later, in the template
 
@@ -106,7 +106,7 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
     run = report.run
     return {
         "nav": nav, "run": run, "classes": CLASSES, "settings": report.settings, "threshold": report.neither_threshold,
-        "n_taps": report.n_taps, "tap_labels": run["tap_labels"],
+        "n_taps": report.n_taps, "tap_labels": tap_labels(run, lang),
         "generated": lang.date(run.get("started", datetime.now().isoformat())),
     }
 
@@ -134,36 +134,36 @@ def overview_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
 # ---- galleries and photo pages --------------------------------------------------------------------------------
 
 
-def gallery_data(report: Report, maps: Maps, summary: SetSummary, photos: list[dict]) -> str:
-    """sets/<set>/photos.js: every photo of the set with the last-tap CAM of its predicted class, for the
-    gallery's filters and its map overlays (a script file: it loads from file:// too)."""
-    data = []
-    for p in photos:
-        record = maps.record(p["sha256"]) if p["sha256"] else None
-        entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"],
-                 "label": p["label"] or "", "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"],
-                 "size": p["thumb_size"]}
-        if record is not None:
-            entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
-        data.append(entry)
-    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps) -> dict:
+    """One photo in sets/<set>/photos.js: what the gallery filters on, and the last-tap CAM of its predicted
+    class for the thumbnail's overlay."""
+    entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"], "label": p["label"] or "",
+             "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"], "size": p["thumb_size"]}
+    if record is not None:
+        entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+    return entry
+
+
+def gallery_script(entries: list[dict]) -> str:
+    """The gallery's data as a script file (it loads from file:// too, unlike fetched JSON); <, >, & escaped."""
+    text = json.dumps(entries, ensure_ascii=True, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f"window.CAM_PHOTOS = {text};\n"
 
 
 def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    """Per set: the gallery pages, then one page per photo; each record is read once, and the set's photos.js
+    (which needs every photo's map) is written after its photo pages."""
     settings = report.settings
-    maps: Maps = ctx["maps"]
-    writer: SiteWriter = ctx["writer"]
     lang: Lang = ctx["lang_obj"]
     words = payload_json({
         "cat": lang._("cat"), "dog": lang._("dog"), "neither": lang._("neither"),
-        "label": lang._("label %(label)s"), "alt": lang._("%(name)s: predicted %(pred)s (%(conf)s)"),
-        "alt-label": lang._(", labeled %(label)s")})
+        "label": lang._("label %(label)s", label="%(label)s"),
+        "alt": lang._("%(name)s: predicted %(pred)s (%(conf)s)", name="%(name)s", pred="%(pred)s", conf="%(conf)s"),
+        "alt-label": lang._(", labeled %(label)s", label="%(label)s")})
     for summary in report.eval_sets:
         df = report.rows(summary.key)
         photos = [photo_summary(r, report) for r in df.to_dict("records")]
-        writer.text(f"sets/{summary.slug}/photos.js", gallery_data(report, maps, summary, photos))
         n_pages = max(1, math.ceil(len(photos) / settings.page_size))
         names = ["index.html"] + [f"page-{i + 1}.html" for i in range(1, n_pages)]
         tag_counts = {t: sum(p["tag"] == t for p in photos) for t in analysis.TAGS}
@@ -176,17 +176,85 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
                 "template": "gallery.html", "set": summary, "photos": chunk, "tag_counts": tag_counts,
                 "labeled": bool(summary.counts["labeled"]), "page_no": i + 1, "pages": n_pages, "page_names": names,
                 "words": words}
-        scales = signed_scales(report, summary.key)
-        for i, ph in enumerate(photos):
-            record = maps.record(ph["sha256"])
-            if record is None:
-                continue
-            yield ph["page"], {
-                "template": "photo.html", "set": summary, "photo": ph, "index": i + 1, "count": len(photos),
-                "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
-                "gallery_page": page_of[ph["slug"]], "data": photo_page_data(report, maps, record, scales),
-                "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
-            }
+        yield f"sets/{summary.slug}/photos.js", {
+            "photo_pages": PhotoPages(summary, photos, page_of, signed_scales(report, summary.key))}
+
+
+@dataclass
+class PhotoPages:
+    """The image pages of one set, rendered by `render_photo_pages` (in parallel), and then its photos.js."""
+
+    summary: SetSummary
+    photos: list[dict]
+    page_of: dict[str, str]  # photo slug -> the gallery page that shows it
+    scales: list[float]  # per tap, the set's scale of the signed evidence maps
+
+
+def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord) -> dict[str, Any]:
+    """The model of the image page of photo i of a set."""
+    ph, photos = pp.photos[i], pp.photos
+    return {"set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
+            "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
+            "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
+            "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen)}
+
+
+# Rendering the image pages is most of a re-render's time and needs no state but the report: forked workers
+# inherit it from `_JOB` (set just before they start) and each renders a slice of a set's photos.
+_JOB: dict[str, Any] = {}
+
+
+def _render_slice(task: tuple[int, int, int]) -> list[dict]:
+    which, start, stop = task
+    job = _JOB
+    if "writer" not in job:  # one Jinja2 environment per worker process
+        job["writer"] = SiteWriter(job["build_dir"], Lang(job["lang"]))
+    report, maps, pp = job["report"], job["maps"], job["sets"][which]
+    entries = []
+    for i in range(start, stop):
+        record = maps.record(pp.photos[i]["sha256"])
+        entries.append(gallery_entry(pp.photos[i], record, maps))
+        if record is not None:
+            job["writer"].page(pp.photos[i]["page"], "photo.html", **job["base"],
+                               **photo_page(report, maps, pp, i, record))
+    return entries
+
+
+def _quiet_worker() -> None:
+    # A forked worker inherits the command's signal handlers; it must neither print Ctrl-C tracebacks nor turn
+    # the pool's own SIGTERM (when it ends the workers) into the command's "interrupted" exception.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
+                       processes: int, per_task: int = 64) -> list[list[dict]]:
+    """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order."""
+    import multiprocessing
+
+    _JOB.clear()
+    _JOB.update(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
+    tasks = [(k, start, min(start + per_task, len(pp.photos)))
+             for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
+    try:
+        if processes > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            pool = multiprocessing.get_context("fork").Pool(processes, initializer=_quiet_worker)
+            try:
+                done = pool.map(_render_slice, tasks, chunksize=1)
+                pool.close()
+            finally:
+                pool.terminate()
+                pool.join()
+        else:
+            done = [_render_slice(t) for t in tasks]
+    finally:
+        _JOB.clear()
+    out: list[list[dict]] = [[] for _ in sets]
+    for (k, _, _), entries in zip(tasks, done):
+        out[k] += entries
+    return out
 
 
 def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:
@@ -194,7 +262,7 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     s = report.settings
     payload = maps.payload(record, maps.chosen, range(maps.n_taps))
     data = {"payload": payload, "methods": method_info(report, maps.chosen), "classes": list(CLASSES),
-            "pred": record.pred, "taps": report.run["tap_labels"], "grid": s.input_size,
+            "pred": record.pred, "taps": report.run["tap_modules"], "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
     return payload_json(data)
 
@@ -267,8 +335,9 @@ def layer_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
             if record is not None and p["slug"] not in data:
                 data[p["slug"]] = maps.payload(record, maps.chosen, range(maps.n_taps), classes="pred")
         groups.append({"set": summary, "photos": sample, "mistakes": wrong})
-    yield "layers.html", {"groups": groups, "data": payload_json(data), "summaries": report.sets,
-                          "methods": method_info(report, maps.chosen)}
+    methods = method_info(report, maps.chosen)
+    yield "layers.html", {"groups": groups, "data": payload_json({"methods": methods, "photos": data}),
+                          "summaries": report.sets, "methods": methods}
 
 
 def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
@@ -324,10 +393,18 @@ def write_site(build_dir: Path, report: Report, settings) -> None:
     link_pictures(writer, report.results)
     ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
     base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
+    deferred: list[tuple[str, PhotoPages]] = []
     for kind in PAGES:
         for rel, model in kind.pages(report, ctx):
+            if "photo_pages" in model:
+                deferred.append((rel, model["photo_pages"]))
+                continue
             template = model.pop("template", kind.template)
             writer.page(rel, template, **base, **model)
+    entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
+                                 settings.n_workers)
+    for (rel, _), es in zip(deferred, entries):
+        writer.text(rel, gallery_script(es))
     write_tables(writer, report)
     post.write(writer, report, lang)
 

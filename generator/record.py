@@ -7,11 +7,12 @@ This module imports no torch: pages and the "template changed" rerun read record
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
-RECORD_VERSION = 3  # bump when what a record holds changes
+RECORD_VERSION = 5  # bump when what a record holds changes
 
 
 def map_key(method: str, tap: int, cls: int | None = None) -> str:
@@ -47,37 +48,52 @@ class PhotoRecord:
         return np.asarray(self.maps["cam"][tap], dtype=np.float32)
 
     def to_npz(self) -> dict[str, np.ndarray]:
-        out = {
-            "version": np.array(RECORD_VERSION),
-            "size": np.array([self.width, self.height], dtype=np.int64),
-            "logits": np.asarray(self.logits, np.float32),
-            "probe_logits": np.asarray(self.probe_logits, np.float32),
-            "imagenet_top": np.asarray(self.imagenet_top, np.int64),
-            "imagenet_top_p": np.asarray(self.imagenet_top_p, np.float32),
-            "ood": np.array([self.pet_p, self.energy], dtype=np.float64),
-        }
+        """Three arrays (loading an .npz costs about as much per array as for its data): the scalars, every map
+        flattened into one float16 vector, and a JSON layout naming each map with its shape."""
+        n_taps = len(self.probe_logits)
+        k = len(self.logits)
+        scalars = np.concatenate([
+            [RECORD_VERSION, self.width, self.height, k, n_taps, self.pet_p, self.energy],
+            np.asarray(self.logits, np.float64).ravel(), np.asarray(self.probe_logits, np.float64).ravel(),
+            np.asarray(self.imagenet_top, np.float64), np.asarray(self.imagenet_top_p, np.float64)])
+        layout, blobs = [], []
         for method, per_tap in self.maps.items():
             for t, m in enumerate(per_tap):
                 if m is not None:
-                    out["map/" + map_key(method, t)] = np.asarray(m, np.float16)
-        return out
+                    m = np.asarray(m, np.float16)
+                    layout.append([map_key(method, t), list(m.shape)])
+                    blobs.append(m.ravel())
+        return {"scalars": scalars, "maps": np.concatenate(blobs) if blobs else np.zeros(0, np.float16),
+                "layout": np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8)}
 
     @classmethod
     def from_npz(cls, z: dict[str, np.ndarray], n_taps: int) -> PhotoRecord | None:
         """The record, or None when the arrays are of another version or incomplete (recomputed, never trusted)."""
-        need = ("version", "size", "logits", "probe_logits", "imagenet_top", "imagenet_top_p", "ood")
-        if any(k not in z for k in need) or int(z["version"]) != RECORD_VERSION:
+        try:
+            s = z["scalars"]
+            if int(s[0]) != RECORD_VERSION or int(s[4]) != n_taps:
+                return None
+            w, h, k = int(s[1]), int(s[2]), int(s[3])
+            pet_p, energy = float(s[5]), float(s[6])
+            at = 7
+            logits = s[at:at + k].astype(np.float32)
+            probe_logits = s[at + k:at + k + n_taps * k].reshape(n_taps, k).astype(np.float32)
+            rest = s[at + k + n_taps * k:]
+            top, top_p = rest[:len(rest) // 2].astype(np.int64), rest[len(rest) // 2:].astype(np.float32)
+            maps: dict[str, list[np.ndarray | None]] = {}
+            flat, offset = z["maps"], 0
+            for key, shape in json.loads(z["layout"].tobytes()):
+                size = int(np.prod(shape))
+                method, t = key.rsplit("/", 1)
+                maps.setdefault(method, [None] * n_taps)[int(t)] = flat[offset:offset + size].reshape(shape)
+                offset += size
+            if offset != flat.size:
+                return None
+        except (KeyError, ValueError, TypeError, IndexError):
             return None
-        maps: dict[str, list[np.ndarray | None]] = {}
-        for key, arr in z.items():
-            if key.startswith("map/"):
-                method, tap = key[4:].split("/")
-                maps.setdefault(method, [None] * n_taps)[int(tap)] = arr
         if "cam" not in maps or any(m is None for m in maps["cam"]):
             return None
-        w, h = (int(v) for v in z["size"])
-        pet_p, energy = (float(v) for v in z["ood"])
-        return cls(w, h, z["logits"], z["probe_logits"], z["imagenet_top"], z["imagenet_top_p"], pet_p, energy, maps)
+        return cls(w, h, logits, probe_logits, top, top_p, pet_p, energy, maps)
 
     def methods(self) -> tuple[str, ...]:
         return tuple(self.maps)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from .files import write_text
 from .i18n import Lang
@@ -91,28 +92,55 @@ class SiteWriter:
         self.root = Path(root).resolve()
         self.lang = lang
         self.env = make_env(lang)
+        self._made: set[Path] = set()  # folders known to exist: one mkdir per folder, not per file
+        self._fragments: dict[tuple, Markup] = {}
+        self._resolved: dict[str, Path] = {}
+        self.env.globals["fragment"] = self.fragment
+
+    def fragment(self, template: str, key: object, **model: Any) -> Markup:
+        """A part of a page that is the same on many pages (the navigation of a section, the map controls of a
+        photo page), rendered once per key: the caller promises that `key` determines `model`."""
+        k = (template, key)
+        if k not in self._fragments:
+            self._fragments[k] = Markup(self.env.get_template(template).render(**model))
+        return self._fragments[k]
 
     def path(self, rel: str) -> Path:
-        out = (self.root / rel).resolve()
-        if not out.is_relative_to(self.root):
+        """The file `rel` (a '/'-separated path) inside the site; ValueError if it would land outside, through
+        '..' or through a folder that is a link. Folders are resolved once each: thousands of pages share few."""
+        folder, _, name = rel.rpartition("/")
+        if name in ("", ".", ".."):
             raise ValueError(f"refusing to write outside the site: {rel!r}")
-        return out
+        parent = self._resolved.get(folder)
+        if parent is None:
+            parent = (self.root / folder).resolve()
+            if not parent.is_relative_to(self.root):
+                raise ValueError(f"refusing to write outside the site: {rel!r}")
+            self._resolved[folder] = parent
+        return parent / name
 
     def page(self, rel: str, template: str, **model: Any) -> None:
         depth = rel.count("/")
         self.text(rel, self.env.get_template(template).render(root="../" * depth, current=rel, **model))
 
+    def _folder(self, out: Path) -> None:
+        if out.parent not in self._made:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(out.parent)
+
     def text(self, rel: str, content: str) -> None:
-        write_text(self.path(rel), content)
+        out = self.path(rel)
+        self._folder(out)
+        write_text(out, content, mkdir=False)
 
     def link(self, source: Path, rel: str) -> None:
         """Hard-link (or copy, across file systems) one file into the site."""
         target = self.path(rel)
-        if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._folder(target)
         try:
             os.link(source, target)
+        except FileExistsError:
+            return
         except OSError:
             shutil.copy2(source, target)
 

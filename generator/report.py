@@ -54,7 +54,7 @@ class Report:
 
     @property
     def n_taps(self) -> int:
-        return len(self.run["tap_labels"])
+        return len(self.run["tap_modules"])
 
     @property
     def eval_sets(self) -> list[SetSummary]:
@@ -89,7 +89,7 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     threshold = analysis.keep_threshold(train.loc[train["status"] == "ok", "pet_p"].dropna().to_numpy(),
                                         settings.neither_keep)
     results = analysis.tag_rows(results, threshold)
-    n_taps = len(run["tap_labels"])
+    n_taps = len(run["tap_modules"])
     sets = []
     for s in run["sets"]:
         df = results[results["set"] == s]
@@ -112,6 +112,11 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         verdict=analysis.verdict(scores, n_taps - 1, settings.seed),
         sanity_table=analysis.sanity_summary(sanity),
     )
+
+
+def tap_labels(run: dict, lang) -> list[str]:
+    """'stage 5 (blocks.4)': each tap as readers call it, in their language, with the module it taps."""
+    return [f"{lang._(name)} ({module})" for name, module in zip(run["tap_names"], run["tap_modules"])]
 
 
 def photo_summary(r: dict, report: Report) -> dict[str, Any]:
@@ -141,7 +146,7 @@ def photo_summary(r: dict, report: Report) -> dict[str, Any]:
         "box": {k: _f(r.get(f"box_{k}")) for k in ("x0", "y0", "x1", "y1", "area", "mass")},
         "width": _int(r.get("width")),
         "height": _int(r.get("height")),
-        "probe_predictions": [r.get(f"probe{t}_prediction", "") for t in range(len(report.run["tap_labels"]))],
+        "probe_predictions": [r.get(f"probe{t}_prediction", "") for t in range(report.n_taps)],
         "imagenet": [(r.get(f"imagenet{i}"), _f(r.get(f"imagenet{i}_p"))) for i in (1, 2, 3)
                      if r.get(f"imagenet{i}")],
         "pet_p": _f(r.get("pet_p")),

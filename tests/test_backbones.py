@@ -3,11 +3,15 @@ files (its real ImageNet weights cannot be downloaded here)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from generator import backbones
+from generator.backbones import WeightsError
 
 
 def test_efficientnet_lite0_loads_packaged_imagenet_weights():
@@ -62,3 +66,62 @@ def test_download_verifies_the_hash(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="hash"):
         backbones.download_resnet18(dest)
     assert not (dest / backbones.RESNET18_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def lite0_file():
+    try:
+        return backbones.efficientnet_lite0_weights_path()
+    except WeightsError as exc:
+        pytest.skip(str(exc))
+
+
+def test_efficientnet_loader_refuses_bad_files(tmp_path, lite0_file):
+    raw = lite0_file.read_bytes()
+    files = {
+        "random.pth": bytes(range(256)) * 64,
+        "empty.pth": b"",
+        "truncated.pth": raw[: len(raw) // 3],
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save(nn.Linear(3, 2).state_dict(), tmp_path / "other-structure.pth")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "tiny-dict.pth")
+    torch.save({}, tmp_path / "empty-dict.pth")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    state = torch.load(lite0_file, map_location="cpu", weights_only=True)
+    # same structure, one shape changed
+    k0 = next(iter(state))
+    torch.save(dict(state, **{k0: torch.zeros(1, 1)}), tmp_path / "wrong-shape.pth")
+    # right shapes, poisoned values
+    k_float = next(k for k, v in state.items() if v.is_floating_point())
+    poisoned = dict(state)
+    poisoned[k_float] = state[k_float].clone().fill_(float("nan"))
+    torch.save(poisoned, tmp_path / "nan.pth")
+    # a copy under the packaged name (carries the hash prefix) whose numbers were changed
+    changed = dict(state)
+    changed[k_float] = state[k_float] * 1.01
+    torch.save(changed, tmp_path / lite0_file.name)
+    (tmp_path / "sub").mkdir()
+    shutil.copy(tmp_path / "truncated.pth", tmp_path / "sub" / lite0_file.name)
+    bad = sorted(p for p in tmp_path.rglob("*.pth"))
+    assert len(bad) == 11
+    for p in bad:
+        with pytest.raises(WeightsError) as info:
+            backbones.build_efficientnet_lite0(weights=p)
+        msg = str(info.value)
+        assert str(p) in msg and "\n" not in msg, (p.name, msg)
+        assert any(w in msg for w in ("delete it", "make setup", "get it again")), msg
+    with pytest.raises(WeightsError, match="not found"):
+        backbones.build_efficientnet_lite0(weights=tmp_path / "missing.pth")
+
+
+def test_resnet_loader_refuses_foreign_file(tmp_path):
+    p = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(nn.Linear(3, 2).state_dict(), p)
+    with pytest.raises(WeightsError, match="resnet18-f37072fd.pth"):
+        backbones.build_resnet18(p)
+    q = tmp_path / "renamed.pth"
+    shutil.copy(p, q)
+    with pytest.raises(WeightsError, match="does not fit torchvision's resnet18"):
+        backbones.build_resnet18(q)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from generator import datasets
-from generator.datasets import discover_sets, label_for, scan, scan_set
+from generator.datasets import as_table, discover_sets, label_for, scan_rows, scan_set
 from generator.imaging import SkipImage, read_image_file
 from generator.workers import decode_for_model, decode_for_report
 
@@ -165,7 +165,7 @@ def test_discover_and_scan_table(tmp_path):
     (data / "emptyset").mkdir()
     sets = discover_sets(data, "train", ("test", "personal"))
     assert sets == ["train", "emptyset", "extra"]
-    table = scan(data, sets)
+    table = as_table(scan_rows(data, sets))
     assert list(table.columns) == ["set", "file", "path", "label", "status"]
     assert len(table) == 2 and set(table["set"]) == {"train", "extra"}
     assert discover_sets(tmp_path / "nowhere", "train", ()) == []
@@ -175,11 +175,12 @@ def test_missing_data_gives_the_command(tmp_path):
     empty = tmp_path / "data"
     empty.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "generator", "site", "--quiet", "--data-dir", str(empty),
+        [sys.executable, "-m", "generator", "site", "--quiet", "--no-download", "--data-dir", str(empty),
          "--site-dir", str(tmp_path / "site"), "--weights-dir", str(tmp_path / "w"),
          "--cache-dir", str(tmp_path / "c")],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "make data SOURCE=" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "SOURCE=" in lines[0] and "make site" in lines[0]
+    assert "DOWNLOAD=" not in proc.stderr and "../shared" not in proc.stderr
     assert not (tmp_path / "site").exists()

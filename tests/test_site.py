@@ -1,15 +1,23 @@
-"""End to end on a small real subset: make site's outputs, counts and a warm rerun."""
+"""End to end on a small real subset (generator/build.py): make site's outputs, their counts, maps as data, and
+the reruns that must do nothing or only re-render."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from generator.datasets import CLASSES
+from generator.overlay import decode_maps
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def results_of(settings) -> pd.DataFrame:
@@ -25,7 +33,8 @@ def test_results_csv_has_one_row_per_file(small_site):
         for p in s.rglob("*") if p.is_file()
     )
     assert sorted(df["set"] + "/" + df["file"]) == on_disk
-    for col in ("set", "file", "label", "prediction", "p_cat", "p_dog", "correct", "page", "status"):
+    for col in ("set", "file", "label", "prediction", "p_cat", "p_dog", "correct", "neither", "tag", "page",
+                "status", "pet_p", "imagenet1", "imagenet1_p"):
         assert col in df.columns
     assert set(df["status"]) == {"ok"}
 
@@ -40,6 +49,7 @@ def test_probabilities_and_tags_are_consistent(small_site):
     labeled = df[df["label"] != ""]
     assert ((labeled["correct"] == "yes") == (labeled["label"] == labeled["prediction"])).all()
     assert (df.loc[df["label"] == "", "correct"] == "").all()
+    assert ((df["neither"] == "yes") == (df["tag"] == "neither")).all()
 
 
 def test_small_model_is_better_than_chance(small_site):
@@ -49,77 +59,172 @@ def test_small_model_is_better_than_chance(small_site):
     assert (test["label"] == test["prediction"]).mean() >= 0.8
 
 
-def test_every_explained_photo_has_a_page_and_pictures(small_site):
+def test_three_files_per_photo_and_maps_as_data(small_site):
+    """A photo gets its page, one display copy and one thumbnail; its maps are numbers inside the page."""
     settings, run = small_site
     site = Path(settings.site_dir)
     df = results_of(settings)
     explained = df[(df["set"] != "train") & (df["status"] == "ok")]
     assert len(explained) == 16 + 6 + 4
+    assets = [p for p in (site / "assets").rglob("*") if p.is_file()]
+    distinct = explained["page"].nunique()
+    assert len(assets) <= 2 * distinct
+    assert {p.name for p in assets} <= {"photo.jpg", "photo.webp", "thumb.webp"}
+    n_taps = len(run["tap_modules"])
     for page in explained["page"]:
-        html = (site / page).read_text(encoding="utf-8")
-        assets = re.findall(r'src="([^"]+\.webp)"', html)
-        assert any(a.endswith("photo.webp") for a in assets)
-        assert sum("strip-cam-" in a for a in assets) == len(run["taps"])
-        assert sum("strip-gradcam-" in a for a in assets) == len(run["taps"])
-        for a in assets:
-            assert (site / page).parent.joinpath(a).resolve().is_file(), a
+        text = (site / page).read_text(encoding="utf-8")
+        assert re.search(r'src="[^"]+/photo\.(jpg|webp)"', text)
+        data = json.loads(re.search(r'<script type="application/json" id="photo-data">(.*?)</script>', text,
+                                    re.S).group(1))
+        keys = [k for k, _ in decode_maps(data["payload"])]
+        for t in range(n_taps):  # CAM of every class and Grad-CAM, at every tap
+            assert {f"cam/{t}/0", f"cam/{t}/1", f"gradcam/{t}"} <= set(keys)
+        pictures = {src.rsplit("/", 1)[-1] for src in re.findall(r'<img[^>]* src="([^"]+)"', text)}
+        assert pictures <= {"photo.jpg", "photo.webp", "thumb.webp"}, pictures  # no other picture per photo
     assert (df.loc[df["set"] == "train", "page"] == "").all()
 
 
 def test_site_pages_and_figures_exist(small_site):
     settings, run = small_site
     site = Path(settings.site_dir)
-    for page in ("index.html", "errors.html", "layers.html", "figures.html", "skipped.html",
-                 "sets/test/index.html", "sets/personal/index.html", "sets/unrelated/index.html"):
+    for page in ("index.html", "report.html", "overview.html", "errors.html", "layers.html", "methods.html",
+                 "figures.html", "skipped.html", "sets/test/index.html", "sets/personal/index.html",
+                 "sets/unrelated/index.html", "static/colormaps.js", "static/maps.js", "leaderboard.csv"):
         assert (site / page).is_file(), page
     for fig in ("samples.png", "cam_test.png", "cam_personal.png", "cam_unrelated.png", "layers.png",
-                "reliability.png", "confidence.png", "attention.png"):
+                "reliability.png", "confidence.png", "attention.png", "neither.png", "leaderboard.png"):
         assert (site / "figures" / fig).stat().st_size > 1000, fig
-    index = (site / "index.html").read_text(encoding="utf-8")
-    assert run["weights_sha256"] in index and run["backbone"] in index
+    overview = (site / "overview.html").read_text(encoding="utf-8")
+    assert run["weights_sha256"] in overview and run["backbone"] in overview
     saved = json.loads((site / "run.json").read_text())
-    assert set(saved["timings"]) >= {"scan", "model", "explain", "figures", "pages", "total"}
+    assert set(saved["timings"]) >= {"scan", "model", "explain", "leaderboard", "figures", "pages", "total"}
     assert not any(re.search(r'(src|href)="(https?:)?//', (p.read_text(encoding="utf-8")))
                    for p in site.rglob("*.html"))
 
 
-def test_probe_accuracies_and_layer_page(small_site):
+def test_probe_accuracies_on_the_layers_page_are_computed(small_site):
+    """The last probe is the head itself; every accuracy on layers.html is the share of right probe answers."""
     settings, run = small_site
     df = results_of(settings)
-    for t in range(len(run["taps"])):
-        assert f"probe{t}_prediction" in df.columns
-    # the last probe is the head itself
+    n = len(run["tap_modules"])
     ok = df[(df["set"] != "train") & (df["status"] == "ok")]
-    assert (ok[f"probe{len(run['taps']) - 1}_prediction"] == ok["prediction"]).all()
+    assert (ok[f"probe{n - 1}_prediction"] == ok["prediction"]).all()
     layers = (Path(settings.site_dir) / "layers.html").read_text(encoding="utf-8")
-    assert "probe" in layers.lower()
+    row = re.search(r'<tr><th scope="row">test</th>(.*?)</tr>', layers).group(1)
+    shown = [float(v) / 100 for v in re.findall(r"<td>([\d.]+)%</td>", row)]
+    test = ok[ok["set"] == "test"]
+    want = [float((test[f"probe{t}_prediction"] == test["label"]).mean()) for t in range(n)]
+    assert shown == pytest.approx(want, abs=0.0006)
 
 
-def test_warm_rerun_reuses_everything(small_site, tmp_path):
-    """A second build with nothing changed decodes nothing and runs no forward pass."""
-    from generator import explain, train
-    from generator.build import build_site
+def test_the_evidence_identity_holds_on_every_page(small_site):
+    """mean(CAM_pred - CAM_other) + (b_pred - b_other) = the logit margin, as each image page states it."""
+    settings, _ = small_site
+    site = Path(settings.site_dir)
+    df = results_of(settings)
+    checked = 0
+    for page, margin in zip(df["page"], df["logit_margin"]):
+        if not page:
+            continue
+        text = re.sub(r"\s+", " ", html.unescape((site / page).read_text(encoding="utf-8")))
+        m = re.search(r"The mean of the map \w+ − \w+ is (-?[\d.]+); plus the difference of the head's biases, "
+                      r"(-?[\d.]+), it gives the logit margin (-?[\d.]+)\.", text)
+        mean, bias, shown = (float(v) for v in m.groups())
+        assert mean + bias == pytest.approx(shown, abs=2e-3)
+        assert shown == pytest.approx(float(margin), abs=2e-3)
+        checked += 1
+    assert checked == 26
+
+
+def test_neither_threshold_comes_from_the_training_photos(small_site):
+    settings, _ = small_site
+    from generator.analysis import keep_threshold
+
+    df = results_of(settings)
+    train = df[(df["set"] == "train") & (df["status"] == "ok")]
+    threshold = keep_threshold(train["pet_p"].astype(float).to_numpy(), settings.neither_keep)
+    ok = df[(df["set"] != "train") & (df["status"] == "ok")]
+    assert ((ok["pet_p"].astype(float) < threshold) == (ok["tag"] == "neither")).all()
+
+
+def test_nothing_changed_means_nothing_done_without_torch(small_site, tmp_path):
+    """A rerun with the same inputs, settings and code stops after the manifest check: torch is never imported."""
+    settings, _ = small_site
+    before = {p: p.stat().st_mtime_ns for p in Path(settings.site_dir).rglob("*")}
+    code = ("import sys, json; from generator.build import build_site; from generator.config import make_settings; "
+            f"s = make_settings(json.loads({json.dumps(json.dumps(_settings_dict(settings)))})); "
+            "build_site(s, log=lambda m: print(m)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout[-2000:]
+    assert "nothing changed" in out.stdout
+    assert {p: p.stat().st_mtime_ns for p in Path(settings.site_dir).rglob("*")} == before
+
+
+def _settings_dict(settings) -> dict:
+    from generator.config import jsonable
+
+    return jsonable(settings)
+
+
+def test_a_template_change_re_renders_without_the_model(small_site, monkeypatch):
+    """Pages only: no forward pass, no cache written, the figures reused as they were."""
+    from generator import build, manifest
 
     settings, _ = small_site
-    calls = {"decode": 0, "forward": 0}
-    real_compute, real_extract = explain._compute, train.extract_features
+    site, cache = Path(settings.site_dir), Path(settings.cache_dir)
+    figures_before = {p.name: p.stat().st_ino for p in (site / "figures").iterdir()}
+    caches_before = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file() and "manifests" not in p.parts
+                     and p.suffix != ".pkl"}
+    real = manifest.tree_hash
+    monkeypatch.setattr(manifest, "tree_hash",
+                        lambda root, suffixes: real(root, suffixes) + ("x" if root == manifest.TEMPLATES else ""))
+    monkeypatch.setattr(build, "compute", lambda *a, **k: pytest.fail("the model ran"))
+    build.build_site(settings, log=lambda _m: None, progress=False)
+    assert {p.name: p.stat().st_ino for p in (site / "figures").iterdir()} == figures_before  # linked, not drawn
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file() and "manifests" not in p.parts
+            and p.suffix != ".pkl"} == caches_before
+    monkeypatch.undo()
+    build.build_site(settings, log=lambda _m: None, progress=False)  # back to the real templates
+
+
+def test_warm_rerun_reuses_everything(small_site):
+    """A second build after a code change (here: a new manifest format) decodes nothing and fits nothing."""
+    from generator import build, explain, features, manifest
+
+    settings, _ = small_site
+    calls = {"explain": 0, "features": 0}
+    real_compute, real_extract = explain._compute, features.extract
 
     def counting_compute(*a, **k):  # decodes, runs the network and encodes whatever is not cached
-        calls["decode"] += 1
+        calls["explain"] += 1
         return real_compute(*a, **k)
 
     def counting_extract(*a, **k):
-        calls["forward"] += 1
+        calls["features"] += 1
         return real_extract(*a, **k)
 
     mp = pytest.MonkeyPatch()
     try:
         mp.setattr(explain, "_compute", counting_compute)
-        mp.setattr(train, "extract_features", counting_extract)
+        mp.setattr(features, "extract", counting_extract)
+        mp.setattr(manifest, "MANIFEST_FORMAT", manifest.MANIFEST_FORMAT + 100)
         before = results_of(settings)
-        build_site(settings, log=lambda _m: None, progress=False)
+        build.build_site(settings, log=lambda _m: None, progress=False)
     finally:
         mp.undo()
-    assert calls == {"decode": 0, "forward": 0}
-    after = results_of(settings)
-    pd.testing.assert_frame_equal(before, after)
+    assert calls == {"explain": 0, "features": 0}
+    pd.testing.assert_frame_equal(before, results_of(settings))
+    build.build_site(settings, log=lambda _m: None, progress=False)  # the manifest as it really is
+
+
+def test_maps_of_two_class_heads_are_stored_once(small_site):
+    """The dog map is exactly minus the cat map (checked on the trained head), so it costs no bytes."""
+    settings, run = small_site
+    assert max(run["antisymmetry"]) < 1e-5
+    page = next(p for p in results_of(settings)["page"] if p)
+    text = (Path(settings.site_dir) / page).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="photo-data">(.*?)</script>', text, re.S).group(1))
+    entries = {e["key"]: e for e in data["payload"]["maps"]}
+    assert all("neg" in entries[f"cam/{t}/1"] for t in range(len(run["tap_modules"])))
+    maps = dict(decode_maps(data["payload"]))
+    np.testing.assert_array_equal(maps["cam/0/1"], -maps["cam/0/0"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import BatchInputs, MapMethod, Need, TapInputs, register
+from .base import N_, BatchInputs, MapMethod, Need, TapInputs, register
 
 
 def class_activation_maps(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,7 @@ class CAM(MapMethod):
     needs = Need.FEATURES
     per_class = True
     default_on = True
-    cost = "no extra pass: one product of the features with the head's weights"
+    cost = N_("no extra pass: one product of the features with the head's weights")
 
     def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:
         return class_activation_maps(tap.features, tap.head.weight)
@@ -40,12 +40,19 @@ def first_component_projection(features: torch.Tensor) -> torch.Tensor:
     sense every other map here has.
     """
     b, c, h, w = features.shape
-    centred = features.flatten(2).transpose(1, 2)  # (B, H*W, C)
+    centred = features.flatten(2).transpose(1, 2).double()  # (B, H*W, C)
     centred = centred - centred.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    first = vh[:, 0, :]  # (B, C)
+    # The first right singular vector from the eigenvectors of the smaller of the two Gram matrices (C x C or
+    # HW x HW, in float64): the same vector as a full SVD's, at a fraction of the cost (24 x 24 at the first
+    # tap, 49 x 49 at the last, instead of an SVD of 3,136 x 24 or 49 x 1,280; measured 5.4 -> 0.6 ms a photo).
+    if c <= h * w:
+        first = torch.linalg.eigh(centred.transpose(1, 2) @ centred).eigenvectors[..., -1]  # (B, C)
+    else:
+        u = torch.linalg.eigh(centred @ centred.transpose(1, 2)).eigenvectors[..., -1]  # (B, H*W)
+        first = (centred.transpose(1, 2) @ u.unsqueeze(-1)).squeeze(-1)
+        first = first / first.norm(dim=1, keepdim=True).clamp_min(1e-300)
     first = torch.where(first.sum(dim=1, keepdim=True) < 0, -first, first)
-    return (centred @ first.unsqueeze(-1)).view(b, h, w)
+    return (centred @ first.unsqueeze(-1)).view(b, h, w).to(features.dtype)
 
 
 @register
@@ -59,7 +66,7 @@ class EigenCAM(MapMethod):
     title = "Eigen-CAM"
     citation = "Muhammad & Yeasin 2020"
     needs = Need.FEATURES
-    cost = "no extra pass: one small SVD per photo and tap"
+    cost = N_("no extra pass: one small eigendecomposition per photo and tap")
 
     def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:
         """-> (B, H, W): the raw map, after the ReLU, not scaled."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import BatchInputs, MapMethod, Need, TapInputs, register
+from .base import N_, BatchInputs, MapMethod, Need, TapInputs, register
 
 SPACE = (2, 3)  # the H, W dimensions of a (B, C, H, W) tensor
 
@@ -21,7 +21,7 @@ class GradientWeighted(MapMethod):
     """ReLU(sum_k a_k f_k) with a from the tap's features and gradients. Subclasses give only `weights`."""
 
     needs = Need.GRADIENTS
-    cost = "no extra pass: shares the one backward pass"
+    cost = N_("no extra pass: shares the one backward pass")
 
     def weights(self, features: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features f and gradients g -> weights a, (B, C, 1, 1) or (B, C, H, W)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import BatchInputs, MapMethod, Need, TapInputs, register
+from .base import N_, BatchInputs, MapMethod, Need, TapInputs, register
 
 CHUNK = 64  # masked inputs per class_scores call: 64 x 3 x 224 x 224 float32 is 39 MB
 EPS = 1e-8  # torchcam's, in its min-max scaling of each channel: the maps agree with its ScoreCAM to ~1e-7
@@ -58,7 +58,7 @@ class ScoreCAM(MapMethod):
     the input's size, where a constant non-zero channel is no longer constant: a 7x7 map of 0.1 upsampled to
     224 spreads by 1.5e-8, and its scaled mask reaches 0.6. Scaling at the tap's resolution keeps a constant
     channel's mask exactly 0, so scoring the constant channels once is exact; and its half-pixel upsampling is
-    the one `cam.upsample` uses. torchcam subtracts the photo's own logit from every score first: the
+    the one `overlay.upsample` specifies. torchcam subtracts the photo's own logit from every score first: the
     softmax does not change under a shift, so that pass is left out.
     """
 
@@ -68,7 +68,7 @@ class ScoreCAM(MapMethod):
     needs = Need.FORWARDS
     last_tap_only = True
     opt_in = True
-    cost = (
+    cost = N_(
         "one extra forward pass per channel of the last tap (1,280 for EfficientNet-Lite0), "
         "all constant channels together counting as one"
     )

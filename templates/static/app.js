@@ -68,19 +68,70 @@
   var cmapPref = load("localStorage", "cam-cmap");
   var defaultCmap = typeof cmapPref === "string" ? cmapPref : null;
 
-  // ---- Canvases drawn from a JSON payload on the page (error pairs, layer strips, the photo page's strip). ------
+  // ---- Canvases drawn from a JSON payload on the page (error pairs, layer strips). -------------------------------
   // <canvas class="cam" data-src="ID" data-photo="SLUG" data-key="cam/3/0">: the map `key` of the payload in the
-  // script element ID (itself a payload, or {slug: payload} for pages that show several photos).
-  var decoded = {};  // "ID" or "ID/SLUG" -> Promise of {key: map}
+  // script element ID: {"payload": ...} (one photo), {"photos": {slug: payload}} or {slug: payload}.
+  var decoded = {};  // "ID/SLUG" -> Promise of {key: map}
   function mapsOf(src, photo) {
-    var id = src + (photo ? "/" + photo : "");
+    var id = src + "/" + (photo || "");
     if (!decoded[id]) {
-      var data = json(src);
-      var payload = data && data.payload ? data.payload : (data && photo ? data[photo] : data);
+      var data = json(src) || {};
+      var payload = data.payload || (data.photos ? data.photos[photo] : data[photo]);
       decoded[id] = payload && payload.v ? Maps.decode(payload).then(byKey) : Promise.resolve({});
     }
     return decoded[id];
   }
+  // The layer strip: one row of small maps per method, inserted above the probes' row (see macros.html).
+  function buildStrip(table) {
+    var data = json(table.getAttribute("data-src")) || {};
+    var methods = data.methods || [];
+    var size = (table.getAttribute("data-size") || "64,64").split(",");
+    var pred = table.getAttribute("data-pred");
+    var taps = table.querySelectorAll("thead th").length - 1;
+    var probeRow = table.querySelector("tr.probe");
+    var labels = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.firstChild ? th.firstChild.textContent : "";
+    });
+    methods.forEach(function (m) {
+      var tr = document.createElement("tr");
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = m.title;
+      tr.appendChild(th);
+      for (var t = 0; t < taps; t++) {
+        var td = document.createElement("td");
+        if (m.last_tap_only && t < taps - 1) {
+          td.textContent = "–";
+          td.className = "na";
+        } else {
+          var stack = document.createElement("span");
+          stack.className = "stack";
+          var img = document.createElement("img");
+          img.src = table.getAttribute("data-thumb");
+          img.alt = "";
+          img.width = Number(size[0]);
+          img.height = Number(size[1]);
+          var c = document.createElement("canvas");
+          c.className = "heat cam";
+          c.width = Number(size[0]);
+          c.height = Number(size[1]);
+          c.hidden = true;
+          c.setAttribute("role", "img");
+          c.setAttribute("aria-label", fill(table.getAttribute("data-label-template"),
+                                            { method: m.title, tap: labels[t + 1] }));
+          c.setAttribute("data-src", table.getAttribute("data-src"));
+          c.setAttribute("data-photo", table.getAttribute("data-photo"));
+          c.setAttribute("data-key", m.name + "/" + t + (m.per_class ? "/" + pred : ""));
+          stack.appendChild(img);
+          stack.appendChild(c);
+          td.appendChild(stack);
+        }
+        tr.appendChild(td);
+      }
+      probeRow.parentNode.insertBefore(tr, probeRow);
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.strip[data-src]"), buildStrip);
   function paintStatic(cmap) {
     var canvases = document.querySelectorAll("canvas.cam[data-src]");
     var jobs = [];

@@ -1,5 +1,6 @@
-"""Names -> URLs: slugs are [a-z0-9-], distinct names give distinct slugs, nothing can point outside the site.
-Property tests with Hypothesis (unit level, fast); the end-to-end check of the pages is in test_interrupt.py."""
+"""generator/render.py. Names -> URLs: slugs are [a-z0-9-], distinct names give distinct slugs, nothing can point
+outside the site. Property tests with Hypothesis (unit level, fast); the end-to-end check of the pages is in
+test_interrupt.py. Also: page fragments rendered once, and the languages' number formats."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator.i18n import Lang
 from generator.render import SiteWriter, safe_name, set_slug, slugify, unique_slugs
 
 SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -66,11 +68,11 @@ def test_unique_slugs_survive_a_hash_collision(monkeypatch):
 @settings(max_examples=100, deadline=None)
 def test_results_table_pages(pairs):
     """The name -> page mapping the build uses: every page path is plain, distinct and inside sets/."""
-    from generator.build import _finish_table
+    from generator.build import finish_table
 
     df = pd.DataFrame({"set": [s for s, _ in pairs], "file": [f for _, f in pairs], "label": "",
                        "status": "ok"})
-    out = _finish_table(df, SimpleNamespace(train_set="train"))
+    out = finish_table(df, SimpleNamespace(train_set="train"))
     pages = list(out["page"])
     assert len(set(pages)) == len(pages)
     for p in pages:
@@ -99,7 +101,7 @@ def test_safe_name_is_encodable(name):
 
 @pytest.mark.parametrize("rel", ["../x.html", "/etc/passwd", "a/../../x", "sets/../../x", "sets/a/../../../x"])
 def test_site_writer_refuses_outside(tmp_path, rel):
-    w = SiteWriter(tmp_path / "site")
+    w = SiteWriter(tmp_path / "site", Lang("en"))
     with pytest.raises(ValueError, match="outside the site"):
         w.text(rel, "x")
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.html").exists()
@@ -110,5 +112,30 @@ def test_site_writer_refuses_symlink_escape(tmp_path):
     site.mkdir()
     (site / "sets").symlink_to(tmp_path, target_is_directory=True)
     with pytest.raises(ValueError, match="outside the site"):
-        SiteWriter(site).text("sets/evil.html", "x")
+        SiteWriter(site, Lang("en")).text("sets/evil.html", "x")
     assert not Path(tmp_path / "evil.html").exists()
+
+
+def test_fragments_are_rendered_once_per_key(tmp_path):
+    (tmp_path / "t").mkdir()
+    w = SiteWriter(tmp_path / "site", Lang("en"))
+    calls = []
+    real = w.env.get_template
+
+    def counting(name, *a, **k):
+        calls.append(name)
+        return real(name, *a, **k)
+
+    w.env.get_template = counting
+    first = w.fragment("footer.html", "k", run={"backbone": "b", "weights_file": "w.pth"}, generated="today")
+    again = w.fragment("footer.html", "k", run={"backbone": "other", "weights_file": "x"}, generated="never")
+    assert first == again and "b" in first and calls == ["footer.html"]
+    other = w.fragment("footer.html", "k2", run={"backbone": "other", "weights_file": "x"}, generated="never")
+    assert "other" in other and calls == ["footer.html", "footer.html"]
+
+
+def test_numbers_are_written_the_locale_way():
+    en, ko = Lang("en"), Lang("ko")
+    assert en.pct(0.12345) == "12.3%" and en.num(1234567) == "1,234,567" and en.num(0.5, 2) == "0.50"
+    assert en.pct(float("nan")) == "–" and en.num(None) == "–"
+    assert ko.date("2026-11-27T10:00:00") == "2026년 11월 27일" and en.date("2026-11-27") == "November 27, 2026"

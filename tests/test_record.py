@@ -1,0 +1,66 @@
+"""The per-photo record: a round trip through .npz keeps every map and number; damaged or old files are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generator.files import load_npz, save_npz
+from generator.record import RECORD_VERSION, PhotoRecord, map_key
+
+
+def make_record(seed: int = 0, n_taps: int = 3) -> PhotoRecord:
+    rng = np.random.default_rng(seed)
+    sizes = [8, 4, 2][:n_taps]
+    cams = [rng.normal(size=(2, s, s)).astype(np.float16) for s in sizes]
+    grads = [np.abs(rng.normal(size=(s, s))).astype(np.float16) for s in sizes]
+    score = [None] * (n_taps - 1) + [np.abs(rng.normal(size=(sizes[-1],) * 2)).astype(np.float16)]
+    return PhotoRecord(
+        width=640, height=480, logits=rng.normal(size=2).astype(np.float32),
+        probe_logits=rng.normal(size=(n_taps, 2)).astype(np.float32),
+        imagenet_top=np.array([281, 282, 5]), imagenet_top_p=np.array([0.5, 0.2, 0.1], np.float32),
+        pet_p=0.73, energy=-9.5, maps={"cam": cams, "gradcam": grads, "scorecam": score})
+
+
+def test_round_trip_keeps_every_map_and_number(tmp_path):
+    rec = make_record()
+    save_npz(tmp_path / "r.npz", rec.to_npz())
+    back = PhotoRecord.from_npz(load_npz(tmp_path / "r.npz"), n_taps=3)
+    assert back is not None
+    assert (back.width, back.height, back.pet_p, back.energy) == (640, 480, 0.73, -9.5)
+    np.testing.assert_array_equal(back.logits, rec.logits)
+    np.testing.assert_array_equal(back.probe_logits, rec.probe_logits)
+    np.testing.assert_array_equal(back.imagenet_top, rec.imagenet_top)
+    assert back.methods() == ("cam", "gradcam", "scorecam")
+    for name, per_tap in rec.maps.items():
+        for t, m in enumerate(per_tap):
+            if m is None:
+                assert back.maps[name][t] is None
+            else:
+                np.testing.assert_array_equal(back.maps[name][t], m)
+    assert back.pred == int(np.argmax(rec.logits))
+    assert back.probs.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_three_arrays_per_file():
+    """Loading an .npz costs per array: the scalars, one vector of every map, and their layout."""
+    arrays = make_record().to_npz()
+    assert sorted(arrays) == ["layout", "maps", "scalars"]
+    # cam: 2 classes at 8x8, 4x4, 2x2; gradcam: one map at each; scorecam: the last tap only
+    assert arrays["maps"].dtype == np.float16 and arrays["maps"].size == 2 * (64 + 16 + 4) + (64 + 16 + 4) + 4
+
+
+def test_old_or_incomplete_records_are_refused():
+    arrays = make_record().to_npz()
+    old = arrays["scalars"].copy()
+    old[0] = RECORD_VERSION - 1
+    assert PhotoRecord.from_npz(dict(arrays, scalars=old), 3) is None
+    assert PhotoRecord.from_npz(arrays, 4) is None  # another network (other number of taps)
+    assert PhotoRecord.from_npz(dict(arrays, maps=arrays["maps"][:-1]), 3) is None
+    assert PhotoRecord.from_npz({k: v for k, v in arrays.items() if k != "layout"}, 3) is None
+    assert PhotoRecord.from_npz(dict(arrays, layout=np.frombuffer(b"not json", np.uint8)), 3) is None
+
+
+def test_map_keys_are_made_in_one_place():
+    assert map_key("cam", 3, 1) == "cam/3/1"
+    assert map_key("gradcam", 0) == "gradcam/0"
