@@ -9,7 +9,6 @@ tap Grad-CAM, XGrad-CAM and HiResCAM are one map) are scored once. Scores are ca
 from __future__ import annotations
 
 import copy
-import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from .runtime import Runtime
 
 LEADERBOARD_VERSION = 1
 RANDOMISATIONS = ("head", "head + last stage")  # Adebayo et al.'s cascade, as far as it matters here
+SAME_MAP = 0.01  # largest difference of two min-max scaled maps that are scored as one
 
 
 def sample_rows(results: pd.DataFrame, sets: list[str], n: int, seed: int) -> pd.DataFrame:
@@ -89,16 +89,17 @@ def _score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_tap
                                             for c, m in candidates(record, n_taps)]
     named += [(f"random@{n_taps - 1}", random_map(tuple(shape), size, gen)),
               (f"gaussian@{n_taps - 1}", gaussian_map(size))]
-    # Score each distinct map once (after min-max scaling several methods give the same map).
-    distinct: dict[bytes, int] = {}
+    # Score each distinct map once: after min-max scaling several methods give the same map (Grad-CAM, XGrad-CAM
+    # and HiResCAM at a GAP-linear last tap). Stored as float16, such maps agree to about 1e-3, so two maps count
+    # as one when no scaled value differs by more than SAME_MAP: their curves could differ only among near-ties.
     unique: list[torch.Tensor] = []
     index: dict[str, int] = {}
     for key, m in named:
-        fp = hashlib.sha1(np.round(m.numpy().astype(np.float64), 6).tobytes()).digest()
-        if fp not in distinct:
-            distinct[fp] = len(unique)
+        same = next((i for i, u in enumerate(unique) if float((u - m).abs().max()) <= SAME_MAP), None)
+        if same is None:
             unique.append(m)
-        index[key] = distinct[fp]
+            same = len(unique) - 1
+        index[key] = same
     scores = score_maps(probs_of, x, unique, record.pred, settings.faithfulness_steps)
     return {key: scores[i] for key, i in index.items()}
 
@@ -177,6 +178,32 @@ def randomised(model: TrainedModel, how: str, seed: int) -> tuple[torch.nn.Modul
     return net, heads
 
 
+def rank_correlations(model: TrainedModel, x: torch.Tensor, target: torch.Tensor,
+                      original: list[dict[str, np.ndarray]], names: list[str], runtime: Runtime,
+                      seed: int) -> list[dict]:
+    """For each randomisation, photo (x, its target class, its original last-tap maps by method) and method: the
+    Spearman rank correlation between the original map and the randomised model's map of the same class."""
+    rows = []
+    for i, how in enumerate(RANDOMISATIONS):
+        net, heads = randomised(model, how, seed + i)
+        shadow = TrainedModel(copy.copy(model.backbone), heads, model.meta, model.path)
+        shadow.backbone.model = net
+        explainer = make_explainer(shadow, tuple(names), runtime)
+        with explainer:
+            result = explainer(x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x,
+                               target=target)
+        for j, before in enumerate(original):
+            for name in names:
+                new = result.maps[name][-1][j].float().cpu().numpy()
+                old = np.asarray(before[name], np.float32)
+                if registry.get(name).per_class:
+                    new, old = new[int(target[j])], old[int(target[j])]
+                # A constant map (all zero after a ReLU) has no ranks to correlate: recorded as NaN.
+                rho = stats.spearmanr(old.ravel(), new.ravel()).statistic if old.std() and new.std() else np.nan
+                rows.append({"photo": j, "method": name, "randomised": how, "spearman": float(rho)})
+    return rows
+
+
 def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings, runtime: Runtime) -> pd.DataFrame:
     """Spearman rank correlation between each method's last-tap map and the map of the same photo and class
     after randomising the model: one row per (photo, method, randomisation). Low = the map depends on what the
@@ -194,24 +221,9 @@ def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings, runtime: R
         return pd.DataFrame(columns=["set", "file", "method", "randomised", "spearman"])
     x = torch.stack([p[2] for p in photos]).to(runtime.device)
     target = torch.tensor([p[1].pred for p in photos])
-    rows = []
-    for i, how in enumerate(RANDOMISATIONS):
-        net, heads = randomised(model, how, settings.seed + i)
-        shadow = TrainedModel(copy.copy(model.backbone), heads, model.meta, model.path)
-        shadow.backbone.model = net
-        explainer = make_explainer(shadow, tuple(names), runtime)
-        with explainer:
-            result = explainer(x.contiguous(memory_format=torch.channels_last) if runtime.channels_last else x,
-                               target=target)
-        for j, (r, record, _) in enumerate(photos):
-            for name in names:
-                method = registry.get(name)
-                new = result.maps[name][-1][j].cpu().numpy()
-                old = np.asarray(record.maps[name][-1], np.float32)
-                if method.per_class:
-                    new, old = new[record.pred], old[record.pred]
-                # A constant map (all zero after a ReLU) has no ranks to correlate: recorded as NaN.
-                rho = stats.spearmanr(old.ravel(), new.ravel()).statistic if old.std() and new.std() else np.nan
-                rows.append({"set": r["set"], "file": r["file"], "method": name, "randomised": how,
-                             "spearman": float(rho)})
-    return pd.DataFrame(rows)
+    original = [{n: rec.maps[n][-1] for n in names} for _, rec, _ in photos]
+    rows = rank_correlations(model, x, target, original, names, runtime, settings.seed)
+    for row in rows:
+        r = photos[row.pop("photo")][0]
+        row.update(set=r["set"], file=r["file"])
+    return pd.DataFrame(rows, columns=["set", "file", "method", "randomised", "spearman"])

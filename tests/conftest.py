@@ -60,3 +60,24 @@ def small_site(tmp_path_factory):
     settings = small_settings(root, data)
     run = build_site(settings, log=lambda _m: None, progress=False)
     return settings, run
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory):
+    """A project folder with very few real photos (4+4 training, 2+2 test, 1+1 own, 2 unrelated), built once so
+    that its caches are warm: for tests that run the command line many times."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_small_data(root, n_train=4, n_test=2)
+    data = root / "data"
+    extras = (sorted((data / "personal" / "cat").iterdir())[1:] + sorted((data / "personal" / "dog").iterdir())[1:]
+              + sorted((data / "unrelated").iterdir())[2:])
+    for extra in extras:
+        extra.unlink()
+    cmd = [sys.executable, "-m", "generator", "site", "--quiet", "--no-download", "--data-dir", str(root / "data"),
+           "--site-dir", str(root / "site"), "--cache-dir", str(root / "cache"), "--weights-dir", str(root / "w"),
+           "--workers", "1", "--faithfulness-sample", "1", "--faithfulness-steps", "2"]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    return root

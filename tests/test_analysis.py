@@ -81,16 +81,86 @@ def test_probe_accuracy_per_tap():
     assert analysis.probe_accuracy(df, 2) == [pytest.approx(2 / 5), pytest.approx(1.0)]
 
 
-def test_faithfulness_summary_averages_scored_rows_only():
-    df = HAND.copy()
-    for m in ("cam", "random", "gaussian"):
-        for s in ("deletion_auc", "insertion_auc", "average_drop", "increase"):
-            df[f"{s}_{m}"] = np.nan
-    df.loc[0, "deletion_auc_cam"] = 0.2
-    df.loc[1, "deletion_auc_cam"] = 0.4
-    for c in [c for c in df.columns if c.endswith(("_random", "_gaussian")) or c.startswith(("insertion", "average",
-                                                                                             "increase"))]:
-        df.loc[[0, 1], c] = 0.5
-    out = analysis.faithfulness_summary(df).set_index("method")
-    assert out.loc["cam", "n"] == 2
-    assert out.loc["cam", "deletion_auc"] == pytest.approx(0.3)
+def test_tags_put_neither_before_right_and_wrong():
+    df = HAND.assign(pet_p=[0.9, 0.05, 0.9, 0.2, 0.01], prediction=HAND["prediction"])
+    tagged = analysis.tag_rows(df, threshold=0.1)
+    assert list(tagged["tag"]) == ["correct", "neither", "wrong", "correct", "neither"]
+    assert list(tagged["correct"]) == ["yes", "yes", "no", "yes", "no"]  # what the head said, still recorded
+    assert list(tagged["neither"]) == ["no", "yes", "no", "no", "yes"]
+    # the tag flips when the sum crosses the threshold
+    assert list(analysis.tag_rows(df, threshold=0.04)["tag"]) == ["correct", "correct", "wrong", "correct", "neither"]
+    unlabeled = df.assign(label="")
+    assert set(analysis.tag_rows(unlabeled, 0.1)["tag"]) == {"unlabeled", "neither"}
+    counts = analysis.set_summary(tagged)
+    assert counts["neither"] == 2 and counts["coverage"] == pytest.approx(3 / 5)
+    assert counts["covered_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_keep_threshold_keeps_the_share_asked_for():
+    train = np.arange(1, 201) / 200.0  # 0.005 .. 1.0
+    t = analysis.keep_threshold(train, 0.995)
+    assert (train >= t).mean() >= 0.995 and (train >= np.nextafter(t, 2)).mean() < 0.995
+    assert analysis.keep_threshold(train, 1.0) == train.min()
+
+
+def test_auroc_by_hand():
+    assert analysis.auroc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert analysis.auroc([0.1, 0.2], [0.9, 0.8]) == 0.0
+    assert analysis.auroc([0.5, 0.9], [0.5, 0.1]) == pytest.approx((1 + 0.5 + 1 + 1) / 4)  # a tie counts half
+    assert np.isnan(analysis.auroc([], [0.1]))
+
+
+def test_ood_separation_uses_training_photos_for_the_threshold():
+    rng = np.random.default_rng(0)
+    pets = pd.DataFrame({"set": "test", "status": "ok", "pet_p": rng.uniform(0.3, 1, 50), "energy": -10.0,
+                         "p_cat": 0.9, "p_dog": 0.1})
+    other = pd.DataFrame({"set": "unrelated", "status": "ok", "pet_p": rng.uniform(0, 0.2, 10), "energy": -8.0,
+                          "p_cat": 0.3, "p_dog": 0.7})
+    train = pd.DataFrame({"set": "train", "status": "ok", "pet_p": np.linspace(0.25, 1, 100), "energy": -10.0,
+                          "p_cat": 0.9, "p_dog": 0.1})
+    out = analysis.ood_separation(pd.concat([pets, other]), train, ["test"], "unrelated", 0.99).set_index("score")
+    assert out.loc["pet_p", "auroc"] == 1.0 and out.loc["pet_p", "unrelated_flagged"] == 1.0
+    assert out.loc["pet_p", "threshold"] == pytest.approx(analysis.keep_threshold(train["pet_p"], 0.99))
+    # a different unrelated set does not move the threshold (it is chosen on the training photos only)
+    moved = analysis.ood_separation(pd.concat([pets, other.assign(pet_p=0.01)]), train, ["test"], "unrelated", 0.99)
+    assert moved.set_index("score").loc["pet_p", "threshold"] == out.loc["pet_p", "threshold"]
+
+
+def _scores(gap: float, n: int = 20, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        base = rng.uniform(0.3, 0.7)
+        for m, shift in (("cam", 0.0), ("gradcam", gap), ("random", 0.3), ("gaussian", 0.2)):
+            rows.append({"set": "test", "file": f"f{i}", "method": m, "tap": 3, "deletion_auc": base + shift,
+                         "insertion_auc": 0.9 - shift, "average_drop": 0.2, "increase": float(i % 2)})
+    return pd.DataFrame(rows)
+
+
+def test_leaderboard_means_and_intervals():
+    board = analysis.leaderboard(_scores(0.05), seed=0)
+    cam = board[(board["set"] == "all") & (board["method"] == "cam")].iloc[0]
+    assert cam["n"] == 20 and cam["increase"] == pytest.approx(0.5)
+    assert cam["deletion_auc_lo"] < cam["deletion_auc"] < cam["deletion_auc_hi"]
+    assert cam["combined"] == pytest.approx(cam["insertion_auc"] - cam["deletion_auc"])
+    assert set(board["set"]) == {"test", "all"}
+
+
+def test_verdict_calls_a_tie_a_tie():
+    clear = analysis.verdict(_scores(0.05), last_tap=3, seed=0)
+    assert clear.best == "cam" and clear.beaten == ("gradcam",) and clear.tied == () and clear.beats_baselines
+    # gradcam differs from cam by noise only: the paired interval includes zero
+    noisy = _scores(0.0)
+    rng = np.random.default_rng(1)
+    mask = noisy["method"] == "gradcam"
+    noisy.loc[mask, "deletion_auc"] += rng.normal(0, 0.05, mask.sum())
+    tie = analysis.verdict(noisy, last_tap=3, seed=0)
+    assert {tie.best} | set(tie.tied) == {"cam", "gradcam"}
+
+
+def test_sanity_summary():
+    df = pd.DataFrame({"method": ["cam"] * 3 + ["eigencam"] * 3, "randomised": "head",
+                       "spearman": [0.1, -0.2, 0.05, 1.0, 0.99, 0.98]})
+    out = analysis.sanity_summary(df).set_index("method")
+    assert out.loc["cam", "median"] == pytest.approx(0.05) and out.loc["cam", "unchanged"] == 0.0
+    assert out.loc["eigencam", "unchanged"] == 1.0

@@ -61,11 +61,23 @@ def test_download_verifies_the_hash(tmp_path, monkeypatch):
     not the real file, so the check must refuse it and leave nothing behind."""
     fake = tmp_path / "served.pth"
     torch.save({"w": torch.zeros(1)}, fake)
-    monkeypatch.setattr(backbones, "RESNET18_URL", fake.as_uri())
     dest = tmp_path / "weights"
-    with pytest.raises(RuntimeError, match="hash"):
-        backbones.download_resnet18(dest)
+    with pytest.raises(WeightsError, match="does not match its hash"):
+        backbones.download_resnet18(dest, url=fake.as_uri())
     assert not (dest / backbones.RESNET18_FILE).exists()
+
+
+def test_download_offline_is_one_sentence(tmp_path):
+    """No network: the error names the URL and both ways out (a network, or copying the file)."""
+    import socket
+
+    with socket.socket() as s:  # a port on this machine that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/resnet18-f37072fd.pth"
+    with pytest.raises(WeightsError) as exc:
+        backbones.download_resnet18(tmp_path / "weights", url=url)
+    text = str(exc.value)
+    assert url in text and "make weights" in text and "copy resnet18-f37072fd.pth" in text and "\n" not in text
 
 
 @pytest.fixture(scope="module")

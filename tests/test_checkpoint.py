@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from generator import checkpoint
+from generator import backbones, checkpoint
 from generator.backbones import Backbone, WeightsError
 from generator.cam import LinearHead
 from generator.datasets import CLASSES
@@ -80,7 +80,8 @@ def bad_checkpoints(tmp_path) -> dict[str, pathlib.Path]:
     put("bad-json.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT, "meta_json": "{not json", "heads": []})
     put("meta-list.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT, "meta_json": "[1, 2]",
                              "heads": [{"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}]})
-    put("meta-incomplete.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT, "meta_json": json.dumps({"backbone": "tiny"}),
+    put("meta-incomplete.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT,
+                                   "meta_json": json.dumps({"backbone": "tiny"}),
                                    "heads": [{"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}]})
     put("no-heads.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT, "meta_json": json.dumps(meta_for()), "heads": []})
     put("heads-not-tensors.pt", obj={"format": checkpoint.CHECKPOINT_FORMAT, "meta_json": json.dumps(meta_for()),

@@ -41,24 +41,33 @@ def test_a_map_on_the_evidence_beats_the_baselines():
     good = torch.zeros(size, size)
     good[: size // 2, : size // 2] = 1.0
     bad = 1 - good
-    scores = fa.score_maps(_corner_model(size), x, {"good": good, "bad": bad}, cls=0, steps=8)
-    assert scores["good"]["deletion_auc"] < scores["bad"]["deletion_auc"]
-    assert scores["good"]["insertion_auc"] > scores["bad"]["insertion_auc"]
+    good_s, bad_s = fa.score_maps(_corner_model(size), x, [good, bad], cls=0, steps=8)
+    assert good_s["deletion_auc"] < bad_s["deletion_auc"]
+    assert good_s["insertion_auc"] > bad_s["insertion_auc"]
     # Multiplying by the good map keeps all evidence: no drop. The bad map removes it all.
-    assert scores["good"]["average_drop"] == pytest.approx(0.0, abs=1e-6)
+    assert good_s["average_drop"] == pytest.approx(0.0, abs=1e-6)
     p0 = torch.sigmoid(torch.tensor(8.0))
     p_bad = torch.sigmoid(torch.tensor(-2.0))
-    assert scores["bad"]["average_drop"] == pytest.approx(float((p0 - p_bad) / p0), rel=1e-4)
-    assert scores["bad"]["increase"] == 0.0
+    assert bad_s["average_drop"] == pytest.approx(float((p0 - p_bad) / p0), rel=1e-4)
+    assert bad_s["increase"] == 0.0
 
 
-def test_photo_scores_has_every_method_and_score():
+def test_curve_end_points_are_shared_and_chunks_do_not_change_scores():
+    """The photo, the all-removed photo and the blurred photo are scored once per photo, whatever the number of
+    maps; the chunk size only batches the other inputs."""
     size = 16
     x = torch.randn(3, size, size)
-    out = fa.photo_scores(_corner_model(size), x, torch.rand(4, 4), cls=0, steps=4, seed=0)
-    assert set(out) == {f"{s}_{m}" for m in fa.METHODS for s in fa.SCORES}
-    again = fa.photo_scores(_corner_model(size), x, torch.rand(4, 4), cls=0, steps=4, seed=0)
-    assert out["deletion_auc_random"] == again["deletion_auc_random"]  # seeded baseline
+    maps = [fa.upsampled01(torch.rand(4, 4), size) for _ in range(3)]
+    seen = []
+
+    def counting(batch):
+        seen.append(len(batch))
+        return _corner_model(size)(batch)
+
+    a = fa.score_maps(counting, x, maps, cls=0, steps=5, chunk=7)
+    assert seen[0] == 3 and sum(seen) == 3 + 3 * (2 * 4 + 1)
+    b = fa.score_maps(_corner_model(size), x, maps, cls=0, steps=5, chunk=1000)
+    assert a == b
 
 
 def test_gaussian_map_is_centred():

