@@ -67,4 +67,4 @@ messages: $(STAMP)
 	rm templates/locale/messages.pot
 
 clean:
-	rm -rf site .site.new .site.old .site.lock data/.cache .pytest_cache tests/artifacts
+	rm -rf site .site.new .site.old .site.lock .cache .pytest_cache tests/artifacts

@@ -54,6 +54,7 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
     site_dir = Path(settings.site_dir)
     with site_lock(site_dir):
         recover_site(site_dir)
+        check_writable(settings)
         timer = Timer(log)
         with timer.stage("scan"):
             sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
@@ -78,6 +79,22 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
         run = publish(settings, bundle, now, timer, log, reuse_figures)
         write_text(manifest_mod.stored_path(settings), now.to_json())
         return run
+
+
+def check_writable(settings: Settings) -> None:
+    """The folders a build writes into, tried before any work starts: a read-only one is one sentence now, not
+    after minutes of computing. (The photos' folders are only read.)"""
+    import tempfile
+
+    site = Path(settings.site_dir)
+    for folder in [Path(settings.cache_dir), Path(settings.weights_dir), site.parent] + ([site] if site.is_dir()
+                                                                                          else []):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise (from_os_error(exc, folder, "writing into") or exc) from None
 
 
 # ---- compute: the stages that need the model ------------------------------------------------------------------

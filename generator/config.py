@@ -112,7 +112,8 @@ class Settings:
     data_dir: Path = _setting(Path("data"), "folder holding one subfolder per image set", _folder)
     site_dir: Path = _setting(Path("site"), "where the website is written (replaced only when complete)", _folder)
     weights_dir: Path = _setting(Path("weights"), "checkpoints and pretrained weight files", _folder)
-    cache_dir: Path = _setting(Path("data/.cache"), "content-keyed caches (features, maps, pictures)", _folder)
+    cache_dir: Path = _setting(Path(".cache"), "content-keyed caches (features, maps, pictures); outside data/, "
+                               "so that a read-only photo folder works", _folder)
     data_url: str = _setting(PUBLIC_ZIP_URL, "where `make site` downloads cats_and_dogs_filtered.zip when data/ "
                              "lacks train and test", _url)
     train_set: str = _setting("train", "name of the set the head and probes are fitted on", _set_name)

@@ -17,7 +17,7 @@ import pandas as pd
 from . import analysis
 from .datasets import CLASSES
 from .i18n import Lang
-from .render import safe_name
+from .render import safe_name, set_slug
 from .report import tap_labels
 
 PROBE_SEPARATES = 0.9  # a stage "separates the classes" when its linear probe gets this share of photos right
@@ -78,7 +78,7 @@ def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
     d = analysis.labeled_ok(results[results["set"].isin(sets)])
     right, wrong = d[d["prediction"] == d["label"]], d[d["prediction"] != d["label"]]
     links = [("errors.html", lang._("every mistake with its maps"))]
-    links += [(f"sets/{s}/index.html?tag=wrong", lang._("the wrong ones in %(set)s", set=safe_name(s)))
+    links += [(f"sets/{set_slug(s)}/index.html?tag=wrong", lang._("the wrong ones in %(set)s", set=safe_name(s)))
               for s in sets if (wrong["set"] == s).any()]
     if wrong.empty:
         return Finding(lang._("The model made no mistake on the labeled photos, so there is no mistake to "
@@ -154,7 +154,8 @@ def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang) -> Find
         return None
     wrong = analysis.mistakes(d)
     right = d[d["prediction"] == d["label"]]
-    links = [(f"sets/{set_name}/index.html?tag=wrong", lang._("the wrong ones")), ("errors.html", lang._("their maps"))]
+    links = [(f"sets/{set_slug(set_name)}/index.html?tag=wrong", lang._("the wrong ones")),
+             ("errors.html", lang._("their maps"))]
     head = lang._("On your own photos the model gets %(acc)s right: %(wrong)s of %(n)s are wrong.",
                   acc=lang.pct(analysis.accuracy(d), 1), wrong=lang.num(len(wrong)), n=lang.num(len(d)))
     if wrong.empty:
@@ -213,7 +214,7 @@ def unrelated_photos(results: pd.DataFrame, set_name: str, threshold: float, kee
                         u=lang.pct(_median(d["pet_p"]), 1), t=lang.pct(_median(test["pet_p"]), 1),
                         thr=lang.pct(threshold, 1), keep=lang.pct(keep, 1), k=lang.num(flagged), n=lang.num(len(d)),
                         kt=lang.pct(float((test["tag"] == "neither").mean()) if len(test) else float("nan"), 1)))
-    links = [(f"sets/{set_name}/index.html", lang._("the unrelated photos")),
+    links = [(f"sets/{set_slug(set_name)}/index.html", lang._("the unrelated photos")),
              ("errors.html#neither", lang._("how well each score separates them"))]
     return Finding(" ".join(parts), links, None)
 

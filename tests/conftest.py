@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,6 @@ def small_site(tmp_path_factory):
 def tiny_project(tmp_path_factory):
     """A project folder with very few real photos (4+4 training, 2+2 test, 1+1 own, 2 unrelated), built once so
     that its caches are warm: for tests that run the command line many times."""
-    import subprocess
     import sys
 
     root = tmp_path_factory.mktemp("tiny")
@@ -81,3 +82,24 @@ def tiny_project(tmp_path_factory):
            "--workers", "1", "--faithfulness-sample", "1", "--faithfulness-steps", "2"]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=600)
     return root
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Make a folder read-only for the duration: chmod for an ordinary user; for root, who ignores permission
+    bits, the immutable attribute (chattr +i). Skips the test with a reason where neither is possible."""
+    path = Path(path)
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222)
+        try:
+            yield path
+        finally:
+            path.chmod(mode)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder read-only for root here (chattr +i failed)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)

@@ -1,9 +1,10 @@
-"""End to end, through the command line: a folder of every awkward file and name next to a few real photos.
+"""The command line (generator/__main__.py) end to end: a folder of every awkward file and name next to a few
+real photos, and every way a run can be stopped or refused.
 
-One complete build, then checks that every file is accounted for (results.csv, skipped.html, index counts),
-that no file name reaches the HTML as markup and every link resolves; then runs killed with SIGKILL at two
-moments (while explaining, while writing the new site), the old site checked intact after each; then a damaged
-cache entry and a rerun that completes with the same rows.
+One complete build, then checks that every file is accounted for (results.csv, skipped.html, overview counts),
+that no file name reaches the HTML as markup and every link resolves; then runs killed with SIGKILL, interrupted
+with SIGINT (Ctrl-C) and SIGTERM while explaining and while writing the new site, the old site checked intact
+after each; a full disk; read-only folders; two builds of one site at once; damaged cache entries.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def make_odd_set(folder: Path, photos: list[Path]) -> dict[str, str]:
 
 
 def cli(root: Path, data: Path, site: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "generator", "site", "--quiet", "--data-dir", str(data), "--site-dir", str(site),
+    return [sys.executable, "-m", "generator", "site", "--quiet", "--no-download", "--data-dir", str(data),
+            "--site-dir", str(site),
             "--weights-dir", str(root / "weights"), "--cache-dir", str(cache), "--workers", "2",
             "--batch-size", "8", "--layer-sample", "2", "--figure-sample", "4", "--faithfulness-sample", "2",
             "--faithfulness-steps", "4", "--max-pixels", str(MAX_PIXELS)]
@@ -133,9 +135,12 @@ def read_csv(site: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def snapshot(site: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()
-            and p.suffix in (".html", ".csv", ".json")}
+def snapshot(site: Path) -> dict[str, str]:
+    """Every file of the site, by content: a previous site must stay byte-identical."""
+    import hashlib
+
+    return {str(p.relative_to(site)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(site.rglob("*"))
+            if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +193,7 @@ def test_skipped_page_and_counts(built):
     listed = [t for t in listed if t]
     assert sorted(listed) == sorted((s, f, st) for s, f, st in skipped)
     # index: files = explained + skipped for every set, and totals match results.csv
-    index = html5lib.parse((site / "index.html").read_bytes(), namespaceHTMLElements=False)
+    index = html5lib.parse((site / "overview.html").read_bytes(), namespaceHTMLElements=False)
     table = next(index.iter("table"))
     by_set = {}
     for tr in table.iter("tr"):
@@ -204,9 +209,9 @@ def test_skipped_page_and_counts(built):
 def test_empty_set_has_a_page_that_says_so(built):
     html5lib = pytest.importorskip("html5lib")
     site = built["site"]
-    index = html5lib.parse((site / "index.html").read_bytes(), namespaceHTMLElements=False)
+    index = html5lib.parse((site / "overview.html").read_bytes(), namespaceHTMLElements=False)
     links = {"".join(a.itertext()).strip(): a.get("href") for a in index.iter("a")}
-    assert EMPTY_SET in links, "the empty set is not listed on the index"
+    assert EMPTY_SET in links, "the empty set is not listed on the overview"
     page = site / unquote(urlsplit(links[EMPTY_SET]).path)
     assert page.is_file()
     text = " ".join("".join(html5lib.parse(page.read_bytes(), namespaceHTMLElements=False).itertext()).split())
@@ -238,7 +243,8 @@ def test_no_markup_from_names(built):
                                           "title", "id"}, (page, el.attrib)
             if el.tag == "script":
                 if el.get("src"):
-                    assert el.get("src").endswith("static/app.js") or el.get("src") == "photos.js", page
+                    assert el.get("src").endswith(("static/app.js", "static/maps.js", "static/colormaps.js")) \
+                        or el.get("src") == "photos.js", page
                     assert not (el.text or "").strip(), page
                 else:
                     assert el.get("type") == "application/json", page
@@ -312,13 +318,13 @@ def test_killed_runs_then_rerun(built):
     # Forget the explanations (keep the trained head and training features) so the next run has work to do.
     import shutil
 
-    for sub in ("eval", "assets"):
+    for sub in ("records", "pictures", "manifests"):  # the manifest too, or the rerun has nothing to do
         shutil.rmtree(cache / sub)
     build_dir = site.with_name(f".{site.name}.new")
 
     def eval_files() -> list[Path]:
-        return [p for p in (cache / "eval").rglob("*.npz") if not p.name.startswith(".")] \
-            if (cache / "eval").is_dir() else []
+        return [p for p in (cache / "records").rglob("*.npz") if not p.name.startswith(".")] \
+            if (cache / "records").is_dir() else []
 
     # 1: killed while explaining
     assert _kill_when(cmd, lambda: bool(eval_files())), "the run finished before it could be killed"
@@ -337,5 +343,151 @@ def test_killed_runs_then_rerun(built):
     assert sorted((r["set"], r["file"], r["status"]) for r in rows_after) == rows_before
     for e in entries[:2]:
         with np.load(e) as z:
-            assert "logits" in z.files
+            assert "scalars" in z.files
     assert not [p for p in root.rglob("*.tmp*") if "cache" not in p.parts]
+
+
+# ---- stopped on purpose: Ctrl-C and SIGTERM, while explaining and while writing pages --------------------------
+
+
+def _signal_when(cmd: list[str], ready, sig: int, whole_group: bool, limit: float = 300) -> subprocess.CompletedProcess:
+    """Start a build and send it `sig` as soon as ready() is true (to its process group, as a terminal's Ctrl-C
+    does, or to the main process only, as `kill` does); wait for it to stop by itself."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    start = time.monotonic()
+    sent = False
+    try:
+        while proc.poll() is None and time.monotonic() - start < limit:
+            if not sent and ready():
+                (os.killpg if whole_group else os.kill)(proc.pid, sig)
+                sent = True
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert sent, "the run finished before the signal could be sent"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize(("sig", "code", "whole_group"), [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
+def test_interrupted_runs_leave_the_old_site_and_the_caches_valid(built, sig, code, whole_group):
+    import shutil
+
+    site, cache, cmd = built["site"], built["cache"], built["cmd"]
+    before = snapshot(site)
+    build_dir = site.with_name(f".{site.name}.new")
+
+    def explaining() -> bool:
+        return (cache / "records").is_dir() and any((cache / "records").rglob("*.npz"))
+
+    def writing_pages() -> bool:
+        return (build_dir / "sets").is_dir()
+
+    for ready in (explaining, writing_pages):
+        for sub in ("records", "manifests") if ready is explaining else ("manifests",):
+            shutil.rmtree(cache / sub, ignore_errors=True)
+        done = _signal_when(cmd, ready, sig, whole_group)
+        assert done.returncode == code, done.stderr[-3000:]
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert lines[-1].startswith("interrupted: the previous site is unchanged"), lines[-3:]
+        assert snapshot(site) == before, "the previous site changed"
+        assert not build_dir.exists() and not site.with_name(f".{site.name}.old").exists()
+        assert not [p for p in cache.rglob("*.tmp")], "a half-written cache file was left"
+        for record in (cache / "records").rglob("*.npz"):  # what was written is whole
+            with np.load(record) as z:
+                assert {"scalars", "maps", "layout"} <= set(z.files)
+    run_build(cmd)
+    assert read_csv(site)
+
+
+# ---- a full disk ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["cache", "site"])
+def test_a_full_disk_is_one_sentence_and_loses_nothing(built, monkeypatch, capsys, where):
+    """ENOSPC while writing a cache entry or a page: exit 2, one line, the old site untouched, no half files."""
+    import errno
+    import shutil
+
+    from generator import __main__ as cli_main
+    from generator import files
+
+    site, cache = built["site"], built["cache"]
+    before = snapshot(site)
+    for sub in ("records", "manifests"):
+        shutil.rmtree(cache / sub, ignore_errors=True)
+    real_open = open
+    target = str(cache / "records") if where == "cache" else str(site.with_name(f".{site.name}.new"))
+
+    def full_disk(path, mode="r", *a, **k):
+        if "w" in mode and str(path).startswith(target):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, mode, *a, **k)
+
+    monkeypatch.setattr(files, "open", full_disk, raising=False)
+    code = cli_main.main(built["cmd"][3:])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("[", "extracting", "fitting"))]
+    assert code == 2, err[-3000:]
+    assert lines[-1].startswith("error: the disk is full while writing ") and "Traceback" not in err
+    assert snapshot(site) == before
+    assert not site.with_name(f".{site.name}.new").exists()
+    assert not [p for p in cache.rglob("*.tmp")]
+    monkeypatch.undo()
+    run_build(built["cmd"])
+
+
+# ---- read-only folders ---------------------------------------------------------------------------------------
+
+
+def test_read_only_places(built, tmp_path):
+    """A read-only photo folder (and data folder) works; a read-only site or weights folder is one sentence."""
+    from conftest import read_only
+
+    site, cmd = built["site"], built["cmd"]
+    with read_only(built["data"]), read_only(built["data"] / ODD_SET):
+        before = {p: p.stat().st_mtime_ns for p in built["data"].rglob("*") if not p.is_symlink()}
+        run_build(cmd + ["--page-size", "7"])  # something to do: the pages
+        assert {p: p.stat().st_mtime_ns for p in built["data"].rglob("*") if not p.is_symlink()} == before
+    for folder in (site, built["root"] / "weights"):
+        before = snapshot(site)
+        with read_only(folder):
+            proc = subprocess.run(cmd + ["--page-size", "9"], cwd=ROOT, capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and str(folder) in lines[0], lines
+        assert snapshot(site) == before
+
+
+# ---- one build of a site at a time ---------------------------------------------------------------------------
+
+
+def test_two_builds_of_one_site_never_interleave(built):
+    """While one build runs, a second one on the same site stops at once with one sentence naming the first."""
+    import shutil
+
+    site, cache, cmd = built["site"], built["cache"], built["cmd"]
+    for sub in ("records", "manifests"):
+        shutil.rmtree(cache / sub, ignore_errors=True)
+    lock = site.with_name(f".{site.name}.lock")
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert time.monotonic() < deadline and first.poll() is None, "the first build never took the lock"
+            time.sleep(0.02)
+        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert first.poll() is None, "the first build ended before the second one was refused"
+        assert second.returncode == 2
+        lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+        assert lines == [f"error: another build of {site}/ is running (process {first.pid}); wait for it to "
+                         "finish, then run `make site` again."]
+        assert first.wait(timeout=400) == 0, first.stderr.read()[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    run_build(cmd)  # the lock is free again
