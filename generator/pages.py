@@ -350,13 +350,24 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
                                       "tied": ", ".join(titles.get(m, m) for m in v.tied),
                                       "beaten": ", ".join(titles.get(m, m) for m in v.beaten),
                                       "beats_baselines": v.beats_baselines}
+    last = report.n_taps - 1
+    rows = board.to_dict("records") if not board.empty else []
+
+    def at_last(set_key: str) -> list[dict]:
+        return sorted((r for r in rows if r["set"] == set_key and r["tap"] == last), key=lambda r: -r["combined"])
+
+    per_tap: dict[str, list[dict | None]] = {}
+    for r in rows:
+        if r["set"] == "all" and report.run["methods_info"].get(r["method"], {}).get("needs") == "gradients":
+            per_tap.setdefault(r["method"], [None] * report.n_taps)[r["tap"]] = r
     yield "methods.html", {
-        "board": board.to_dict("records") if not board.empty else [], "titles": titles,
-        "verdict": verdict, "sanity": report.sanity_table.to_dict("records"),
+        "titles": titles, "verdict": verdict, "pooled": at_last("all"),
+        "per_set": [(s.name, at_last(s.key)) for s in report.eval_sets if at_last(s.key)],
+        "per_tap": sorted(per_tap.items(), key=lambda kv: -(kv[1][last] or {"combined": -9})["combined"]),
+        "sanity": report.sanity_table.to_dict("records"),
         "methods": method_info(report, report.run["methods_computed"]),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
-        "bootstrap": analysis.BOOTSTRAP, "sets": [s.key for s in report.eval_sets],
-        "set_names": {s.key: s.name for s in report.eval_sets},
+        "bootstrap": analysis.BOOTSTRAP,
     }
 
 

@@ -16,8 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from generator.datasets import CLASSES
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -230,10 +233,12 @@ def test_gallery_filters_match_results_csv(browser, paged_site, paged_base):
     assert _visible(page) == list(rows["file"][PAGE_SIZE:2 * PAGE_SIZE])
     assert page.locator(".pager").first.is_visible()
 
-    # A set without labels offers the prediction filter only.
+    # A set without labels has no label filter; its tags are neither and unlabeled only.
     unrel = ok_rows(paged_site, "unrelated")
     w.goto(paged_base + "sets/unrelated/index.html")
-    assert page.locator('#filters input[name="tag"]').count() == 0
+    assert page.locator('#filters input[name="label"]').count() == 0
+    tags = set(page.locator('#filters input[name="tag"]').evaluate_all("els => els.map(e => e.value)")) - {""}
+    assert tags == set(unrel["tag"]) and tags <= {"neither", "unlabeled"}
     _pick(page, "pred", "dog")
     assert sorted(_visible(page)) == sorted(unrel.loc[unrel["prediction"] == "dog", "file"])
     assert w.problems == []
@@ -317,30 +322,41 @@ def test_photo_page_controls(browser, site):
     w = new_page(browser, base)
     page = w.page
     w.goto(base + row["page"])
-    heats = page.locator(".view .heat")
-    assert heats.count() == 2
-    assert page.locator(".view").first.get_attribute("data-class") == row["prediction"]
-    assert float(heats.first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.5)
+    heat = page.locator("#heat")
+    heat.wait_for(state="visible")
+    view = page.locator("#main-view")
+    assert view.get_attribute("data-view") == f"cam:{CLASSES.index(row['prediction'])}"
+    assert float(heat.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.5)
     page.locator("#cam-opacity").fill("80")
     assert page.locator("#cam-opacity-value").inner_text() == "80%"
-    assert float(heats.first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
-    assert float(heats.last.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
-    # Class switch: one map at a time, either class, then both again.
-    page.locator("#cam-controls label").filter(has=page.locator(f'input[value="{other}"]')).click()
-    assert page.locator(f'.view[data-class="{other}"]').is_visible()
-    assert not page.locator(f'.view[data-class="{row["prediction"]}"]').is_visible()
-    page.locator("#cam-controls label").filter(has=page.locator(f'input[value="{row["prediction"]}"]')).click()
-    assert page.locator(f'.view[data-class="{row["prediction"]}"]').is_visible()
-    assert not page.locator(f'.view[data-class="{other}"]').is_visible()
-    page.locator("#cam-controls label").filter(has=page.locator('input[value=""]')).click()
-    assert page.locator(".view:visible").count() == 2
-    # The opacity is remembered on the next photo. Focus is on a radio button, where arrows belong to the radio
-    # group: Escape leaves the control, then the arrow moves to the next photo.
+    assert float(heat.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    strip_canvases = page.locator("table.strip canvas.cam")
+    assert strip_canvases.count() == 2 * 4  # CAM and Grad-CAM at four stages, drawn from the page's data
+    page.wait_for_function("Array.from(document.querySelectorAll('table.strip canvas.cam')).every(c => !c.hidden)")
+    assert float(strip_canvases.first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    # Class switch: the other class, then the signed evidence view, then back.
+    page.locator("#cam-controls label").filter(has=page.locator(f'input[value="{CLASSES.index(other)}"]')).click()
+    page.wait_for_function(f"document.getElementById('main-view').dataset.view === 'cam:{CLASSES.index(other)}'")
+    page.locator("#cam-controls label").filter(has=page.locator('input[value="signed"]')).click()
+    page.wait_for_function("document.getElementById('main-view').dataset.view === 'cam:signed'")
+    # Method switch: Grad-CAM has no class switch (it explains the predicted class only).
+    page.locator("#cam-controls label").filter(has=page.locator('input[value="gradcam"]')).click()
+    page.wait_for_function("document.getElementById('main-view').dataset.view.startsWith('gradcam:')")
+    assert not page.locator("#view-choice").is_visible()
+    # The box follows the threshold slider and says what it holds.
+    before = page.locator("#cam-box").get_attribute("data-box")
+    page.locator("#cam-threshold").fill("60")
+    assert page.locator("#cam-threshold-value").inner_text() == "60%"
+    assert page.locator("#cam-box").get_attribute("data-box") != before
+    assert "60%" in page.locator("#box-facts").inner_text()
+    # The opacity is remembered on the next photo. Focus is on a control: Escape leaves it, the arrow moves on.
+    page.locator("#cam-opacity").focus()
     page.keyboard.press("Escape")
     with page.expect_navigation():
         page.keyboard.press("ArrowRight")
     assert page.locator("#cam-opacity").input_value() == "80"
-    assert float(page.locator(".view .heat").first.evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
+    page.locator("#heat").wait_for(state="visible")
+    assert float(page.locator("#heat").evaluate("e => getComputedStyle(e).opacity")) == pytest.approx(0.8)
     assert w.problems == []
     close(w)
 
@@ -353,9 +369,12 @@ def test_without_javascript_everything_stays_reachable(browser, paged_site):
     assert not page.locator("#filters").is_visible()
     assert page.locator("#gallery .thumb").count() == PAGE_SIZE
     assert page.locator(".pager a", has_text="2").first.is_visible()
+    assert "JavaScript" in page.locator("noscript").first.inner_text() or page.locator(".notice").count()
     w.goto(base + ok_rows(paged_site, "test")["page"][0])
     assert not page.locator("#cam-controls").is_visible()
-    assert page.locator(".view .heat").count() == 2
+    assert page.locator("img.photo").is_visible() and not page.locator("#heat").is_visible()
+    assert page.locator(".notice", has_text="JavaScript").is_visible()
+    assert page.locator("#cam-box").is_visible()  # the CAM box at the default threshold, placed by the server
     close(w)
     # Following plain links only (as parsed from the HTML, no script), every page of the site is reached.
     for root in (paged_site,):
@@ -391,7 +410,8 @@ CHECK_PAGE = """() => Promise.all(Array.from(document.images, img => {
   probe.src = img.currentSrc || img.src;
   return probe.decode().then(() => probe.naturalWidth, () => 0)
     .then(w => ({src: img.getAttribute('src'), alt: img.getAttribute('alt'), width: w,
-                 lazy: img.loading, thumb: !!img.closest('.thumb')}));
+                 lazy: img.loading, thumb: !!img.closest('.thumb'),
+                 decorative: !!img.closest('table.strip') && img.getAttribute('alt') === ''}));
 })).then(images => ({
   images,
   refs: Array.from(document.querySelectorAll('a[href], link[href], script[src]'),
@@ -431,7 +451,7 @@ def test_crawl_every_page_from_file(browser, site):
                 bad.append(f"{path.relative_to(site)}: missing image {img['src']}")
             if img["width"] <= 0:
                 bad.append(f"{path.relative_to(site)}: broken image {img['src']}")
-            if not (img["alt"] or "").strip():
+            if not (img["alt"] or "").strip() and not img["decorative"]:  # strip tiles: the canvas is labelled
                 bad.append(f"{path.relative_to(site)}: image without alt text {img['src']}")
             if img["thumb"] and img["lazy"] != "lazy":
                 bad.append(f"{path.relative_to(site)}: thumbnail not lazy {img['src']}")
@@ -500,6 +520,7 @@ def test_gallery_data_is_embedded_and_complete(site):
         data = json.loads(text[len("window.CAM_PHOTOS = "):].rstrip().rstrip(";"))
         assert [d["name"] for d in data] == list(rows["file"])
         assert [d["tag"] for d in data] == list(rows["tag"])
+        assert all(d["map"]["maps"][0]["key"].startswith("cam/") for d in data)  # the thumbnail's map
 
 
 # ---- (f) screenshots ------------------------------------------------------------------------------------------
@@ -535,7 +556,177 @@ def test_screenshots(browser, site, scheme):
         page.screenshot(path=str(ARTIFACTS / f"gallery-dog-{size}-{scheme}.png"), full_page=True)
         w.goto(base + photo)
         _load_lazy_images(page)
+        page.locator("#heat").wait_for(state="visible")
         page.screenshot(path=str(ARTIFACTS / f"photo-{size}-{scheme}.png"), full_page=True)
+        page.locator("#cam-threshold").fill("50")
+        page.screenshot(path=str(ARTIFACTS / f"photo-box50-{size}-{scheme}.png"), full_page=True)
+        page.locator("#cam-controls label").filter(has=page.locator('input[value="signed"]')).click()
+        page.wait_for_timeout(100)
+        page.screenshot(path=str(ARTIFACTS / f"photo-signed-{size}-{scheme}.png"), full_page=True)
+        page.locator("#cam-controls label").filter(has=page.locator('input[value="gradcam"]')).click()
+        page.wait_for_timeout(100)
+        page.screenshot(path=str(ARTIFACTS / f"photo-gradcam-{size}-{scheme}.png"), full_page=True)
+        for name in ("report", "methods", "errors", "layers"):
+            w.goto(base + f"{name}.html")
+            _load_lazy_images(page)
+            page.wait_for_timeout(100)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-{size}-{scheme}.png"), full_page=True)
         assert w.problems == []
         close(w)
     assert (ARTIFACTS / f"photo-phone-{scheme}.png").stat().st_size > 10_000
+
+
+# ---- (g) maps drawn by the browser equal Python's; the live CAM box; drawing speed -----------------------------
+
+
+def _canvas(page: Page, selector: str) -> np.ndarray:
+    """The pixels of a canvas, (H, W, 3) uint8, read losslessly through a PNG data URL."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = page.locator(selector).first.evaluate("c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def _page_maps(page: Page) -> tuple[dict, dict]:
+    import json
+
+    from generator.overlay import decode_maps
+
+    data = json.loads(page.locator("#photo-data").text_content())
+    return data, dict(decode_maps(data["payload"]))
+
+
+def _agree(browser_px: np.ndarray, python_px: np.ndarray) -> float:
+    assert browser_px.shape == python_px.shape
+    diff = np.abs(browser_px.astype(int) - python_px.astype(int)).max(axis=2)
+    return float((diff <= 4).mean())
+
+
+def test_browser_pixels_equal_the_python_overlay(browser, site):
+    """One specification, two implementations: the canvas holds exactly overlay.heat_rgb of the page's own map,
+    for the CAM of the predicted class, the other colormap, the signed evidence view and a strip tile."""
+    from generator.overlay import heat_rgb
+
+    base = site.as_uri() + "/"
+    rows = pd.concat([ok_rows(site, s).head(2) for s in ("test", "personal", "unrelated")])
+    w = new_page(browser, base)
+    page = w.page
+    for _, row in rows.iterrows():
+        w.goto(base + row["page"])
+        page.locator("#heat").wait_for(state="visible")
+        data, maps = _page_maps(page)
+        last = len(data["taps"]) - 1
+        pred = data["pred"]
+        h, wd = (int(page.locator("#heat").get_attribute(a)) for a in ("height", "width"))
+        cam = maps[f"cam/{last}/{pred}"]
+        assert _agree(_canvas(page, "#heat"), heat_rgb(cam, wd, h, "jet")) >= 0.99
+        page.locator("#cam-cmap").select_option("viridis")
+        page.wait_for_timeout(50)
+        assert _agree(_canvas(page, "#heat"), heat_rgb(cam, wd, h, "viridis")) >= 0.99
+        page.locator("#cam-controls label").filter(has=page.locator('input[value="signed"]')).click()
+        page.wait_for_function("document.getElementById('main-view').dataset.view === 'cam:signed'")
+        signed = cam - maps[f"cam/{last}/{1 - pred}"]
+        want = heat_rgb(signed, wd, h, "RdBu_r", mode="signed", scale=data["signedScale"][last])
+        assert _agree(_canvas(page, "#heat"), want) >= 0.99
+        tile = page.locator('table.strip canvas.cam[data-key="gradcam/0"]')
+        th, tw = (int(tile.get_attribute(a)) for a in ("height", "width"))
+        assert _agree(_canvas(page, 'table.strip canvas.cam[data-key="gradcam/0"]'),
+                      heat_rgb(maps["gradcam/0"], tw, th, "viridis")) >= 0.99
+        page.locator("#cam-cmap").select_option("jet")
+    assert w.problems == []
+    close(w)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.2, 0.35, 0.5])
+def test_live_box_equals_the_python_rule(browser, site, threshold):
+    """The box the page draws at each threshold is overlay.cam_box of the same map, within one display pixel."""
+    from generator.overlay import cam_box
+
+    base = site.as_uri() + "/"
+    w = new_page(browser, base)
+    page = w.page
+    for _, row in ok_rows(site, "test").head(4).iterrows():
+        w.goto(base + row["page"])
+        page.locator("#heat").wait_for(state="visible")
+        data, maps = _page_maps(page)
+        cam = maps[f"cam/{len(data['taps']) - 1}/{data['pred']}"]
+        page.locator("#cam-threshold").fill(str(round(100 * threshold)))
+        got = [float(v) for v in page.locator("#cam-box").get_attribute("data-box").split(",")]
+        want = cam_box(cam, threshold, data["grid"])
+        dw, dh = (int(page.locator("img.photo").get_attribute(a)) for a in ("width", "height"))
+        for g, x, size in zip(got, (want.x0, want.y0, want.x1, want.y1), (dw, dh, dw, dh)):
+            assert abs(g - x) * size <= 1.0
+    close(w)
+
+
+@pytest.fixture(scope="module")
+def big_gallery(small_site, tmp_path_factory) -> Path:
+    """A set of 200 photos (links to the small site's test photos under new names): the caches are warm, so
+    only the pages are new."""
+    from generator.build import build_site
+
+    settings, _ = small_site
+    root = tmp_path_factory.mktemp("big")
+    data = root / "data"
+    data.mkdir()
+    (data / "train").symlink_to(Path(settings.data_dir) / "train", target_is_directory=True)
+    photos = sorted(p.resolve() for p in (Path(settings.data_dir) / "test").rglob("*.jpg"))
+    for i in range(200):
+        src = photos[i % len(photos)]
+        dest = data / "test" / src.parent.name / f"{i:03d}-{src.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(src)
+    out = root / "site"
+    build_site(dataclasses.replace(settings, data_dir=data, site_dir=out, eval_sets=("test",), page_size=200),
+               log=lambda _m: None, progress=False)
+    return out
+
+
+def test_gallery_of_200_draws_its_maps_fast(browser, big_gallery):
+    base = big_gallery.as_uri() + "/"
+    w = new_page(browser, base)
+    page = w.page
+    times = []
+    for _ in range(3):
+        w.goto(base + "sets/test/index.html")
+        page.wait_for_function("document.getElementById('gallery').dataset.paintMs !== undefined")
+        assert page.locator("#gallery canvas.heat:not([hidden])").count() == 200
+        times.append(float(page.locator("#gallery").get_attribute("data-paint-ms")))
+    median = sorted(times)[1]
+    print(f"\ngallery of 200: maps drawn in {median:.1f} ms (median of 3: {times})")
+    assert median < 300
+    assert w.problems == []
+    close(w)
+
+
+# ---- (h) accessibility: axe-core's WCAG 2 A and AA rules, light and dark --------------------------------------
+
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _one_of_each(site: Path) -> list[str]:
+    test = ok_rows(site, "test")
+    return ["index.html", "report.html", "overview.html", "sets/test/index.html", test["page"][0],
+            "sets/test/cell-cat-as-cat.html", "errors.html", "layers.html", "methods.html", "figures.html",
+            "skipped.html", "sets/unrelated/index.html"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_kind_passes_axe(browser, site, scheme):
+    if not AXE.is_file():
+        pytest.skip(f"axe-core is not installed at {AXE} (make test installs it with npm)")
+    base = site.as_uri() + "/"
+    w = new_page(browser, base, scheme=scheme)
+    found = {}
+    for rel in _one_of_each(site):
+        w.goto(base + rel)
+        w.page.wait_for_timeout(100)  # let app.js draw and reveal the controls
+        w.page.add_script_tag(path=str(AXE))
+        result = w.page.evaluate("() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})")
+        for v in result["violations"]:
+            found[(rel, v["id"])] = [n["target"] for n in v["nodes"]][:3]
+    close(w)
+    assert found == {}
