@@ -406,3 +406,33 @@ def test_only_missing_leaves_present_sets_alone(tmp_path, small_zip):
         (data / ".source" / "cats_and_dogs_filtered.zip").unlink()  # a download would be needed otherwise
         download_all(data, f"{base}/cats_and_dogs_filtered.zip", only_missing=True)
     assert len(b.requests) == 1 and os.readlink(data / "train") == target
+
+
+@pytest.mark.slow
+def test_a_fresh_project_downloads_its_photos_and_builds(tmp_path, small_zip):
+    """As a new user's first `make site`, with the archive served from 127.0.0.1 (the URL is a setting): a copy of
+    the project with no data/ downloads, checks and unpacks the photos, takes the own and unrelated photos from
+    scikit-image, and builds the site. A second build downloads nothing."""
+    import shutil
+    import subprocess
+    import sys
+
+    from fixtures_http import Behaviour, serving
+
+    root = Path(__file__).resolve().parent.parent
+    project = tmp_path / "project"
+    for part in ("generator", "templates"):
+        shutil.copytree(root / part, project / part, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+    behaviour = Behaviour(body=small_zip)
+    with serving(behaviour) as url:
+        cmd = [sys.executable, "-m", "generator", "site", "--data-url", url + "/cats_and_dogs_filtered.zip",
+               "--workers", "1", "--faithfulness-sample", "1", "--faithfulness-steps", "2", "--figure-sample", "4"]
+        done = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "downloading" in done.stderr and len(behaviour.requests) == 1
+        for split, n in SMALL_COUNTS.items():
+            local = project / "data" / ("train" if split.startswith("train") else "test") / split.split("/")[1]
+            assert len(list(local.iterdir())) == n
+        assert (project / "site" / "report.html").is_file() and (project / "data" / "unrelated").is_dir()
+        again = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0 and len(behaviour.requests) == 1 and "nothing changed" in again.stderr
