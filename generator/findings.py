@@ -119,10 +119,9 @@ def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) 
                       goal=lang.pct(PROBE_SEPARATES, 0), best=lang.pct(np.nanmax(acc), 1))
     else:
         before = lang.pct(acc[first - 1], 1) if first > 0 else lang.pct(0.5, 0)
-        text = lang._("The classes become separable at %(stage)s (stage %(k)s of %(n)s): a linear probe there gets "
-                      "%(acc)s of the test photos right, against %(before)s one stage earlier.",
-                      stage=labels[first], k=lang.num(first + 1), n=lang.num(n), acc=lang.pct(acc[first], 1),
-                      before=before)
+        text = lang._("The classes become separable at %(stage)s: a linear probe there gets %(acc)s of the test "
+                      "photos right, against %(before)s one stage earlier.",
+                      stage=labels[first], acc=lang.pct(acc[first], 1), before=before)
     widens = bool(areas[-1] > areas[-2]) if n >= 2 and np.isfinite(areas[-1]) and np.isfinite(areas[-2]) else None
     if widens is not None:
         values = dict(last=labels[-1], prev=labels[-2], a_last=lang.pct(areas[-1], 0),

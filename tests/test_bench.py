@@ -1,36 +1,74 @@
-"""generator.bench: the argument parser, the results CSV, the synthetic data folder, and (on 4 real photos with
-a trained checkpoint) that this project's maps equal torchcam's and pytorch-grad-cam's."""
+"""bench/ (`python -m bench`): the command line, the results CSV, the data folders it makes, the project copy its
+builds run from, the site measurements, and (on the small real build's checkpoint) that this project's maps
+equal torchcam's and pytorch-grad-cam's. The benchmark itself is never run here."""
 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
 
-from generator import bench
+from bench import builds, cli, results
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_parser_defaults_and_flags(tmp_path):
-    args = bench.parser().parse_args([])
-    assert (args.photos, args.repeats, args.batch_size, args.skip_site, args.synthetic) == (128, 5, None, False, 0)
-    args = bench.parser().parse_args(["--photos", "64", "--repeats", "3", "--batch-size", "16", "--skip-site",
-                                      "--synthetic", "20000", "--out", str(tmp_path / "r.csv")])
+    args = cli.parser().parse_args([])
+    assert (args.photos, args.repeats, args.batch_size, args.skip_site, args.synthetic) == (None, None, None, False, 0)
+    assert (args.compare_ref, args.out, args.data_dir, args.weights_dir) == (
+        "cbf97d3", ROOT / "bench" / "results.csv", ROOT / "data", ROOT / "weights")
+    assert (args.photo_set, args.seed, args.quick) == ("test", 0, False)
+    plan = cli.plan_of(args)
+    assert (plan.photos, plan.repeats, plan.quick) == (128, 5, False)
+
+    args = cli.parser().parse_args(["--photos", "64", "--repeats", "3", "--batch-size", "16", "--skip-site",
+                                    "--synthetic", "20000", "--out", str(tmp_path / "r.csv"), "--compare-ref", "",
+                                    "--data-dir", "d", "--weights-dir", "w", "--set", "personal", "--seed", "7"])
     assert (args.photos, args.repeats, args.batch_size, args.skip_site, args.synthetic) == (64, 3, 16, True, 20000)
-    assert args.out == tmp_path / "r.csv"
+    assert (args.out, args.compare_ref, args.data_dir, args.weights_dir) == (tmp_path / "r.csv", "", Path("d"),
+                                                                              Path("w"))
+    assert (args.photo_set, args.seed) == ("personal", 7)
     with pytest.raises(SystemExit) as exc:
-        bench.parser().parse_args(["--help"])
+        cli.parser().parse_args(["--help"])
     assert exc.value.code == 0
+
+
+def test_quick_makes_everything_small_but_flags_win():
+    quick = cli.plan_of(cli.parser().parse_args(["--quick"]))
+    full = cli.plan_of(cli.parser().parse_args([]))
+    for part in ("photos", "repeats", "check_photos", "score_photos", "leaderboard_photos"):
+        assert getattr(quick, part) < getattr(full, part), part
+    assert cli.plan_of(cli.parser().parse_args(["--quick", "--photos", "40"])).photos == 40
+    with pytest.raises(SystemExit, match="at least 1"):
+        cli.plan_of(cli.parser().parse_args(["--repeats", "0"]))
 
 
 def test_csv_appends_and_widens(tmp_path):
     out = tmp_path / "r.csv"
-    bench.append_csv(out, {"date": "d1", "A_img_s": "1.0"})
-    bench.append_csv(out, {"date": "d2", "A_img_s": "2.0"})
-    bench.append_csv(out, {"date": "d3", "A_img_s": "3.0", "E_cold_s": "9"})
+    results.append_csv(out, {"date": "d1", "A_img_s": "1.0"})
+    results.append_csv(out, {"date": "d2", "A_img_s": "2.0"})
+    results.append_csv(out, {"date": "d3", "A_img_s": "3.0", "E_cold_s": "9"})
+    results.append_csv(out, {"date": "d4", "E_cold_s": "8"})  # fewer columns: appended, no rewrite
     rows = list(csv.DictReader(out.open()))
-    assert [r["date"] for r in rows] == ["d1", "d2", "d3"]
-    assert [r["E_cold_s"] for r in rows] == ["", "", "9"]
+    assert [r["date"] for r in rows] == ["d1", "d2", "d3", "d4"]
+    assert [r["A_img_s"] for r in rows] == ["1.0", "2.0", "3.0", ""]
+    assert [r["E_cold_s"] for r in rows] == ["", "", "9", "8"]
+    assert next(csv.reader(out.open())) == ["date", "A_img_s", "E_cold_s"]
+
+
+def test_the_history_keeps_its_old_rows(tmp_path):
+    history = ROOT / "bench" / "results.csv"
+    copy = tmp_path / "results.csv"
+    copy.write_bytes(history.read_bytes())
+    before = list(csv.DictReader(copy.open()))
+    results.append_csv(copy, {"date": "new", "B+family_img_s": "50.0"})
+    after = list(csv.DictReader(copy.open()))
+    assert len(after) == len(before) + 1 and len(before) >= 4
+    assert [{k: r[k] for k in before[0]} for r in after[:-1]] == before
+    assert after[-1]["B+family_img_s"] == "50.0"
 
 
 def test_synthetic_data_has_n_distinct_links(tmp_path):
@@ -40,19 +78,94 @@ def test_synthetic_data_has_n_distinct_links(tmp_path):
         for i in range(3):
             (real / "test" / label / f"{label}{i}.jpg").write_bytes(b"x")
     (real / "train").mkdir()
-    data = bench.make_synthetic_data(real, tmp_path / "syn", 11)
+    data = builds.make_synthetic_data(real, tmp_path / "syn", 11)
     links = sorted((data / "test").rglob("*.jpg"))
     assert len(links) == 11 and len({p.name for p in links}) == 11
     assert all(p.is_symlink() for p in links)
+    assert {p.resolve().parent.name for p in links} == {"cats", "dogs"}
     assert (data / "train").is_dir()
 
 
+def test_small_data_links_the_first_photos_of_each_folder(tmp_path):
+    real = tmp_path / "real"
+    for folder in ("train/cats", "train/dogs", "test/cats", "personal/cat", "unrelated"):
+        (real / folder).mkdir(parents=True)
+        for i in range(5):
+            (real / folder / f"p{i}.jpg").write_bytes(b"x")
+        (real / folder / "notes.txt").write_text("not a photo")
+    (real / ".cache").mkdir()
+    data = builds.make_small_data(real, tmp_path / "small", n_train=3, n_other=2)
+    assert sorted(p.name for p in (data / "train" / "dogs").iterdir()) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert sorted(p.name for p in (data / "personal" / "cat").iterdir()) == ["p0.jpg", "p1.jpg"]
+    assert len(list((data / "unrelated").iterdir())) == 2
+    assert not (data / ".cache").exists()
+    assert all(p.is_symlink() for p in data.rglob("*.jpg"))
+
+
+def test_the_project_copy_holds_only_generator_and_templates(tmp_path):
+    copy = builds.copy_project(tmp_path / "project")
+    assert sorted(p.name for p in copy.iterdir()) == ["generator", "templates"]
+    assert not list(copy.rglob("__pycache__")) and not list(copy.rglob("*.pyc"))
+    for part in ("generator", "templates"):
+        ours = {p.relative_to(ROOT / part) for p in (ROOT / part).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
+        assert {p.relative_to(copy / part) for p in (copy / part).rglob("*") if p.is_file()} == ours
+    assert (copy / "generator" / "pages.py").read_bytes() == (ROOT / "generator" / "pages.py").read_bytes()
+
+
+@pytest.mark.parametrize("change", sorted(builds.CHANGES))
+def test_comments_go_into_the_copy_never_into_the_repository(tmp_path, change):
+    relative, comment = builds.CHANGES[change]
+    original = (ROOT / relative).read_bytes()
+    copy = builds.copy_project(tmp_path / "project")
+    changed = builds.append_comment(copy, change)
+    assert changed == copy / relative
+    assert changed.read_bytes() == original + (b"" if original.endswith(b"\n") else b"\n") + comment.encode() + b"\n"
+    assert (ROOT / relative).read_bytes() == original
+    with pytest.raises(ValueError, match="repository's own file"):
+        builds.append_comment(ROOT, change)
+    assert (ROOT / relative).read_bytes() == original
+
+
+def test_footprint_counts_blocks_files_and_explained_photos(tmp_path):
+    site = tmp_path / "site"
+    (site / "sets" / "test").mkdir(parents=True)
+    (site / "sets" / "test" / "a.html").write_bytes(b"x" * 5000)
+    (site / "index.html").write_bytes(b"y" * 10)
+    os.link(site / "index.html", site / "same.html")  # one file on disk, counted once
+    (site / "results.csv").write_text("set,file,status\ntrain,t.jpg,ok\ntest,a.jpg,ok\ntest,b.jpg,skipped: bad\n"
+                                      "personal,c.jpg,ok\n")
+    f = builds.footprint(site)
+    assert f.files == 3 and f.explained == 2 and f.files_per_photo == 1.5
+    assert f.apparent_bytes == 5000 + 10 + (site / "results.csv").stat().st_size
+    blocks = sum(os.lstat(p).st_blocks * 512 for p in [site, *site.rglob("*")] if p.name != "same.html")
+    assert f.disk_bytes == blocks >= f.apparent_bytes
+
+
+def test_importtime_output_tells_whether_torch_was_imported():
+    log = ("import time: self [us] | cumulative | imported package\n"
+           "import time:       120 |        120 |   torchvision_like\n"
+           "import time:       500 |       9000 | generator.build\n")
+    assert not builds.imported(log, "torch")
+    assert builds.imported(log + "import time:      3000 |     900000 | torch\n", "torch")
+    assert builds.imported(log + "import time:        10 |         10 |     torch._C\n", "torch")
+
+
 def test_maps_agree_with_the_libraries(small_site):
-    """On the small real build's checkpoint and test photos (so it runs on a fresh clone too)."""
+    """On the small real build's checkpoint and test photos (so that it runs on a fresh clone too): every method
+    with a peer, Score-CAM included (on one photo, at 96 px to keep it fast)."""
+    from bench.agreement import TOLERANCE, check_agreement
+    from bench.contenders import PEERS, SCORE_PEER
+    from bench.inputs import decode_photos, load_setup, sample_photos
+
     settings, _ = small_site
-    photos = bench.decode_photos(bench.sample_photos(Path(settings.data_dir) / "test", 4), 224)
-    setup = bench.load_setup(Path(settings.weights_dir), photos, batch_size=4, float32=True)
-    diffs = bench.check_agreement(setup, setup.batches[0])
-    assert "predictions differ" not in diffs
-    assert {"torchcam CAM last tap", "torchcam GradCAM earlier taps", "pytorch-grad-cam earlier taps"} <= set(diffs)
-    assert max(diffs.values()) <= bench.CHECK_TOLERANCE, diffs
+    setup = load_setup(Path(settings.weights_dir)).float32()
+    photos = decode_photos(sample_photos(Path(settings.data_dir) / "test", 3), 96)
+    setup = setup.with_photos(photos, 3)
+    agreement = check_agreement(setup, setup.batches[0], score_photos=1)
+    assert agreement.same_prediction
+    worst = agreement.worst()
+    assert set(worst) == {f"{p.method} vs {p.label}" for p in (*PEERS, SCORE_PEER) if p.checked}
+    assert {d.tap for d in agreement.differences} == {0, 1, 2, 3}
+    assert max(worst.values()) <= TOLERANCE, worst
+    assert agreement.ok

@@ -54,7 +54,7 @@ def test_stages_finds_where_the_probes_separate_and_whether_the_map_widens():
     for t, a in enumerate([0.2, 0.3, 0.4, 0.6]):
         d[f"box{t}_area"] = a
     f = findings.stages(d, "test", labels, EN)
-    assert "at s3 (stage 3 of 4)" in f.text and "50.0% one stage earlier" in f.text
+    assert "separable at s3:" in f.text and "50.0% one stage earlier" in f.text
     assert f.agrees is True and "widens" in f.text and "60%" in f.text
     d["box3_area"] = 0.35
     g = findings.stages(d, "test", labels, EN)

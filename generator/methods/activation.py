@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from .base import N_, BatchInputs, MapMethod, Need, TapInputs, register
@@ -29,6 +32,19 @@ class CAM(MapMethod):
         return class_activation_maps(tap.features, tap.head.weight)
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the block. LAPACK's eigensolver on these small matrices gains nothing from a
+    second thread, and when another process has the other core it waits for it: measured here with a second
+    process busy, 5.2 s per call on two threads against 9 ms on one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def first_component_projection(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, H, W): each photo's features, centred over positions, projected on their first
     principal component (the first right singular vector of the (H*W, C) matrix), signed so that the projection
@@ -45,12 +61,13 @@ def first_component_projection(features: torch.Tensor) -> torch.Tensor:
     # The first right singular vector from the eigenvectors of the smaller of the two Gram matrices (C x C or
     # HW x HW, in float64): the same vector as a full SVD's, at a fraction of the cost (24 x 24 at the first
     # tap, 49 x 49 at the last, instead of an SVD of 3,136 x 24 or 49 x 1,280; measured 5.4 -> 0.6 ms a photo).
-    if c <= h * w:
-        first = torch.linalg.eigh(centred.transpose(1, 2) @ centred).eigenvectors[..., -1]  # (B, C)
-    else:
-        u = torch.linalg.eigh(centred @ centred.transpose(1, 2)).eigenvectors[..., -1]  # (B, H*W)
-        first = (centred.transpose(1, 2) @ u.unsqueeze(-1)).squeeze(-1)
-        first = first / first.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    with one_thread():
+        if c <= h * w:
+            first = torch.linalg.eigh(centred.transpose(1, 2) @ centred).eigenvectors[..., -1]  # (B, C)
+        else:
+            u = torch.linalg.eigh(centred @ centred.transpose(1, 2)).eigenvectors[..., -1]  # (B, H*W)
+            first = (centred.transpose(1, 2) @ u.unsqueeze(-1)).squeeze(-1)
+            first = first / first.norm(dim=1, keepdim=True).clamp_min(1e-300)
     first = torch.where(first.sum(dim=1, keepdim=True) < 0, -first, first)
     return (centred @ first.unsqueeze(-1)).view(b, h, w).to(features.dtype)
 

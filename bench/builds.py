@@ -1,0 +1,236 @@
+"""Whole builds: `python -m generator site --quiet` in a subprocess, timed, its process tree's memory polled, and
+the site it wrote measured. Builds run from a copy of the project (generator/ and templates/ only) in a temporary
+folder, so that a benchmark can change a template, the CSS or the code between two builds without ever touching
+the repository, and so that edits others make meanwhile do not change what is measured."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .inputs import IMAGE_SUFFIXES
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_PARTS = ("generator", "templates")  # all a build needs of the project
+# change -> (file in the project, a comment line in that file's language): a change that alters no output
+CHANGES = {
+    "template": ("templates/photo.html", "{# bench #}"),
+    "css": ("templates/static/style.css", "/* bench */"),
+    "code": ("generator/pages.py", "# bench"),
+}
+
+
+@dataclass
+class SiteRun:
+    seconds: float  # wall clock, process start to exit
+    peak_tree_mb: float  # max over time of the summed RSS of the process tree (an upper bound: shared pages count
+    # once per process)
+    peak_single_mb: float  # the largest single process's RSS
+    returncode: int
+    stages: dict[str, float] = field(default_factory=dict)  # site/run.json "timings", seconds
+    torch_imported: bool | None = None  # known only for runs made with check_imports
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class Folders:
+    """What one series of builds reads and writes."""
+
+    project: Path  # holds generator/ and templates/; the builds run here
+    data: Path
+    work: Path  # site/, cache/ and weights/ are made here
+
+    def args(self, backbone: str) -> list[str]:
+        return ["--data-dir", str(self.data), "--site-dir", str(self.work / "site"), "--cache-dir",
+                str(self.work / "cache"), "--weights-dir", str(self.work / "weights"), "--backbone", backbone]
+
+
+def run_site(folders: Folders, backbone: str, log_path: Path, check_imports: bool = False,
+             interval: float = 0.1) -> SiteRun:
+    """One `python -m generator site --quiet` with the project's code; its output is appended to log_path.
+
+    check_imports: run under `-X importtime` and record whether torch was imported (a little slower)."""
+    import psutil
+
+    cmd = [sys.executable, *(["-X", "importtime"] if check_imports else []), "-m", "generator", "site", "--quiet",
+           *folders.args(backbone)]
+    env = dict(os.environ, PYTHONPATH=str(folders.project))
+    peak = [0, 0]  # process tree sum, largest single process (bytes)
+    done = threading.Event()
+    err_path = log_path.with_suffix(".importtime") if check_imports else log_path
+    with open(log_path, "ab") as out, open(err_path, "ab") as err:
+        out.write(f"\n$ {' '.join(cmd)}  (in {folders.project})\n".encode())
+        out.flush()
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=folders.project, env=env, stdout=out, stderr=err)
+        root = psutil.Process(proc.pid)
+
+        def poll() -> None:
+            while not done.is_set():
+                total = 0
+                try:
+                    procs = [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    procs = []
+                for p in procs:
+                    try:
+                        rss = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    total += rss
+                    peak[1] = max(peak[1], rss)
+                peak[0] = max(peak[0], total)
+                done.wait(interval)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        # Waited for with wait4 and not read from its rusage: ru_maxrss would count the forked child before exec,
+        # i.e. a copy of this benchmark process.
+        _, status, _ = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        done.set()
+        poller.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    run = SiteRun(seconds, peak[0] / 2**20, peak[1] / 2**20, proc.returncode)
+    run_json = folders.work / "site" / "run.json"
+    if run.ok and run_json.exists():
+        run.stages = json.loads(run_json.read_text()).get("timings", {})
+    if check_imports:
+        run.torch_imported = imported(err_path.read_text(errors="replace"), "torch")
+        with open(log_path, "a") as fh:
+            fh.write(f"(-X importtime in {err_path.name}: torch {'imported' if run.torch_imported else 'not'})\n")
+    return run
+
+
+def imported(importtime_log: str, package: str) -> bool:
+    """Whether `-X importtime` output lists `package` (or a module of it) as imported."""
+    pattern = re.compile(rf"^import time:.*\|\s*{re.escape(package)}(\.\S+)?\s*$")
+    return any(pattern.match(line) for line in importtime_log.splitlines())
+
+
+# ---- the site's size ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Footprint:
+    apparent_bytes: int  # the files' sizes (each file once, however many links it has)
+    disk_bytes: int  # allocated blocks of every file and folder, as `du -s --block-size=1` counts them
+    files: int
+    explained: int  # photos with a page: rows of results.csv with status ok outside the training set
+
+    @property
+    def files_per_photo(self) -> float:
+        return self.files / self.explained if self.explained else float("nan")
+
+    @property
+    def disk_bytes_per_photo(self) -> float:
+        return self.disk_bytes / self.explained if self.explained else float("nan")
+
+
+def footprint(site: Path, train_set: str = "train") -> Footprint:
+    seen: set[tuple[int, int]] = set()
+    apparent = disk = files = 0
+    for folder, dirs, names in os.walk(site):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + names)]:
+            st = os.lstat(name)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            disk += st.st_blocks * 512
+            if not os.path.isdir(name) or os.path.islink(name):
+                apparent += st.st_size
+                files += 1
+    explained = 0
+    results = site / "results.csv"
+    if results.exists():
+        with open(results, newline="", encoding="utf-8") as fh:
+            explained = sum(1 for r in csv.DictReader(fh) if r.get("status") == "ok" and r.get("set") != train_set)
+    return Footprint(apparent, disk, files, explained)
+
+
+# ---- projects and data ----------------------------------------------------------------------------------------
+
+
+def copy_project(dest: Path, source: Path = ROOT) -> Path:
+    """dest/generator and dest/templates, copied from source (caches left out); nothing else."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in PROJECT_PARTS:
+        shutil.copytree(source / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def append_comment(project: Path, change: str) -> Path:
+    """Append the comment line of `change` (a key of CHANGES) to that file of the project copy; returns the file.
+    Refuses the repository's own files."""
+    relative, comment = CHANGES[change]
+    target = Path(project) / relative
+    if target.resolve() == (ROOT / relative).resolve():
+        raise ValueError(f"{target} is the repository's own file; the benchmark changes only copies of it")
+    text = target.read_text(encoding="utf-8")
+    target.write_text(text + ("" if text.endswith("\n") else "\n") + comment + "\n", encoding="utf-8")
+    return target
+
+
+def export_ref(ref: str, dest: Path) -> str:
+    """The tree of commit `ref` of this repository, written into dest (read-only use of git: `git archive`, so
+    no worktree is registered and nothing under .git changes). Returns the full commit hash."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"--compare-ref {ref!r}: no such commit in {ROOT}; give a commit, or --compare-ref '' to "
+                         "skip the comparison.")
+    commit = found.stdout.strip()
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit], capture_output=True, check=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        archive.extractall(dest, filter="data")
+    return commit
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def make_synthetic_data(real: Path, dest: Path, n: int) -> Path:
+    """dest/{train,personal,unrelated} link to the real sets; dest/test/{cats,dogs} holds n symlinks to the real
+    test photos, cycled, under distinct names (the same bytes: computed once, paged n times)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for s in ("train", "personal", "unrelated"):
+        if (real / s).exists():
+            (dest / s).symlink_to((real / s).resolve(), target_is_directory=True)
+    photos = {label: _images(real / "test" / label) for label in ("cats", "dogs")}
+    for label in photos:
+        (dest / "test" / label).mkdir(parents=True)
+    for i in range(n):
+        label = ("cats", "dogs")[i % 2]
+        src = photos[label][(i // 2) % len(photos[label])]
+        (dest / "test" / label / f"s{i:06d}-{src.name}").symlink_to(src.resolve())
+    return dest
+
+
+def make_small_data(real: Path, dest: Path, n_train: int, n_other: int) -> Path:
+    """The same sets and folders as real, each folder holding links to its first n_train (training set) or
+    n_other (every other set) photos: for --quick."""
+    for set_dir in sorted(p for p in real.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        n = n_train if set_dir.name == "train" else n_other
+        for folder, _dirs, _files in os.walk(set_dir, followlinks=True):
+            src = Path(folder)
+            target = dest / set_dir.name / src.relative_to(set_dir)
+            target.mkdir(parents=True, exist_ok=True)
+            for photo in _images(src)[:n]:
+                (target / photo.name).symlink_to(photo.resolve())
+    return dest

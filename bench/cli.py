@@ -1,0 +1,474 @@
+"""`python -m bench`: parse the flags, run the parts in order, print the summary, append the CSV row."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .builds import (
+    ROOT,
+    Folders,
+    Footprint,
+    SiteRun,
+    append_comment,
+    copy_project,
+    export_ref,
+    footprint,
+    make_small_data,
+    make_synthetic_data,
+    run_site,
+)
+from .results import append_csv, fmt, verdict
+
+COMPARE_REF = "cbf97d3"  # the last commit before the rework (maps as data, method registry, manifest)
+EARLY_TAP = 0  # the early tap of the per-method rows: the one farthest from the head, the libraries' dearest
+# per part: the full run, and --quick (small everything, for trying the benchmark out)
+SIZES = {
+    "photos": (128, 16),  # photos timed in the map stage
+    "repeats": (5, 2),
+    "check_photos": (8, 2),  # photos of the float32 agreement check
+    "score_photos": (2, 1),  # photos of Score-CAM's timing (and 1 of its check)
+    "leaderboard_photos": (3, 1),
+}
+QUICK_DATA = (20, 6)  # --quick builds on links to the first photos of each folder: training, other sets
+BUDGETS = {
+    "site_mb": 45.0,  # disk usage of site/, 10^6 bytes
+    "files_per_photo": 3.0,
+    "cold_s": 90.0,
+    "noop_s": 2.0,
+    "template_s": 5.0,
+    "B/A": 0.9,
+    "grad/family": 1.15,  # rate(B+grad) / rate(B+family)
+    "synthetic": 1.2,  # site bytes per photo and peak memory of the synthetic run against the normal one
+}
+MB = 10**6  # site sizes; memory is shown in MiB (2^20 bytes), as psutil's RSS
+
+
+def parser() -> argparse.ArgumentParser:
+    def default(part: str) -> str:
+        full, quick = SIZES[part]
+        return f"default: {full}; {quick} with --quick"
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark of the map stage (bare forward pass, this project's explainer, torchcam and "
+                    "pytorch-grad-cam on the same photos and model, after checking that their maps agree), of the "
+                    "leaderboard, and of whole `python -m generator site` builds (cold, nothing changed, template, "
+                    "CSS and code changed), beside the code of --compare-ref. Appends one row to --out.",
+    )
+    p.add_argument("--photos", type=int, default=None, help=f"test photos in the fixed sample ({default('photos')})")
+    p.add_argument("--repeats", type=int, default=None, help=f"timed passes; medians reported ({default('repeats')})")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the site's)")
+    p.add_argument("--skip-site", action="store_true", help="skip the whole builds (they take minutes)")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="also build on a test set of N links to the real test photos (e.g. 20000)")
+    p.add_argument("--compare-ref", default=COMPARE_REF, metavar="REF",
+                   help=f"also build with the code of this commit (default: {COMPARE_REF}, before the rework); "
+                        "'' skips it")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.csv",
+                   help="CSV the results row is appended to (default: bench/results.csv)")
+    p.add_argument("--data-dir", type=Path, default=ROOT / "data", help="image sets (default: data)")
+    p.add_argument("--weights-dir", type=Path, default=ROOT / "weights",
+                   help="folder of the trained checkpoint catdog-*.pt (default: weights)")
+    p.add_argument("--set", dest="photo_set", default="test", help="set the sample is drawn from (default: test)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the photo sample (default: 0)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"small everything: fewer photos and repeats, builds on {QUICK_DATA[0]} training and "
+                        f"{QUICK_DATA[1]} other photos per folder (results are not comparable)")
+    return p
+
+
+@dataclass(frozen=True)
+class Plan:
+    photos: int
+    repeats: int
+    check_photos: int
+    score_photos: int
+    leaderboard_photos: int
+    quick: bool
+
+
+def plan_of(args: argparse.Namespace) -> Plan:
+    """Sizes of each part: a flag given wins, else the full run's or --quick's default."""
+    pick = 1 if args.quick else 0
+    sizes = {part: values[pick] for part, values in SIZES.items()}
+    for part in ("photos", "repeats"):
+        if getattr(args, part) is not None:
+            sizes[part] = getattr(args, part)
+    if sizes["photos"] < 1 or sizes["repeats"] < 1:
+        raise SystemExit("--photos and --repeats must be at least 1")
+    if args.synthetic < 0:
+        raise SystemExit("--synthetic must be 0 (none) or a number of photos")
+    return Plan(quick=args.quick, **sizes)
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    plan = plan_of(args)
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    row: dict[str, object] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "quick": int(plan.quick),
+    }
+    summary: list[str] = []
+    agreement_ok = maps_part(args, plan, row, summary)
+    gc.collect()  # the models and library nets of the map stage, before the builds' processes start
+    builds_ok = True
+    if not args.skip_site:
+        builds_ok = builds_part(args, plan, row, summary)
+    else:
+        summary += ["", "Whole builds: skipped (--skip-site)"]
+    row["bench_peak_mb"] = fmt(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    log("")
+    log("=" * 100)
+    for line in summary:
+        log(line)
+    append_csv(args.out, row)
+    log(f"\nresults appended to {args.out}")
+    return 0 if agreement_ok and builds_ok else 1
+
+
+# ---- 1 and 2: the map stage and the leaderboard ----------------------------------------------------------------
+
+
+def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
+    """Agreement check, timing of every contender, Score-CAM and the leaderboard. Returns whether the maps agree."""
+    import torch
+
+    from .agreement import TOLERANCE, check_agreement
+    from .contenders import (
+        FAMILY,
+        PEERS,
+        SCORE_PEER,
+        bare_forward,
+        cheap_methods,
+        library,
+        library_net,
+        ours,
+        torchcam_maps,
+    )
+    from .inputs import decode_photos, load_setup, sample_photos
+    from .leaderboard_cost import leaderboard_cost
+    from .timing import median, paired_ratio, seconds_of, time_turns
+
+    start = time.perf_counter()
+    paths = sample_photos(args.data_dir / args.photo_set, plan.photos, args.seed)
+    base = load_setup(args.weights_dir, args.batch_size)
+    photos = decode_photos(paths, base.input_size)
+    log(f"decoded {len(photos)} photos of {args.data_dir / args.photo_set} and loaded {base.checkpoint.name} in "
+        f"{time.perf_counter() - start:.1f} s")
+    n_taps = len(base.taps)
+    last = n_taps - 1
+    tap_name = {t: f"{t} {base.taps[t]}" for t in range(n_taps)}
+    row.update(backbone=base.backbone.name, bf16=int(base.runtime.autocast),
+               channels_last=int(base.runtime.channels_last), photos=len(photos), batch_size=base.batch_size,
+               repeats=plan.repeats)
+
+    # -- agreement, float32
+    n_check = min(plan.check_photos, len(photos))
+    # Score-CAM runs 1,280 forward passes per photo: checked on one photo, at a quarter of the pixels with --quick
+    score_size = base.input_size // 2 if plan.quick else base.input_size
+    log(f"checking that the maps agree (float32, {n_check} photos, every tap; Score-CAM on 1 photo at "
+        f"{score_size} px) ...")
+    check = base.float32().with_photos(photos[:n_check], n_check)
+    score_x = check.backbone.to_input(decode_photos(paths[:1], score_size), check.runtime.channels_last)
+    agreement = check_agreement(check, check.batches[0], score_x=score_x)
+    del check
+    summary += ["", f"Maps agree with the libraries (float32, {n_check} photos, after each library's own scaling; "
+                    f"tolerance {TOLERANCE:g})"]
+    by_peer: dict[str, list] = {}
+    for d in agreement.differences:
+        by_peer.setdefault(f"{d.peer.method} vs {d.peer.label}", []).append(d)
+    for key, diffs in by_peer.items():
+        counted = [d.value for d in diffs if d.counted]
+        worst = max(counted) if counted else float("nan")
+        taps = ", ".join(f"tap {d.tap} {d.value:.1e}{'' if d.counted else ' (not counted)'}" for d in diffs)
+        notes = "; ".join(sorted({d.note for d in diffs if d.note}))
+        line = f"  {key:46s} max {worst:.1e}  {'ok' if worst <= TOLERANCE else 'DIFFERENT'}   [{taps}]"
+        summary.append(line + (f"  ({notes})" if notes else ""))
+        log(line + (f"  ({notes})" if notes else ""))
+        row[f"diff {key}"] = f"{worst:.2e}"
+    if not agreement.same_prediction:
+        summary.append("  the library net predicts other classes than our head: DIFFERENT")
+    row["max_map_diff"] = f"{max(agreement.worst().values()):.2e}"
+    row["maps_agree"] = int(agreement.ok)
+
+    # -- timing, site runtime
+    setup = base.with_photos(photos, args.batch_size)
+    model = library_net(setup)
+    contenders: dict[str, Callable] = {
+        "A": bare_forward(setup),
+        "B": ours(setup, ("cam",)),
+        "B+grad": ours(setup, ("cam", "gradcam")),
+        "B+family": ours(setup, FAMILY),
+        "B+cheap": ours(setup, cheap_methods()),
+    }
+    methods = [m for m in cheap_methods() if m != "cam"]
+    for m in methods:
+        contenders[f"ours:{m}"] = ours(setup, (m,))
+    for peer in PEERS:
+        for t in (last, EARLY_TAP):
+            contenders[f"{peer.label}@{t}"] = library(setup, model, peer, t)
+    log(f"timing {len(contenders)} contenders on {setup.n_images} photos, batch {setup.batch_size}, {plan.repeats} "
+        f"repeats, bf16 autocast {'on' if setup.runtime.autocast else 'off'}, channels_last "
+        f"{'on' if setup.runtime.channels_last else 'off'}, {torch.get_num_threads()} threads ...")
+    rates = time_turns(contenders, setup.batches, plan.repeats, log)
+    med = {k: median(v) for k, v in rates.items()}
+    ratio_ba = paired_ratio(rates, "B", "A")
+    ratio_family = paired_ratio(rates, "B+grad", "B+family")
+    summary += ["", f"Map stage: {setup.n_images} photos of {args.photo_set}, batch {setup.batch_size}, "
+                    f"{plan.repeats} repeats, bf16 autocast {'on' if setup.runtime.autocast else 'off'}, "
+                    f"channels_last {'on' if setup.runtime.channels_last else 'off'}, {torch.get_num_threads()} "
+                    "threads; images/s, median [min, max] over the repeats; ratios within a repeat, then median"]
+    described = {
+        "A": "bare forward pass (inference_mode)",
+        "B": "Explainer [cam]",
+        "B+grad": "Explainer [cam, gradcam]: the default pages",
+        "B+family": f"Explainer [{', '.join(FAMILY)}]",
+        "B+cheap": f"Explainer [{', '.join(cheap_methods())}]: what make site computes",
+    }
+    for k, what in described.items():
+        summary.append(f"  {k:9s} {what:62s} {med[k]:7.1f}  [{min(rates[k]):.1f}, {max(rates[k]):.1f}]")
+        row[f"{k}_img_s"] = fmt(med[k])
+    summary.append(f"  B/A = {ratio_ba:.3f}   goal >= {BUDGETS['B/A']}: {verdict(ratio_ba >= BUDGETS['B/A'])}")
+    summary.append(f"  rate(B+grad)/rate(B+family) = {ratio_family:.3f} (the whole gradient family costs that many "
+                   f"times Grad-CAM alone)   goal <= {BUDGETS['grad/family']}: "
+                   f"{verdict(ratio_family <= BUDGETS['grad/family'])}")
+    row.update({"B/A": fmt(ratio_ba, 3), "(B+grad)/(B+family)": fmt(ratio_family, 3),
+                "B+grad/A": fmt(paired_ratio(rates, "B+grad", "A"), 3),
+                "B+cheap/A": fmt(paired_ratio(rates, "B+cheap", "A"), 3)})
+
+    summary += ["", f"Each method against the libraries, images/s (ours: Explainer([method]), its maps at all "
+                    f"{n_taps} taps from one forward and at most one backward; a library call: one tap, one forward "
+                    f"+ one backward, as its docs show; last tap = {tap_name[last]}, early tap = "
+                    f"{tap_name[EARLY_TAP]}; ratio = ours / library)",
+                f"  {'method':10s} {'ours':>7s}   {'library':34s} {'tap':12s} {'img/s':>7s} {'ratio':>7s}"]
+    for m in ("cam", *methods):
+        mine = "B" if m == "cam" else f"ours:{m}"
+        row[f"{m}_ours_img_s"] = fmt(med[mine])
+        first = True
+        for peer in (p for p in PEERS if p.method == m):
+            for t in (last, EARLY_TAP):
+                key = f"{peer.label}@{t}"
+                r = paired_ratio(rates, mine, key)
+                where = "last" if t == last else "early"
+                short = f"{'pgc' if peer.library != 'torchcam' else 'torchcam'}_{peer.name}_{where}"
+                row[f"{m}_{short}_img_s"] = fmt(med[key])
+                row[f"{m}_ours/{short}"] = fmt(r, 2)
+                summary.append(f"  {m if first else '':10s} {fmt(med[mine]) if first else '':>7s}   "
+                               f"{peer.label:34s} {tap_name[t]:12s} {med[key]:7.1f} {r:7.2f}")
+                first = False
+
+    # -- Score-CAM, opt-in: few photos, once
+    n_score = min(plan.score_photos, len(photos))
+    x = setup.batches[0][:n_score] if len(setup.batches[0]) >= n_score else torch.cat(setup.batches)[:n_score]
+    log(f"Score-CAM on {n_score} photos: ours, then torchcam ...")
+    ours_s = seconds_of(lambda: ours(setup, ("scorecam",))(x)) / n_score
+    theirs_s = seconds_of(lambda: torchcam_maps(model, SCORE_PEER.name, last, x, setup.dtype)) / n_score
+    channels = int(setup.heads[-1].weight.shape[1])
+    summary += ["", f"Score-CAM (opt-in; {channels:,} channels at tap {tap_name[last]}), {n_score} photos, seconds "
+                    f"per photo: ours {ours_s:.2f}, torchcam ScoreCAM {theirs_s:.2f} (torchcam / ours = "
+                    f"{theirs_s / ours_s:.2f})"]
+    row.update(scorecam_photos=n_score, scorecam_ours_s_per_photo=fmt(ours_s, 2),
+               scorecam_torchcam_s_per_photo=fmt(theirs_s, 2))
+
+    # -- leaderboard
+    n_lb = min(plan.leaderboard_photos, len(photos))
+    log(f"leaderboard: scoring {n_lb} photos ...")
+    cost = leaderboard_cost(base.with_photos(photos[:n_lb], 1), paths[:n_lb], log)
+    summary += ["", f"Leaderboard (faithfulness scores of every candidate map, {cost.steps} steps, {cost.photos} "
+                    f"photos): {cost.seconds_per_photo:.2f} s per photo (median), {cost.passes_per_photo:.0f} "
+                    f"images through the network per photo, {cost.maps_per_photo:.0f} candidate maps per photo "
+                    f"({cost.distinct_maps_per_photo:.0f} distinct, each scored once)"]
+    row.update(leaderboard_photos=cost.photos, leaderboard_steps=cost.steps,
+               leaderboard_s_per_photo=fmt(cost.seconds_per_photo, 2),
+               leaderboard_passes_per_photo=fmt(cost.passes_per_photo, 0),
+               leaderboard_maps_per_photo=fmt(cost.maps_per_photo, 0))
+    return agreement.ok
+
+
+# ---- 3, 4 and 5: whole builds -------------------------------------------------------------------------------------
+
+
+def builds_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
+    """Cold, nothing changed, template, CSS and code changed; the old code cold and warm; the synthetic set.
+    Returns whether every build succeeded."""
+    from .inputs import find_checkpoint
+
+    backbone = str(row["backbone"])
+    work = Path(tempfile.mkdtemp(prefix="cam-bench-"))
+    log_path = work / "builds.log"
+    runs: dict[str, SiteRun] = {}
+    sizes: dict[str, Footprint] = {}
+    data = args.data_dir.resolve()
+    if plan.quick:
+        data = make_small_data(data, work / "small-data", *QUICK_DATA)
+    log(f"whole builds on {data} in {work} (log: {log_path}) ...")
+
+    def build(name: str, folders: Folders, check_imports: bool = False) -> SiteRun:
+        run = run_site(folders, backbone, log_path, check_imports=check_imports)
+        runs[name] = run
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in run.stages.items() if k != "total") or "-"
+        log(f"  {name}: {run.seconds:.1f} s, peak {run.peak_tree_mb:.0f} MiB tree / {run.peak_single_mb:.0f} MiB one "
+            f"process, exit {run.returncode}, stages {stages}")
+        return run
+
+    try:
+        new = Folders(copy_project(work / "new"), data, work / "new-out")
+        if build("cold", new).ok:
+            sizes["new"] = footprint(new.work / "site")
+        build("no-op", new)
+        build("no-op (imports)", new, check_imports=True)
+        for change in ("template", "css", "code"):
+            append_comment(new.project, change)
+            build(change, new)
+        if args.synthetic > 0:
+            synthetic = Folders(copy_project(work / "synthetic"),
+                                make_synthetic_data(data, work / "synthetic-data", args.synthetic),
+                                work / "synthetic-out")
+            (synthetic.work / "weights").mkdir(parents=True)
+            trained = new.work / "weights" if runs["cold"].ok else args.weights_dir
+            checkpoint = find_checkpoint(trained)
+            shutil.copy2(checkpoint, synthetic.work / "weights" / checkpoint.name)  # same training set: reused
+            log(f"synthetic: {args.synthetic} linked test photos ...")
+            if build("synthetic", synthetic).ok:
+                sizes["synthetic"] = footprint(synthetic.work / "site")
+        commit = ""
+        if args.compare_ref:
+            commit = export_ref(args.compare_ref, work / "old")
+            log(f"old code: {args.compare_ref} = {commit[:12]} ...")
+            old = Folders(work / "old", data, work / "old-out")
+            if build("old cold", old).ok:
+                sizes["old"] = footprint(old.work / "site")
+            build("old warm", old)
+    finally:
+        failed = [name for name, r in runs.items() if not r.ok]
+        if failed:
+            log(f"build(s) failed: {', '.join(failed)}; their log and folders are kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report_builds(args, plan, runs, sizes, commit, row, summary)
+    return not failed
+
+
+def report_builds(args, plan: Plan, runs: dict[str, SiteRun], sizes: dict[str, Footprint], commit: str, row: dict,
+                  summary: list[str]) -> None:
+    data = "small data (--quick)" if plan.quick else str(args.data_dir)
+    summary += ["", f"Whole builds: `python -m generator site --quiet` on {data}, cache/site/weights in a temporary "
+                    "folder, from a copy of generator/ and templates/; wall clock, peak RSS polled over the process "
+                    "tree (sum) and its largest process (MiB)",
+                f"  {'build':24s} {'seconds':>8s} {'tree MiB':>9s} {'largest':>8s}  stages (s)"]
+    for name, run in runs.items():
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in run.stages.items() if k != "total")
+        failed = "" if run.ok else f"  FAILED (exit {run.returncode})"
+        summary.append(f"  {name:24s} {run.seconds:8.1f} {run.peak_tree_mb:9.0f} {run.peak_single_mb:8.0f}  "
+                       f"{stages}{failed}")
+    names = {"cold": "E_cold", "no-op": "E_noop", "template": "E_template", "css": "E_css", "code": "E_code",
+             "synthetic": "synthetic", "old cold": "old_cold", "old warm": "old_warm"}
+    for name, prefix in names.items():
+        if name in runs:
+            r = runs[name]
+            row.update({f"{prefix}_s": fmt(r.seconds), f"{prefix}_peak_mb": fmt(r.peak_tree_mb, 0),
+                        f"{prefix}_max_process_mb": fmt(r.peak_single_mb, 0), f"{prefix}_exit": r.returncode})
+    if "cold" in runs:
+        for stage, seconds in runs["cold"].stages.items():
+            row[f"E_cold_{stage}_s"] = fmt(seconds)
+    if "old cold" in runs:
+        for stage, seconds in runs["old cold"].stages.items():
+            row[f"old_cold_{stage}_s"] = fmt(seconds)
+    noop_torch = runs["no-op (imports)"].torch_imported if "no-op (imports)" in runs else None
+    row["E_noop_imports_torch"] = fmt(noop_torch)
+    if args.synthetic:
+        row["synthetic_n"] = args.synthetic
+    if commit:
+        row["old_ref"] = commit[:12]
+
+    summary += ["", f"  {'site':24s} {'disk MB':>9s} {'apparent MB':>12s} {'files':>8s} {'photos':>8s} "
+                    f"{'files/photo':>12s} {'disk kB/photo':>14s}"]
+    for name, f in sizes.items():
+        label = {"new": "new (cold)", "old": f"old {args.compare_ref} (cold)", "synthetic": "synthetic"}[name]
+        summary.append(f"  {label:24s} {f.disk_bytes / MB:9.1f} {f.apparent_bytes / MB:12.1f} {f.files:8d} "
+                       f"{f.explained:8d} {f.files_per_photo:12.2f} {f.disk_bytes_per_photo / 1e3:14.1f}")
+        prefix = {"new": "site", "old": "old_site", "synthetic": "synthetic_site"}[name]
+        row.update({f"{prefix}_disk_bytes": f.disk_bytes, f"{prefix}_apparent_bytes": f.apparent_bytes,
+                    f"{prefix}_files": f.files, f"{prefix}_explained": f.explained,
+                    f"{prefix}_files_per_photo": fmt(f.files_per_photo, 2)})
+
+    if "old cold" in runs and "cold" in runs:
+        ratios = {"cold s": runs["cold"].seconds / runs["old cold"].seconds,
+                  "warm s (code changed / old warm)": (runs["code"].seconds / runs["old warm"].seconds
+                                                       if "code" in runs and "old warm" in runs else float("nan")),
+                  "no-op s / old warm": (runs["no-op"].seconds / runs["old warm"].seconds
+                                         if "old warm" in runs else float("nan")),
+                  "peak MiB (cold)": runs["cold"].peak_tree_mb / runs["old cold"].peak_tree_mb}
+        if "new" in sizes and "old" in sizes:
+            new, old = sizes["new"], sizes["old"]
+            ratios.update({"site disk": new.disk_bytes / old.disk_bytes,
+                           "site apparent": new.apparent_bytes / old.apparent_bytes,
+                           "files": new.files / old.files,
+                           "files per photo": new.files_per_photo / old.files_per_photo})
+        summary += ["", "  new / old: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())]
+        for k, v in ratios.items():
+            row[f"new/old {k}"] = fmt(v, 3)
+
+    summary += ["", "Budgets"]
+
+    def budget(text: str, ok: bool | None) -> None:
+        summary.append(f"  {text:70s} {verdict(ok)}")
+
+    new = sizes.get("new")
+    cold = runs.get("cold")
+    budget(f"site <= {BUDGETS['site_mb']:.0f} MB on disk: "
+           f"{new.disk_bytes / MB:.1f} MB" if new else "site size: no cold build",
+           new.disk_bytes <= BUDGETS["site_mb"] * MB if new else None)
+    budget(f"<= {BUDGETS['files_per_photo']:.0f} files per explained photo: {new.files_per_photo:.2f}"
+           if new else "files per photo: no cold build",
+           new.files_per_photo <= BUDGETS["files_per_photo"] if new else None)
+    budget(f"cold <= {BUDGETS['cold_s']:.0f} s: {cold.seconds:.1f} s" if cold else "cold: not run",
+           cold.ok and cold.seconds <= BUDGETS["cold_s"] if cold else None)
+    noop = runs.get("no-op")
+    budget(f"no-op <= {BUDGETS['noop_s']:.0f} s and no torch: {noop.seconds:.2f} s, torch "
+           f"{'imported' if noop_torch else 'not imported'}" if noop else "no-op: not run",
+           noop.ok and noop.seconds <= BUDGETS["noop_s"] and noop_torch is False if noop else None)
+    template = runs.get("template")
+    budget(f"template-only <= {BUDGETS['template_s']:.0f} s: {template.seconds:.1f} s" if template
+           else "template-only: not run",
+           template.ok and template.seconds <= BUDGETS["template_s"] if template else None)
+    ba, family = row.get("B/A"), row.get("(B+grad)/(B+family)")
+    budget(f"B/A >= {BUDGETS['B/A']}: {ba}", float(ba) >= BUDGETS["B/A"] if ba else None)
+    budget(f"gradient family <= {BUDGETS['grad/family']} x Grad-CAM alone: {family}",
+           float(family) <= BUDGETS["grad/family"] if family else None)
+    synth = sizes.get("synthetic")
+    if synth and new and cold and "synthetic" in runs:
+        per_photo = synth.disk_bytes_per_photo / new.disk_bytes_per_photo
+        memory = runs["synthetic"].peak_tree_mb / cold.peak_tree_mb
+        row.update({"synthetic/normal bytes per photo": fmt(per_photo, 3),
+                    "synthetic/normal peak": fmt(memory, 3)})
+        budget(f"synthetic {args.synthetic}: site bytes per photo <= {BUDGETS['synthetic']} x normal: "
+               f"{per_photo:.2f}", per_photo <= BUDGETS["synthetic"])
+        budget(f"synthetic {args.synthetic}: peak memory <= {BUDGETS['synthetic']} x normal: {memory:.2f}",
+               memory <= BUDGETS["synthetic"])
+    else:
+        budget("synthetic: not run (--synthetic N)", None)
+    if plan.quick:
+        summary.append("  (--quick: small data, the build budgets are not meaningful)")
