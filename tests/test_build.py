@@ -1,4 +1,4 @@
-"""End to end on a small real subset (generator/build.py): make site's outputs, their counts, maps as data, and
+"""generator/build.py end to end on a small real subset: make site's outputs, their counts, maps as data, and
 the reruns that must do nothing or only re-render."""
 
 from __future__ import annotations
