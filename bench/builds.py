@@ -69,6 +69,8 @@ def run_site(folders: Folders, backbone: str, log_path: Path, check_imports: boo
     cmd = [sys.executable, *(["-X", "importtime"] if check_imports else []), "-m", "generator", "site", "--quiet",
            *folders.args(backbone)]
     env = dict(os.environ, PYTHONPATH=str(folders.project))
+    run_json = folders.work / "site" / "run.json"
+    before = _modified(run_json)
     peak = [0, 0]  # process tree sum, largest single process (bytes)
     done = threading.Event()
     err_path = log_path.with_suffix(".importtime") if check_imports else log_path
@@ -106,14 +108,20 @@ def run_site(folders: Folders, backbone: str, log_path: Path, check_imports: boo
         poller.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     run = SiteRun(seconds, peak[0] / 2**20, peak[1] / 2**20, proc.returncode)
-    run_json = folders.work / "site" / "run.json"
-    if run.ok and run_json.exists():
+    if run.ok and _modified(run_json) not in (before, None):  # a build that had nothing to do leaves it as it was
         run.stages = json.loads(run_json.read_text()).get("timings", {})
     if check_imports:
         run.torch_imported = imported(err_path.read_text(errors="replace"), "torch")
         with open(log_path, "a") as fh:
             fh.write(f"(-X importtime in {err_path.name}: torch {'imported' if run.torch_imported else 'not'})\n")
     return run
+
+
+def _modified(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def imported(importtime_log: str, package: str) -> bool:

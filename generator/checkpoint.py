@@ -13,6 +13,7 @@ import torch
 
 from .backbones import Backbone, WeightsError
 from .cam import LinearHead
+from .config import Settings
 from .datasets import CLASSES
 from .files import write_bytes
 
@@ -43,7 +44,7 @@ def checkpoint_path(weights_dir: Path, backbone: str) -> Path:
     return Path(weights_dir) / f"catdog-{backbone}.pt"
 
 
-def expected_meta(backbone: Backbone, settings, data_key: str) -> dict[str, Any]:
+def expected_meta(backbone: Backbone, settings: Settings, data_key: str) -> dict[str, Any]:
     """What a checkpoint for this backbone, these settings and this training data must record."""
     return {
         "backbone": backbone.name,

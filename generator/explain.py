@@ -23,6 +23,7 @@ from . import methods as registry
 from .backbones import imagenet_categories
 from .cam import BatchResult, Explainer, LinearHead
 from .checkpoint import TrainedModel
+from .config import Settings
 from .datasets import CLASSES, file_sha256
 from .files import load_npz, save_npz
 from .ood import energy, pet_probability, top_classes
@@ -63,7 +64,7 @@ class RecordCache:
 class PictureCache:
     """Each photo's display copy and thumbnail under cache_dir/pictures/<settings>/ab/<sha256>/."""
 
-    def __init__(self, cache_dir: Path, settings) -> None:
+    def __init__(self, cache_dir: Path, settings: Settings) -> None:
         key = {"v": 1, "display": settings.display_size, "thumb": settings.thumb_size,
                "quality": settings.photo_quality}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -79,7 +80,7 @@ class Caches:
     pictures: PictureCache
 
 
-def photo_row(record: PhotoRecord, settings, categories: tuple[str, ...]) -> dict[str, Any]:
+def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ...]) -> dict[str, Any]:
     """The scalar columns of the results table for one photo's record."""
     probs = record.probs
     pred = record.pred
@@ -109,7 +110,7 @@ def photo_row(record: PhotoRecord, settings, categories: tuple[str, ...]) -> dic
     return row
 
 
-def explain_sets(model: TrainedModel, table: pd.DataFrame, settings, pool, runtime: Runtime,
+def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, pool, runtime: Runtime,
                  progress: bool = True) -> pd.DataFrame:
     """Rows of `table` (scan rows of the evaluation sets) with the columns of `photo_row`, plus sha256,
     pictures (folder of the photo's two pictures), photo (display file name), display_w and display_h.
@@ -152,12 +153,12 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings, pool, runti
     return pd.DataFrame(rows)
 
 
-def _finish_row(row: dict, record: PhotoRecord, shown: tuple[str, int, int], settings, categories) -> None:
+def _finish_row(row: dict, record: PhotoRecord, shown: tuple[str, int, int], settings: Settings, categories) -> None:
     row.update(photo_row(record, settings, categories))
     row["photo"], row["display_w"], row["display_h"] = shown
 
 
-def _decode_jobs(rows: list[dict], todo: list[int], settings) -> Iterator[dict]:
+def _decode_jobs(rows: list[dict], todo: list[int], settings: Settings) -> Iterator[dict]:
     for idx in todo:
         yield {"path": rows[idx]["path"], "asset_dir": rows[idx]["pictures"], "input_size": settings.input_size,
                "display_size": settings.display_size, "thumb_size": settings.thumb_size,
@@ -193,7 +194,7 @@ def make_explainer(model: TrainedModel, method_names: tuple[str, ...], runtime: 
                      autocast_dtype=runtime.dtype, channels_last=runtime.channels_last)
 
 
-def _compute(model, rows, todo, need, settings, pool, runtime, caches: Caches, categories, progress) -> None:
+def _compute(model, rows, todo, need, settings: Settings, pool, runtime, caches: Caches, categories, progress) -> None:
     explainer = make_explainer(model, need, runtime)
     batch: list[tuple[int, dict]] = []
     bar = tqdm(total=len(todo), desc="explain", unit="photo", disable=not progress, mininterval=2)

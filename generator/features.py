@@ -13,6 +13,7 @@ import torch
 
 from .backbones import Backbone
 from .cam import recording
+from .config import Settings
 from .files import write_bytes
 from .ood import energy, pet_probability
 from .runtime import Runtime
@@ -44,7 +45,7 @@ def pooled_features(backbone: Backbone, x: torch.Tensor) -> tuple[list[torch.Ten
         return [store[t].float().mean(dim=(2, 3)) for t in backbone.taps], imagenet_logits.float()
 
 
-def extract(backbone: Backbone, paths: list[str], settings, pool, runtime: Runtime,
+def extract(backbone: Backbone, paths: list[str], settings: Settings, pool, runtime: Runtime,
             progress: bool = True) -> TrainingFeatures:
     """One decode and one forward pass per photo (and its mirror image when hflip), in batches.
 
@@ -105,7 +106,7 @@ class FeatureCache:
     normalization, the training files (names and contents) and whether mirror images were added. The head's
     recipe (weight decay, seed) is not part of the key: refitting reuses the features."""
 
-    def __init__(self, cache_dir: Path, backbone: Backbone, settings, data_key: str) -> None:
+    def __init__(self, cache_dir: Path, backbone: Backbone, settings: Settings, data_key: str) -> None:
         key = {"backbone": backbone.name, "weights": backbone.weights_sha256, "input_size": settings.input_size,
                "mean": list(backbone.mean), "std": list(backbone.std), "data_key": data_key,
                "hflip": settings.hflip}

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from . import analysis  # noqa: E402
+from .config import Settings
 from .datasets import CLASSES  # noqa: E402
 from .i18n import Lang  # noqa: E402
 from .imaging import decode_bytes  # noqa: E402
@@ -301,7 +302,7 @@ def leaderboard_figure(report, lang: Lang, path: Path) -> bool:
     return True
 
 
-def make_all(report, settings, outdir: Path) -> list[dict]:
+def make_all(report, settings: Settings, outdir: Path) -> list[dict]:
     """Every figure; returns [{file, caption, alt}] for the pages."""
     lang = Lang(settings.lang)
     outdir = Path(outdir)

@@ -21,6 +21,7 @@ from scipy import stats
 from . import methods as registry
 from .cam import LinearHead
 from .checkpoint import TrainedModel
+from .config import Settings
 from .explain import RecordCache, make_explainer
 from .faithfulness import BASELINES, SCORES, gaussian_map, random_map, score_maps, upsampled01
 from .files import load_npz, save_npz
@@ -71,7 +72,7 @@ def candidates(record: PhotoRecord, n_taps: int) -> list[tuple[Candidate, np.nda
     return out
 
 
-def _photo_input(model: TrainedModel, path: str, settings) -> torch.Tensor | None:
+def _photo_input(model: TrainedModel, path: str, settings: Settings) -> torch.Tensor | None:
     try:
         d = decode_bytes(read_image_file(path, settings.max_pixels), settings.input_size, settings.input_size,
                          settings.max_pixels)
@@ -107,7 +108,7 @@ def _score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_tap
 class ScoreCache:
     """Per photo: the scores of every candidate map, keyed by model, steps and seed."""
 
-    def __init__(self, cache_dir: Path, model_fp: str, settings) -> None:
+    def __init__(self, cache_dir: Path, model_fp: str, settings: Settings) -> None:
         self.root = (Path(cache_dir) / "leaderboard"
                      / f"v{LEADERBOARD_VERSION}-{model_fp}-s{settings.faithfulness_steps}-seed{settings.seed}")
 
@@ -123,7 +124,7 @@ class ScoreCache:
                  {"keys": np.array(keys), "values": np.array([[scores[k][s] for s in SCORES] for k in keys])})
 
 
-def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings, runtime: Runtime,
+def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings: Settings, runtime: Runtime,
                         log=print) -> pd.DataFrame:
     """One row per (photo, candidate map): set, file, method, tap and the four scores."""
     n_taps = len(model.backbone.taps)
@@ -204,7 +205,7 @@ def rank_correlations(model: TrainedModel, x: torch.Tensor, target: torch.Tensor
     return rows
 
 
-def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings, runtime: Runtime) -> pd.DataFrame:
+def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings: Settings, runtime: Runtime) -> pd.DataFrame:
     """Spearman rank correlation between each method's last-tap map and the map of the same photo and class
     after randomising the model: one row per (photo, method, randomisation). Low = the map depends on what the
     model learned, as an explanation must (Adebayo et al. 2018)."""

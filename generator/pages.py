@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, findings, post
+from .config import Settings
 from .datasets import CLASSES
 from .i18n import Lang
 from .overlay import colormaps_js, encode_maps, payload_json
@@ -395,7 +396,7 @@ PAGES: tuple[PageKind, ...] = (
 )
 
 
-def write_site(build_dir: Path, report: Report, settings) -> None:
+def write_site(build_dir: Path, report: Report, settings: Settings) -> None:
     """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir."""
     lang = Lang(settings.lang)
     writer = SiteWriter(build_dir, lang)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .config import Settings
 from .errors import SettingsError
 
 
@@ -27,7 +28,7 @@ class Runtime:
         return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
 
-def choose_runtime(settings) -> Runtime:
+def choose_runtime(settings: Settings) -> Runtime:
     """The runtime the settings ask for; SettingsError if they ask for a device this machine lacks."""
     device = settings.device
     if device == "auto":

@@ -16,6 +16,7 @@ import torch
 from .backbones import Backbone
 from .cam import LinearHead
 from .checkpoint import TrainedModel, checkpoint_path, expected_meta, load_matching, save_checkpoint
+from .config import Settings
 from .datasets import CLASSES, file_sha256
 from .errors import UserError
 from .features import FeatureCache, TrainingFeatures, extract
@@ -72,7 +73,7 @@ def data_key(names: list[str], paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings, log=print) -> tuple[list[LinearHead], dict]:
+def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, log=print) -> tuple[list[LinearHead], dict]:
     """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
     training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead)."""
     y = labels[tf.ok]
@@ -104,7 +105,7 @@ class TrainingResult:
     energy: dict[str, float]  # readable training path -> ImageNet energy score
 
 
-def train_or_load(backbone: Backbone, train_rows, settings, pool, runtime: Runtime, log=print,
+def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime, log=print,
                   progress: bool = True) -> TrainingResult:
     """Reuse weights/catdog-<backbone>.pt when it matches this data and recipe; otherwise fit and save it.
 
