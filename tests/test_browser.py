@@ -16,25 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
+import chromium
 import numpy as np
 import pandas as pd
 import pytest
 
 from generator.datasets import CLASSES
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (Debian package 'chromium')", allow_module_level=True)
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"playwright cannot be imported: {exc}", allow_module_level=True)
+chromium.require()
+from playwright.sync_api import Browser, Page  # noqa: E402
+
 html5lib = pytest.importorskip("html5lib", reason="html5lib is needed to check that pages parse as HTML5")
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 PAGE_SIZE = 5  # photos per gallery page in the paged copy of the site
@@ -63,10 +59,7 @@ def paged_site(small_site, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield b
-        b.close()
+    yield from chromium.launch()
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -13,24 +13,19 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import chromium
 import numpy as np
 import pytest
 from conftest import CATS_DOGS
 
 from generator import overlay
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (Debian package 'chromium')", allow_module_level=True)
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"playwright cannot be imported: {exc}", allow_module_level=True)
+chromium.require()
+from playwright.sync_api import Browser, Page  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 MAPS_JS = Path(__file__).resolve().parent.parent / "templates" / "static" / "maps.js"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 # Canvas sizes of real display copies (landscape, portrait, odd ratios) and of thumbnails.
 SIZES = [(500, 375), (375, 500), (512, 341), (192, 192), (224, 224), (333, 500)]
 SHAPES = [(7, 7)] * 3 + [(14, 14)] * 2 + [(28, 28)] * 2 + [(56, 56)] * 2
@@ -75,10 +70,7 @@ def entries() -> list[tuple[str, np.ndarray | int]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield b
-        b.close()
+    yield from chromium.launch()
 
 
 @pytest.fixture(scope="module")
