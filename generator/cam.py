@@ -88,7 +88,7 @@ class Explainer:
     def needs_gradients(self) -> bool:
         from .methods import Need
 
-        return any(m.needs >= Need.GRADIENTS for m in self.methods)
+        return any(m.needs == Need.GRADIENTS for m in self.methods)  # Score-CAM (FORWARDS) needs no backward
 
     def __enter__(self) -> Explainer:
         self._grad_flags = [p.requires_grad for p in self.model.parameters()]
