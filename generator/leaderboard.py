@@ -9,6 +9,8 @@ tap Grad-CAM, XGrad-CAM and HiResCAM are one map) are scored once. Scores are ca
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from .checkpoint import TrainedModel
 from .config import Settings
 from .explain import RecordCache, make_explainer
 from .faithfulness import BASELINES, SCORES, gaussian_map, random_map, score_maps, upsampled01
-from .files import load_npz, save_npz
+from .files import load_npz, save_npz, write_text
 from .imaging import SkipImage, decode_bytes, read_image_file
 from .record import PhotoRecord
 from .runtime import Runtime
@@ -81,7 +83,7 @@ def _photo_input(model: TrainedModel, path: str, settings: Settings) -> torch.Te
     return model.backbone.to_input(d.model_input[None])[0]
 
 
-def _score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps: int,
+def score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps: int,
                  settings) -> dict[str, dict[str, float]]:
     size = settings.input_size
     shape = record.cam(-1).shape[-2:]
@@ -146,7 +148,7 @@ def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings: Set
                 x = _photo_input(model, r["path"], settings)
                 if x is None:
                     continue
-                scores = _score_photo(probs_of, x, record, r["sha256"], n_taps, settings)
+                scores = score_photo(probs_of, x, record, r["sha256"], n_taps, settings)
                 cache.save(r["sha256"], scores)
             for key in sorted(want):
                 method, tap = key.rsplit("@", 1)
@@ -214,16 +216,24 @@ def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings: Settings, 
     names = [n for n in registry.names() if not registry.get(n).opt_in]
     photos = []
     for r in sample.to_dict("records"):
-        record = records.load(r["sha256"])
+        record = records.load(r["sha256"], tuple(names))
         x = _photo_input(model, r["path"], settings) if record is not None else None
         if x is not None:
             photos.append((r, record, x))
     if not photos:
         return pd.DataFrame(columns=["set", "file", "method", "randomised", "spearman"])
-    x = torch.stack([p[2] for p in photos]).to(runtime.device)
-    target = torch.tensor([p[1].pred for p in photos])
-    original = [{n: rec.maps[n][-1] for n in names} for _, rec, _ in photos]
-    rows = rank_correlations(model, x, target, original, names, runtime, settings.seed)
+    # Cached by what it depends on: the model, the photos (by content), the methods and the seed.
+    key = hashlib.sha256(json.dumps([settings.seed, names, [p[0]["sha256"] for p in photos]]).encode()).hexdigest()
+    cached = Path(settings.cache_dir) / "leaderboard" / f"v{LEADERBOARD_VERSION}-{model.fingerprint}" / \
+        f"sanity-{key[:20]}.json"
+    try:
+        rows = json.loads(cached.read_text())
+    except (OSError, ValueError):
+        x = torch.stack([p[2] for p in photos]).to(runtime.device)
+        target = torch.tensor([p[1].pred for p in photos])
+        original = [{n: rec.maps[n][-1] for n in names} for _, rec, _ in photos]
+        rows = rank_correlations(model, x, target, original, names, runtime, settings.seed)
+        write_text(cached, json.dumps(rows))
     for row in rows:
         r = photos[row.pop("photo")][0]
         row.update(set=r["set"], file=r["file"])

@@ -40,7 +40,7 @@ def test_equal_maps_are_scored_once_and_scores_are_cached(tmp_path):
         input_size, faithfulness_steps, seed = 16, 4, 0
 
     x = torch.randn(3, 16, 16)
-    scores = leaderboard._score_photo(probs_of, x, rec, "ab" * 32, 3, S)
+    scores = leaderboard.score_photo(probs_of, x, rec, "ab" * 32, 3, S)
     assert scores["hirescam@2"] == scores["gradcam@2"]  # the same map up to scale: scored once
     per_map = 2 * (S.faithfulness_steps - 1) + 1
     distinct = len(scores) - 1  # hirescam shares gradcam's
