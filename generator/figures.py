@@ -5,6 +5,8 @@ Every figure is regenerated whenever the results, the figure settings or the lan
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -302,46 +304,66 @@ def leaderboard_figure(report, lang: Lang, path: Path) -> bool:
     return True
 
 
-def make_all(report, settings: Settings, outdir: Path) -> list[dict]:
-    """Every figure; returns [{file, caption, alt}] for the pages."""
-    lang = Lang(settings.lang)
-    outdir = Path(outdir)
-    made: list[dict] = []
-
-    def add(ok: bool, file: str, caption: str, alt: str) -> None:
-        if ok:
-            made.append({"file": file, "caption": caption, "alt": alt})
-
-    add(samples_figure(report, lang, outdir / "samples.png"), "samples.png",
-        lang._("Training photos of both classes (seeded sample)."),
-        lang._("Grid of training photos, cats and dogs, labeled."))
+def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
+    """Every figure: (file, draw(report, lang, path) -> drawn?, caption, alt text)."""
+    out = [("samples.png", samples_figure, lang._("Training photos of both classes (seeded sample)."),
+            lang._("Grid of training photos, cats and dogs, labeled."))]
     for key, file in (("test", "cam_test.png"), ("personal", "cam_personal.png"), ("unrelated", "cam_unrelated.png")):
         if any(x.key == key for x in report.eval_sets):
-            add(cam_grid_figure(report, key, lang, outdir / file), file,
-                lang._("CAM of the predicted class on %(set)s photos; wrong predictions framed in red, photos tagged "
-                       "neither in purple.", set=safe_name(key)),
-                lang._("Grid of %(set)s photos with their class activation maps.", set=safe_name(key)))
-    add(layers_figure(report, lang, outdir / "layers.png"), "layers.png",
-        lang._("CAM at each of the four stages (columns) for sample photos (rows)."),
-        lang._("Grid: rows are photos, columns are network stages, each showing the stage's CAM."))
-    add(confusion_figure(report, lang, outdir / "confusion.png"), "confusion.png",
-        lang._("Confusion matrix per labeled set."), lang._("Confusion matrices of the labeled sets."))
-    add(reliability_figure(report, lang, outdir / "reliability.png"), "reliability.png",
-        lang._("Reliability diagram: accuracy per confidence bin (bar labels: photos per bin) and the expected "
-               "calibration error (ECE) per labeled set."), lang._("Reliability diagrams of the labeled sets."))
-    add(confidence_figure(report, lang, outdir / "confidence.png"), "confidence.png",
-        lang._("Confidence of correct and wrong predictions (log-scale counts)."),
-        lang._("Histograms of prediction confidence, correct versus wrong."))
-    add(attention_figure(report, lang, outdir / "attention.png"), "attention.png",
-        lang._("Where the model looks: CAM box area against the share of the map inside it, correct against wrong "
-               "predictions."),
-        lang._("Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome."))
-    add(ood_figure(report, lang, outdir / "neither.png"), "neither.png",
-        lang._("How much of the ImageNet head's probability goes to its cat and dog classes, per set, and the "
-               "'neither' threshold."),
-        lang._("Dot plot per set of the summed cat and dog probability, with a dashed threshold line."))
-    add(leaderboard_figure(report, lang, outdir / "leaderboard.png"), "leaderboard.png",
-        lang._("Faithfulness of each map method at the last stage against two baselines, with 95% bootstrap "
-               "intervals over the scored photos."),
-        lang._("Horizontal bar chart of insertion minus deletion AUC per method, with error bars."))
-    return made
+            out.append((file, functools.partial(_cam_grid, key),
+                        lang._("CAM of the predicted class on %(set)s photos; wrong predictions framed in red, photos "
+                               "tagged neither in purple.", set=safe_name(key)),
+                        lang._("Grid of %(set)s photos with their class activation maps.", set=safe_name(key))))
+    out += [
+        ("layers.png", layers_figure, lang._("CAM at each of the four stages (columns) for sample photos (rows)."),
+         lang._("Grid: rows are photos, columns are network stages, each showing the stage's CAM.")),
+        ("confusion.png", confusion_figure, lang._("Confusion matrix per labeled set."),
+         lang._("Confusion matrices of the labeled sets.")),
+        ("reliability.png", reliability_figure,
+         lang._("Reliability diagram: accuracy per confidence bin (bar labels: photos per bin) and the expected "
+                "calibration error (ECE) per labeled set."), lang._("Reliability diagrams of the labeled sets.")),
+        ("confidence.png", confidence_figure, lang._("Confidence of correct and wrong predictions (log-scale counts)."),
+         lang._("Histograms of prediction confidence, correct versus wrong.")),
+        ("attention.png", attention_figure,
+         lang._("Where the model looks: CAM box area against the share of the map inside it, correct against wrong "
+                "predictions."),
+         lang._("Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome.")),
+        ("neither.png", ood_figure,
+         lang._("How much of the ImageNet head's probability goes to its cat and dog classes, per set, and the "
+                "'neither' threshold."),
+         lang._("Dot plot per set of the summed cat and dog probability, with a dashed threshold line.")),
+        ("leaderboard.png", leaderboard_figure,
+         lang._("Faithfulness of each map method at the last stage against two baselines, with 95% bootstrap "
+                "intervals over the scored photos."),
+         lang._("Horizontal bar chart of insertion minus deletion AUC per method, with error bars.")),
+    ]
+    return out
+
+
+def _cam_grid(key: str, report, lang: Lang, path: Path) -> bool:
+    return cam_grid_figure(report, key, lang, path)
+
+
+_JOB: dict = {}  # what forked figure workers inherit: the report, the language, the catalog, the folder
+
+
+def _draw(i: int) -> bool:
+    file, draw, _caption, _alt = _JOB["catalog"][i]
+    return draw(_JOB["report"], _JOB["lang"], _JOB["outdir"] / file)
+
+
+def make_all(report, settings: Settings, outdir: Path) -> list[dict]:
+    """Every figure, drawn in parallel by forked workers (each figure is independent and matplotlib is
+    single-threaded); returns [{file, caption, alt}] of the figures drawn, for the pages."""
+    from .workers import forked_map
+
+    lang = Lang(settings.lang)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    figures = catalog(report, lang)
+    _JOB.update(report=report, lang=lang, catalog=figures, outdir=outdir)
+    try:
+        drawn = forked_map(_draw, list(range(len(figures))), settings.n_workers)
+    finally:
+        _JOB.clear()
+    return [{"file": f, "caption": c, "alt": a} for (f, _, c, a), ok in zip(figures, drawn) if ok]

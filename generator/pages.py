@@ -51,7 +51,7 @@ class Maps:
     def __init__(self, report: Report) -> None:
         self.record = report.record
         self.n_taps = report.n_taps
-        self.chosen = [m for m in report.run["methods_chosen"] if m in report.run["methods_computed"]]
+        self.chosen = list(report.run["methods_chosen"])
 
     def entries(self, record: PhotoRecord, methods: list[str], taps: range | list[int],
                 classes: str = "all") -> list[tuple[str, np.ndarray]]:
@@ -221,35 +221,17 @@ def _render_slice(task: tuple[int, int, int]) -> list[dict]:
     return entries
 
 
-def _quiet_worker() -> None:
-    # A forked worker inherits the command's signal handlers; it must neither print Ctrl-C tracebacks nor turn
-    # the pool's own SIGTERM (when it ends the workers) into the command's "interrupted" exception.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
                        processes: int, per_task: int = 64) -> list[list[dict]]:
     """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order."""
-    import multiprocessing
+    from .workers import forked_map
 
     _JOB.clear()
     _JOB.update(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
     try:
-        if processes > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            pool = multiprocessing.get_context("fork").Pool(processes, initializer=_quiet_worker)
-            try:
-                done = pool.map(_render_slice, tasks, chunksize=1)
-                pool.close()
-            finally:
-                pool.terminate()
-                pool.join()
-        else:
-            done = [_render_slice(t) for t in tasks]
+        done = forked_map(_render_slice, tasks, processes)
     finally:
         _JOB.clear()
     out: list[list[dict]] = [[] for _ in sets]
@@ -366,7 +348,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "per_set": [(s.name, at_last(s.key)) for s in report.eval_sets if at_last(s.key)],
         "per_tap": sorted(per_tap.items(), key=lambda kv: -(kv[1][last] or {"combined": -9})["combined"]),
         "sanity": report.sanity_table.to_dict("records"),
-        "methods": method_info(report, report.run["methods_computed"]),
+        "methods": method_info(report, report.run["methods_scored"]),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
         "bootstrap": analysis.BOOTSTRAP,
     }
