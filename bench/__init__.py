@@ -9,5 +9,6 @@
    changed, the code changed; time, peak memory of the process tree, size of the site (`builds.py`).
 4. The same builds of the code before the rework (`--compare-ref`), and at scale (`--synthetic N`).
 
-The numbers are printed as a table and appended as one row to bench/results.csv (`results.py`).
+The numbers are printed as a table and appended as one row to bench/results.csv (`results.py`). `cli.py` holds
+the flags and the order of the parts; `inputs.py` the photo sample and the model as the site sets them up.
 """

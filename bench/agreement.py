@@ -119,12 +119,12 @@ def check_agreement(setup: Setup, x: torch.Tensor, taps: tuple[int, ...] | None 
         for t in taps:
             d = _compare(peer, t, scaled_result.maps[peer.method][t], scaled_model, x, target, features[t])
             if peer.last_tap_only and t != n_taps - 1:
-                d = replace(d, counted=False, note="signed features: outside the method's domain, not counted")
+                d = replace(d, counted=False, note=f"{d.note}, signed features: not counted".lstrip(", "))
             agreement.differences.append(d)
         if peer.head_scale != 1.0 and n_taps - 1 in taps:  # for the record: what the real head gives
             d = _compare(peer, n_taps - 1, result.maps[peer.method][-1], model, x, target, features[n_taps - 1])
-            agreement.differences.append(replace(d, counted=False, note=f"real head: not counted ({peer.name} adds "
-                                                                        "an eps that outweighs small gradients)"))
+            agreement.differences.append(replace(d, counted=False, note="real head: not counted, the library's "
+                                                                        "eps outweighs its small gradients"))
     if score_x is None and score_photos > 0:
         score_x = x[:score_photos]
     if score_x is not None:
@@ -162,5 +162,5 @@ def _compare(peer: Peer, tap: int, mine: torch.Tensor, model: CatDogNet, x: torc
     their_signed = torch.from_numpy(get_2d_projection(features.numpy()))
     flipped = [float((signed[i] * their_signed[i]).sum()) < 0 for i in range(len(x))]
     shown = torch.stack([torch.relu(-signed[i]) if f else mine[i] for i, f in enumerate(flipped)])
-    note = f"other sign of the component on {sum(flipped)} of {len(x)} photos" if any(flipped) else ""
+    note = f"other sign on {sum(flipped)} of {len(x)} photos" if any(flipped) else ""
     return Difference(peer, tap, largest_difference(pgc_scaled(shown, size), theirs), note=note)

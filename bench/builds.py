@@ -34,8 +34,8 @@ CHANGES = {
 @dataclass
 class SiteRun:
     seconds: float  # wall clock, process start to exit
-    peak_tree_mb: float  # max over time of the summed RSS of the process tree (an upper bound: shared pages count
-    # once per process)
+    peak_tree_mb: float  # max over time of the summed PSS of the process tree (proportional set size: a page
+    # shared by n forked workers counts 1/n in each, so the sum is the tree's real footprint; RSS where no PSS)
     peak_single_mb: float  # the largest single process's RSS
     returncode: int
     stages: dict[str, float] = field(default_factory=dict)  # site/run.json "timings", seconds
@@ -91,9 +91,9 @@ def run_site(folders: Folders, backbone: str, log_path: Path, check_imports: boo
                 for p in procs:
                     try:
                         rss = p.memory_info().rss
+                        total += _pss(p, rss)
                     except psutil.Error:
                         continue
-                    total += rss
                     peak[1] = max(peak[1], rss)
                 peak[0] = max(peak[0], total)
                 done.wait(interval)
@@ -115,6 +115,14 @@ def run_site(folders: Folders, backbone: str, log_path: Path, check_imports: boo
         with open(log_path, "a") as fh:
             fh.write(f"(-X importtime in {err_path.name}: torch {'imported' if run.torch_imported else 'not'})\n")
     return run
+
+
+def _pss(process, rss: int) -> int:
+    """The process's proportional set size (Linux, from /proc/PID/smaps_rollup), or its RSS elsewhere."""
+    try:
+        return process.memory_full_info().pss
+    except AttributeError:  # no pss field on this system
+        return rss
 
 
 def _modified(path: Path) -> int | None:

@@ -167,14 +167,14 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
         ours,
         torchcam_maps,
     )
-    from .inputs import decode_photos, load_setup, sample_photos
+    from .inputs import decode_photos, decode_readable, load_setup, sample_photos
     from .leaderboard_cost import leaderboard_cost
     from .timing import median, paired_ratio, seconds_of, time_turns
 
     start = time.perf_counter()
     paths = sample_photos(args.data_dir / args.photo_set, plan.photos, args.seed)
     base = load_setup(args.weights_dir, args.batch_size)
-    photos = decode_photos(paths, base.input_size)
+    photos, paths = decode_readable(paths, base.input_size)
     log(f"decoded {len(photos)} photos of {args.data_dir / args.photo_set} and loaded {base.checkpoint.name} in "
         f"{time.perf_counter() - start:.1f} s")
     n_taps = len(base.taps)
@@ -196,18 +196,10 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
     del check
     summary += ["", f"Maps agree with the libraries (float32, {n_check} photos, after each library's own scaling; "
                     f"tolerance {TOLERANCE:g})"]
-    by_peer: dict[str, list] = {}
-    for d in agreement.differences:
-        by_peer.setdefault(f"{d.peer.method} vs {d.peer.label}", []).append(d)
-    for key, diffs in by_peer.items():
-        counted = [d.value for d in diffs if d.counted]
-        worst = max(counted) if counted else float("nan")
-        taps = ", ".join(f"tap {d.tap} {d.value:.1e}{'' if d.counted else ' (not counted)'}" for d in diffs)
-        notes = "; ".join(sorted({d.note for d in diffs if d.note}))
-        line = f"  {key:46s} max {worst:.1e}  {'ok' if worst <= TOLERANCE else 'DIFFERENT'}   [{taps}]"
-        summary.append(line + (f"  ({notes})" if notes else ""))
-        log(line + (f"  ({notes})" if notes else ""))
-        row[f"diff {key}"] = f"{worst:.2e}"
+    for key, line in agreement_lines(agreement, TOLERANCE):
+        summary.append(line)
+        log(line)
+        row[f"diff {key}"] = f"{agreement.worst()[key]:.2e}"
     if not agreement.same_prediction:
         summary.append("  the library net predicts other classes than our head: DIFFERENT")
     row["max_map_diff"] = f"{max(agreement.worst().values()):.2e}"
@@ -216,30 +208,32 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
     # -- timing, site runtime
     setup = base.with_photos(photos, args.batch_size)
     model = library_net(setup)
-    contenders: dict[str, Callable] = {
+    # Two groups, each taking turns within itself: the map stage's variants, then each method against the
+    # libraries (kept apart so that the libraries' after-effects, see time_turns, never touch A and B).
+    stage: dict[str, Callable] = {
         "A": bare_forward(setup),
         "B": ours(setup, ("cam",)),
         "B+grad": ours(setup, ("cam", "gradcam")),
         "B+family": ours(setup, FAMILY),
         "B+cheap": ours(setup, cheap_methods()),
     }
-    methods = [m for m in cheap_methods() if m != "cam"]
-    for m in methods:
-        contenders[f"ours:{m}"] = ours(setup, (m,))
+    methods = list(cheap_methods())
+    against: dict[str, Callable] = {f"ours:{m}": ours(setup, (m,)) for m in methods}
     for peer in PEERS:
         for t in (last, EARLY_TAP):
-            contenders[f"{peer.label}@{t}"] = library(setup, model, peer, t)
-    log(f"timing {len(contenders)} contenders on {setup.n_images} photos, batch {setup.batch_size}, {plan.repeats} "
-        f"repeats, bf16 autocast {'on' if setup.runtime.autocast else 'off'}, channels_last "
-        f"{'on' if setup.runtime.channels_last else 'off'}, {torch.get_num_threads()} threads ...")
-    rates = time_turns(contenders, setup.batches, plan.repeats, log)
+            against[f"{peer.label}@{t}"] = library(setup, model, peer, t)
+    settings_line = (f"{setup.n_images} photos, batch {setup.batch_size}, {plan.repeats} repeats, bf16 autocast "
+                     f"{'on' if setup.runtime.autocast else 'off'}, channels_last "
+                     f"{'on' if setup.runtime.channels_last else 'off'}, {torch.get_num_threads()} threads")
+    log(f"timing the map stage ({len(stage)} contenders) on {settings_line} ...")
+    rates = time_turns(stage, setup.batches, plan.repeats, log, seed=args.seed)
+    log(f"timing each method against the libraries ({len(against)} contenders) ...")
+    rates.update(time_turns(against, setup.batches, plan.repeats, log, seed=args.seed + 1))
     med = {k: median(v) for k, v in rates.items()}
     ratio_ba = paired_ratio(rates, "B", "A")
     ratio_family = paired_ratio(rates, "B+grad", "B+family")
-    summary += ["", f"Map stage: {setup.n_images} photos of {args.photo_set}, batch {setup.batch_size}, "
-                    f"{plan.repeats} repeats, bf16 autocast {'on' if setup.runtime.autocast else 'off'}, "
-                    f"channels_last {'on' if setup.runtime.channels_last else 'off'}, {torch.get_num_threads()} "
-                    "threads; images/s, median [min, max] over the repeats; ratios within a repeat, then median"]
+    summary += ["", f"Map stage: {settings_line} ({args.photo_set}); images/s, median [min, max] over the repeats; "
+                    "ratios within a repeat, then median; turns shuffled per batch"]
     described = {
         "A": "bare forward pass (inference_mode)",
         "B": "Explainer [cam]",
@@ -248,7 +242,8 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
         "B+cheap": f"Explainer [{', '.join(cheap_methods())}]: what make site computes",
     }
     for k, what in described.items():
-        summary.append(f"  {k:9s} {what:62s} {med[k]:7.1f}  [{min(rates[k]):.1f}, {max(rates[k]):.1f}]")
+        spread = f"[{min(rates[k]):.1f}, {max(rates[k]):.1f}]"
+        summary.append(f"  {k:9s} {med[k]:7.1f}  {spread:15s} {what}")
         row[f"{k}_img_s"] = fmt(med[k])
     summary.append(f"  B/A = {ratio_ba:.3f}   goal >= {BUDGETS['B/A']}: {verdict(ratio_ba >= BUDGETS['B/A'])}")
     summary.append(f"  rate(B+grad)/rate(B+family) = {ratio_family:.3f} (the whole gradient family costs that many "
@@ -261,10 +256,10 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
     summary += ["", f"Each method against the libraries, images/s (ours: Explainer([method]), its maps at all "
                     f"{n_taps} taps from one forward and at most one backward; a library call: one tap, one forward "
                     f"+ one backward, as its docs show; last tap = {tap_name[last]}, early tap = "
-                    f"{tap_name[EARLY_TAP]}; ratio = ours / library)",
+                    f"{tap_name[EARLY_TAP]}; ratio = ours / library; timed in their own turns)",
                 f"  {'method':10s} {'ours':>7s}   {'library':34s} {'tap':12s} {'img/s':>7s} {'ratio':>7s}"]
-    for m in ("cam", *methods):
-        mine = "B" if m == "cam" else f"ours:{m}"
+    for m in methods:
+        mine = f"ours:{m}"
         row[f"{m}_ours_img_s"] = fmt(med[mine])
         first = True
         for peer in (p for p in PEERS if p.method == m):
@@ -281,15 +276,16 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
 
     # -- Score-CAM, opt-in: few photos, once
     n_score = min(plan.score_photos, len(photos))
-    x = setup.batches[0][:n_score] if len(setup.batches[0]) >= n_score else torch.cat(setup.batches)[:n_score]
-    log(f"Score-CAM on {n_score} photos: ours, then torchcam ...")
+    x = setup.backbone.to_input(decode_photos(paths[:n_score], score_size), setup.runtime.channels_last)
+    log(f"Score-CAM on {n_score} photos at {score_size} px: ours, then torchcam ...")
     ours_s = seconds_of(lambda: ours(setup, ("scorecam",))(x)) / n_score
     theirs_s = seconds_of(lambda: torchcam_maps(model, SCORE_PEER.name, last, x, setup.dtype)) / n_score
     channels = int(setup.heads[-1].weight.shape[1])
-    summary += ["", f"Score-CAM (opt-in; {channels:,} channels at tap {tap_name[last]}), {n_score} photos, seconds "
+    summary += ["", f"Score-CAM (opt-in; {channels:,} channels at tap {tap_name[last]}), {n_score} photos at "
+                    f"{score_size} px, seconds "
                     f"per photo: ours {ours_s:.2f}, torchcam ScoreCAM {theirs_s:.2f} (torchcam / ours = "
                     f"{theirs_s / ours_s:.2f})"]
-    row.update(scorecam_photos=n_score, scorecam_ours_s_per_photo=fmt(ours_s, 2),
+    row.update(scorecam_photos=n_score, scorecam_px=score_size, scorecam_ours_s_per_photo=fmt(ours_s, 2),
                scorecam_torchcam_s_per_photo=fmt(theirs_s, 2))
 
     # -- leaderboard
@@ -305,6 +301,22 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
                leaderboard_passes_per_photo=fmt(cost.passes_per_photo, 0),
                leaderboard_maps_per_photo=fmt(cost.maps_per_photo, 0))
     return agreement.ok
+
+
+def agreement_lines(agreement, tolerance: float) -> list[tuple[str, str]]:
+    """(peer key, printed line) per peer: its largest counted difference, then each tap's, with the notes."""
+    by_peer: dict[str, list] = {}
+    for d in agreement.differences:
+        by_peer.setdefault(f"{d.peer.method} vs {d.peer.label}", []).append(d)
+    out = []
+    for key, diffs in by_peer.items():
+        worst = agreement.worst().get(key, float("nan"))
+        shared = diffs[0].note if all(d.note == diffs[0].note for d in diffs) else ""
+        taps = "; ".join(f"tap {d.tap} {d.value:.1e}" + (f" ({d.note})" if d.note and not shared else "")
+                         for d in diffs)
+        line = f"  {key:46s} max {worst:.1e}  {'ok' if worst <= tolerance else 'DIFFERENT':9s} [{taps}]"
+        out.append((key, line + (f" ({shared})" if shared else "")))
+    return out
 
 
 # ---- 3, 4 and 5: whole builds -------------------------------------------------------------------------------------
@@ -338,7 +350,7 @@ def builds_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
         if build("cold", new).ok:
             sizes["new"] = footprint(new.work / "site")
         build("no-op", new)
-        build("no-op (imports)", new, check_imports=True)
+        build("no-op, -X importtime", new, check_imports=True)
         for change in ("template", "css", "code"):
             append_comment(new.project, change)
             build(change, new)
@@ -375,8 +387,9 @@ def report_builds(args, plan: Plan, runs: dict[str, SiteRun], sizes: dict[str, F
                   summary: list[str]) -> None:
     data = "small data (--quick)" if plan.quick else str(args.data_dir)
     summary += ["", f"Whole builds: `python -m generator site --quiet` on {data}, cache/site/weights in a temporary "
-                    "folder, from a copy of generator/ and templates/; wall clock, peak RSS polled over the process "
-                    "tree (sum) and its largest process (MiB)",
+                    "folder, from a copy of generator/ and templates/; wall clock, peak memory polled every 0.1 s: the "
+                    "process tree's summed PSS (a page shared by forked workers counted once in all) and its largest "
+                    "process's RSS (MiB); stages from site/run.json",
                 f"  {'build':24s} {'seconds':>8s} {'tree MiB':>9s} {'largest':>8s}  stages (s)"]
     for name, run in runs.items():
         stages = ", ".join(f"{k} {v:.1f}" for k, v in run.stages.items() if k != "total")
@@ -388,7 +401,7 @@ def report_builds(args, plan: Plan, runs: dict[str, SiteRun], sizes: dict[str, F
     for name, prefix in names.items():
         if name in runs:
             r = runs[name]
-            row.update({f"{prefix}_s": fmt(r.seconds), f"{prefix}_peak_mb": fmt(r.peak_tree_mb, 0),
+            row.update({f"{prefix}_s": fmt(r.seconds, 2), f"{prefix}_peak_mb": fmt(r.peak_tree_mb, 0),
                         f"{prefix}_max_process_mb": fmt(r.peak_single_mb, 0), f"{prefix}_exit": r.returncode})
     if "cold" in runs:
         for stage, seconds in runs["cold"].stages.items():
@@ -396,7 +409,7 @@ def report_builds(args, plan: Plan, runs: dict[str, SiteRun], sizes: dict[str, F
     if "old cold" in runs:
         for stage, seconds in runs["old cold"].stages.items():
             row[f"old_cold_{stage}_s"] = fmt(seconds)
-    noop_torch = runs["no-op (imports)"].torch_imported if "no-op (imports)" in runs else None
+    noop_torch = runs["no-op, -X importtime"].torch_imported if "no-op, -X importtime" in runs else None
     row["E_noop_imports_torch"] = fmt(noop_torch)
     if args.synthetic:
         row["synthetic_n"] = args.synthetic

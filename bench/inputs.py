@@ -26,20 +26,26 @@ def sample_photos(set_dir: Path, n: int, seed: int = 0) -> list[Path]:
     return sorted(random.Random(seed).sample(files, n))
 
 
-def decode_photos(paths: list[Path], input_size: int) -> np.ndarray:
-    """(N, S, S, 3) uint8, decoded as the site decodes them (upright, the whole photo resized); unreadable files
-    are left out."""
+def decode_readable(paths: list[Path], input_size: int) -> tuple[np.ndarray, list[Path]]:
+    """(N, S, S, 3) uint8 photos decoded as the site decodes them (upright, the whole photo resized), and the N
+    paths they came from: unreadable files are left out."""
     from generator.imaging import SkipImage, decode_bytes
 
-    out = []
+    out, kept = [], []
     for p in paths:
         try:
             out.append(decode_bytes(p.read_bytes(), input_size, input_size, 60_000_000).model_input)
         except (SkipImage, OSError):
             continue
+        kept.append(p)
     if not out:
         raise SystemExit(f"none of the {len(paths)} sampled photos could be decoded")
-    return np.stack(out)
+    return np.stack(out), kept
+
+
+def decode_photos(paths: list[Path], input_size: int) -> np.ndarray:
+    """The readable photos of `paths`, (N, S, S, 3) uint8 (see decode_readable)."""
+    return decode_readable(paths, input_size)[0]
 
 
 @dataclass

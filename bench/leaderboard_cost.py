@@ -1,5 +1,5 @@
 """What the leaderboard costs per photo: the perturbation scores of every candidate map of one photo
-(`generator.leaderboard._score_photo`, which calls `faithfulness.score_maps`), at the site's default steps."""
+(`generator.leaderboard.score_photo`, which calls `faithfulness.score_maps`), at the site's default steps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from generator.config import make_settings
 from generator.explain import records_of
-from generator.leaderboard import _score_photo, candidates
+from generator.leaderboard import candidates, score_photo
 
 from .contenders import cheap_methods, explainer
 from .inputs import Setup
@@ -50,7 +50,7 @@ def leaderboard_cost(setup: Setup, paths: list[Path], log=print) -> LeaderboardC
         passes.clear()
         with scorer:
             start = time.perf_counter()
-            scores = _score_photo(probs_of, x[0], record, sha, n_taps, settings)
+            scores = score_photo(probs_of, x[0], record, sha, n_taps, settings)
             seconds.append(time.perf_counter() - start)
         counts.append(sum(passes))
         n_maps.append(len(scores))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -14,20 +15,27 @@ def median(xs: list[float]) -> float:
 
 
 def time_turns(contenders: dict[str, Callable[[torch.Tensor], object]], batches: list[torch.Tensor], repeats: int,
-               log: Callable[[str], None] = print) -> dict[str, list[float]]:
+               log: Callable[[str], None] = print, seed: int = 0) -> dict[str, list[float]]:
     """Images/s of each contender in each repeat (one pass over all batches).
 
     Within a repeat every contender runs batch 1, then every contender runs batch 2, and so on, so a burst of
     load from other jobs hits them all alike and ratios taken within a repeat stay meaningful while absolute
-    rates swing. One untimed batch first warms each up (oneDNN kernels, lazy imports)."""
+    rates swing. The order of the turns is shuffled for every batch (seeded): a call can slow down the one after
+    it (measured: the bare forward pass took 87 instead of 49 ms right after a pytorch-grad-cam call, 57 ms
+    after a 50 ms pause), and a fixed order would charge that to the same contender every time. One untimed
+    batch first warms each up (oneDNN kernels, lazy imports)."""
     n = sum(len(b) for b in batches)
     for fn in contenders.values():
         fn(batches[0])
+    rng = random.Random(seed)
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     for r in range(repeats):
         spent = dict.fromkeys(contenders, 0.0)
         for x in batches:
-            for name, fn in contenders.items():
+            order = list(contenders)
+            rng.shuffle(order)
+            for name in order:
+                fn = contenders[name]
                 start = time.perf_counter()
                 fn(x)
                 spent[name] += time.perf_counter() - start

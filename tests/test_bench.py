@@ -169,3 +169,29 @@ def test_maps_agree_with_the_libraries(small_site):
     assert {d.tap for d in agreement.differences} == {0, 1, 2, 3}
     assert max(worst.values()) <= TOLERANCE, worst
     assert agreement.ok
+
+
+def test_turns_run_every_contender_on_every_batch_in_shuffled_order():
+    import torch
+
+    from bench import timing
+
+    calls: list[tuple[str, int]] = []
+    contenders = {name: (lambda x, name=name: calls.append((name, int(x[0])))) for name in "abcdef"}
+    batches = [torch.full((2,), i) for i in range(5)]
+    rates = timing.time_turns(contenders, batches, repeats=3, log=lambda _m: None)
+    assert set(rates) == set(contenders) and all(len(v) == 3 and min(v) > 0 for v in rates.values())
+    warm_up, timed = calls[:6], calls[6:]
+    assert {b for _, b in warm_up} == {0} and len(timed) == 6 * 5 * 3
+    turns = [timed[i:i + 6] for i in range(0, len(timed), 6)]
+    assert all(sorted(n for n, _ in turn) == list("abcdef") and len({b for _, b in turn}) == 1 for turn in turns)
+    assert [turn[0][1] for turn in turns] == list(range(5)) * 3
+    assert len({tuple(n for n, _ in turn) for turn in turns}) > 1  # not one fixed order
+
+
+def test_ratios_are_taken_within_a_repeat_then_the_median():
+    from bench import timing
+
+    rates = {"ours": [3.0, 4.0, 6.0], "theirs": [1.0, 4.0, 2.0]}
+    assert timing.paired_ratio(rates, "ours", "theirs") == 3.0  # per repeat 3, 1, 3; not median / median = 4 / 2
+    assert timing.median([]) != timing.median([])  # nan for no repeats
