@@ -137,7 +137,7 @@ class Settings:
     workers: int = _setting(0, "processes that decode and encode images; 0 = number of CPU cores", between(0, 256))
     display_size: int = _setting(512, "longest side of the photo on image pages, pixels", between(64, 4096))
     thumb_size: int = _setting(192, "longest side of gallery thumbnails, pixels", between(32, 1024))
-    photo_quality: int = _setting(70, "WebP quality of the display copies and thumbnails that are encoded (0-100)",
+    photo_quality: int = _setting(60, "WebP quality of the display copies and thumbnails that are encoded (0-100)",
                                   between(1, 100))
     page_size: int = _setting(200, "photos per gallery page", between(1, 100_000))
     max_pixels: int = _setting(60_000_000, "larger images are skipped (decompression-bomb guard)",

@@ -119,6 +119,13 @@ def tap_labels(run: dict, lang) -> list[str]:
     return [f"{lang._(name)} ({module})" for name, module in zip(run["tap_names"], run["tap_modules"])]
 
 
+def asset_path(sha: str, name: str) -> str:
+    """Where a photo's picture lies in the site: photo.jpg -> assets/ab/<sha>.jpg, photo.webp ->
+    assets/ab/<sha>.webp, thumb.webp -> assets/ab/<sha>.thumb.webp (sha: the file's SHA-256, ab its first two)."""
+    tail = name.removeprefix("photo.")
+    return f"assets/{sha[:2]}/{sha}.{tail}"
+
+
 def photo_summary(r: dict, report: Report) -> dict[str, Any]:
     """What a thumbnail, a table row or an image page shows of one results row."""
     pred = r.get("prediction") or ""
@@ -136,8 +143,8 @@ def photo_summary(r: dict, report: Report) -> dict[str, Any]:
         "probs": probs,
         "tag": r["tag"],
         "correct": r.get("correct", ""),
-        "picture": f"assets/{sha[:2]}/{sha}/{photo}" if sha and photo else "",
-        "thumb": f"assets/{sha[:2]}/{sha}/thumb.webp" if sha and photo else "",
+        "picture": asset_path(sha, photo) if sha and photo else "",
+        "thumb": asset_path(sha, "thumb.webp") if sha and photo else "",
         "sha256": sha,
         "display": (int(r["display_w"]), int(r["display_h"])) if _f(r.get("display_w")) else None,
         "thumb_size": fit_size(int(r["display_w"]), int(r["display_h"]), report.settings.thumb_size)

@@ -69,18 +69,21 @@ def test_three_files_per_photo_and_maps_as_data(small_site):
     assets = [p for p in (site / "assets").rglob("*") if p.is_file()]
     distinct = explained["page"].nunique()
     assert len(assets) <= 2 * distinct
-    assert {p.name for p in assets} <= {"photo.jpg", "photo.webp", "thumb.webp"}
+    shas = set(explained["sha256"])
+    assert {p.name for p in assets} <= {f"{sha}.{ext}" for sha in shas for ext in ("jpg", "webp", "thumb.webp")}
+    assert all(p.parent.name == p.name[:2] for p in assets)  # assets/ab/<sha>.*: no folder per photo
     n_taps = len(run["tap_modules"])
     for page in explained["page"]:
         text = (site / page).read_text(encoding="utf-8")
-        assert re.search(r'src="[^"]+/photo\.(jpg|webp)"', text)
+        assert re.search(r'src="[^"]+/[0-9a-f]{64}\.(jpg|webp)"', text)
         data = json.loads(re.search(r'<script type="application/json" id="photo-data">(.*?)</script>', text,
                                     re.S).group(1))
         keys = [k for k, _ in decode_maps(data["payload"])]
         for t in range(n_taps):  # CAM of every class and Grad-CAM, at every tap
             assert {f"cam/{t}/0", f"cam/{t}/1", f"gradcam/{t}"} <= set(keys)
         pictures = {src.rsplit("/", 1)[-1] for src in re.findall(r'<img[^>]* src="([^"]+)"', text)}
-        assert pictures <= {"photo.jpg", "photo.webp", "thumb.webp"}, pictures  # no other picture per photo
+        sha = explained.loc[explained["page"] == page, "sha256"].iloc[0]
+        assert pictures <= {f"{sha}.{ext}" for ext in ("jpg", "webp", "thumb.webp")}, pictures  # no other picture
     assert (df.loc[df["set"] == "train", "page"] == "").all()
 
 
