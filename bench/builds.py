@@ -147,10 +147,17 @@ class Footprint:
     disk_bytes: int  # allocated blocks of every file and folder, as `du -s --block-size=1` counts them
     files: int
     explained: int  # photos with a page: rows of results.csv with status ok outside the training set
+    photo_files: int = 0  # files that exist because of a photo: its pictures under assets/, its page in sets/*/
 
     @property
     def files_per_photo(self) -> float:
-        return self.files / self.explained if self.explained else float("nan")
+        """Files each explained photo adds (page, display copy, thumbnail); the site's shared files (style,
+        scripts, galleries, figures, tables) are left out: they do not grow with the photos."""
+        return self.photo_files / self.explained if self.explained else float("nan")
+
+    @property
+    def shared_files(self) -> int:
+        return self.files - self.photo_files
 
     @property
     def disk_bytes_per_photo(self) -> float:
@@ -159,7 +166,7 @@ class Footprint:
 
 def footprint(site: Path, train_set: str = "train") -> Footprint:
     seen: set[tuple[int, int]] = set()
-    apparent = disk = files = 0
+    apparent = disk = files = photo_files = 0
     for folder, dirs, names in os.walk(site):
         for name in [folder, *(os.path.join(folder, n) for n in dirs + names)]:
             st = os.lstat(name)
@@ -170,12 +177,22 @@ def footprint(site: Path, train_set: str = "train") -> Footprint:
             if not os.path.isdir(name) or os.path.islink(name):
                 apparent += st.st_size
                 files += 1
+                photo_files += _belongs_to_a_photo(Path(name).relative_to(site))
     explained = 0
     results = site / "results.csv"
     if results.exists():
         with open(results, newline="", encoding="utf-8") as fh:
             explained = sum(1 for r in csv.DictReader(fh) if r.get("status") == "ok" and r.get("set") != train_set)
-    return Footprint(apparent, disk, files, explained)
+    return Footprint(apparent, disk, files, explained, photo_files)
+
+
+def _belongs_to_a_photo(relative: Path) -> bool:
+    """assets/** (a photo's pictures) or sets/<set>/<slug>-<8 hex>.html (a photo's page: render.slugify's
+    names; the gallery's index, page-N and cell-* pages have no such tail)."""
+    parts = relative.parts
+    if parts[0] == "assets":
+        return True
+    return len(parts) == 3 and parts[0] == "sets" and re.search(r"-[0-9a-f]{8}\.html$", parts[2]) is not None
 
 
 # ---- projects and data ----------------------------------------------------------------------------------------

@@ -130,14 +130,18 @@ def test_comments_go_into_the_copy_never_into_the_repository(tmp_path, change):
 def test_footprint_counts_blocks_files_and_explained_photos(tmp_path):
     site = tmp_path / "site"
     (site / "sets" / "test").mkdir(parents=True)
-    (site / "sets" / "test" / "a.html").write_bytes(b"x" * 5000)
+    (site / "sets" / "test" / "a-0123abcd.html").write_bytes(b"x" * 5000)  # a photo's page
+    (site / "sets" / "test" / "index.html").write_bytes(b"g")  # the gallery: shared, however many photos
+    (site / "assets" / "ab").mkdir(parents=True)
+    (site / "assets" / "ab" / "ab12.webp").write_bytes(b"w" * 7)
     (site / "index.html").write_bytes(b"y" * 10)
     os.link(site / "index.html", site / "same.html")  # one file on disk, counted once
     (site / "results.csv").write_text("set,file,status\ntrain,t.jpg,ok\ntest,a.jpg,ok\ntest,b.jpg,skipped: bad\n"
                                       "personal,c.jpg,ok\n")
     f = builds.footprint(site)
-    assert f.files == 3 and f.explained == 2 and f.files_per_photo == 1.5
-    assert f.apparent_bytes == 5000 + 10 + (site / "results.csv").stat().st_size
+    assert f.files == 5 and f.explained == 2 and f.photo_files == 2 and f.shared_files == 3
+    assert f.files_per_photo == 1.0
+    assert f.apparent_bytes == 5000 + 1 + 7 + 10 + (site / "results.csv").stat().st_size
     blocks = sum(os.lstat(p).st_blocks * 512 for p in [site, *site.rglob("*")] if p.name != "same.html")
     assert f.disk_bytes == blocks >= f.apparent_bytes
 
