@@ -28,7 +28,7 @@ from .datasets import CLASSES, file_sha256
 from .files import load_npz, save_npz
 from .ood import energy, pet_probability, top_classes
 from .overlay import cam_box
-from .record import RECORD_VERSION, PhotoRecord
+from .record import RECORD_VERSION, PhotoRecord, as_stored
 from .runtime import Runtime
 from .workers import HeapTrimmer, decode_for_report, decoded_in_chunks, picture_files
 
@@ -185,8 +185,8 @@ def records_of(result: BatchResult, sizes: list[tuple[int, int]]) -> list[PhotoR
     pet, en = pet_probability(result.imagenet_logits), energy(result.imagenet_logits)
     out = []
     for j, (w, h) in enumerate(sizes):
-        # float16 from the start, as the cache stores them: a row computed now equals one computed from the cache
-        maps = {name: [None if m is None else m[j].cpu().numpy().astype(np.float16) for m in per_tap]
+        # as the cache stores them from the start: a row computed now equals one computed from the cache
+        maps = {name: [None if m is None else as_stored(m[j].float().cpu().numpy()) for m in per_tap]
                 for name, per_tap in result.maps.items()}
         out.append(PhotoRecord(
             width=w, height=h,

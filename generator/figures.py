@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from . import analysis  # noqa: E402
@@ -29,7 +30,10 @@ from .report import tap_labels  # noqa: E402
 WRONG = "#d21f1f"
 NEITHER = "#7a4bbd"
 # DejaVu for Latin text, Noto Sans CJK for Korean (Debian's fonts-noto-cjk); matplotlib falls back per glyph.
-plt.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK KR", "Noto Sans CJK JP", "sans-serif"]
+# Only families that are installed: naming a missing one makes matplotlib warn once per text drawn.
+_INSTALLED = {f.name for f in font_manager.fontManager.ttflist}
+plt.rcParams["font.family"] = ["DejaVu Sans", *(f for f in ("Noto Sans CJK KR", "Noto Sans CJK JP") if f in _INSTALLED),
+                               "sans-serif"]
 
 
 def _sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """The per-photo record: everything the explainer computes for one photo, self-contained, to and from .npz.
 
-Shapes: K classes, T taps, tap t of H_t x W_t positions. Maps are raw (not scaled) and stored as float16.
+Shapes: K classes, T taps, tap t of H_t x W_t positions. Maps are raw (not scaled) and stored as float16 times a
+power of two of their own (`to_half`): Grad-CAM++ can exceed float16's 65,504 and a Grad-CAM at an early stage can
+sit near its 6e-5 floor, where plain float16 overflows or keeps no precision.
 Names of maps inside the file and in the site's data are made here and only here (`map_key`).
 This module imports no torch: pages and the "template changed" rerun read records without it.
 """
@@ -8,11 +10,33 @@ This module imports no torch: pages and the "template changed" rerun read record
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-RECORD_VERSION = 5  # bump when what a record holds changes
+RECORD_VERSION = 6  # bump when what a record holds changes
+
+
+def to_half(m: np.ndarray) -> tuple[np.ndarray, int]:
+    """A map as (float16 array, e) with m ~ array * 2**e and max |array| <= 1: full float16 precision (11 bits)
+    for every value above max |m| / 8192, whatever the map's magnitude. Idempotent on `as_stored` output."""
+    m = np.asarray(m, np.float32)
+    peak = float(np.max(np.abs(m))) if m.size else 0.0
+    if not np.isfinite(peak):
+        return m.astype(np.float16), 0  # NaN or infinite stays so: the pages refuse such a map by name
+    if peak == 0.0:
+        return m.astype(np.float16), 0
+    f, e = math.frexp(peak)  # peak = f * 2**e, 0.5 <= f < 1
+    if f == 0.5:
+        e -= 1  # an exact power of two maps to 1.0, so a stored map gets the same e again
+    return np.ldexp(m, -e).astype(np.float16), e
+
+
+def as_stored(m: np.ndarray) -> np.ndarray:
+    """The map exactly as the record file keeps it, as float32: a map computed now equals one read back."""
+    half, e = to_half(m)
+    return np.ldexp(half.astype(np.float32), e)
 
 
 def map_key(method: str, tap: int, cls: int | None = None) -> str:
@@ -49,7 +73,7 @@ class PhotoRecord:
 
     def to_npz(self) -> dict[str, np.ndarray]:
         """Three arrays (loading an .npz costs about as much per array as for its data): the scalars, every map
-        flattened into one float16 vector, and a JSON layout naming each map with its shape."""
+        flattened into one float16 vector, and a JSON layout naming each map with its shape and power of two."""
         n_taps = len(self.probe_logits)
         k = len(self.logits)
         scalars = np.concatenate([
@@ -60,9 +84,9 @@ class PhotoRecord:
         for method, per_tap in self.maps.items():
             for t, m in enumerate(per_tap):
                 if m is not None:
-                    m = np.asarray(m, np.float16)
-                    layout.append([map_key(method, t), list(m.shape)])
-                    blobs.append(m.ravel())
+                    half, e = to_half(m)
+                    layout.append([map_key(method, t), list(half.shape), e])
+                    blobs.append(half.ravel())
         return {"scalars": scalars, "maps": np.concatenate(blobs) if blobs else np.zeros(0, np.float16),
                 "layout": np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8)}
 
@@ -82,10 +106,11 @@ class PhotoRecord:
             top, top_p = rest[:len(rest) // 2].astype(np.int64), rest[len(rest) // 2:].astype(np.float32)
             maps: dict[str, list[np.ndarray | None]] = {}
             flat, offset = z["maps"], 0
-            for key, shape in json.loads(z["layout"].tobytes()):
+            for key, shape, e in json.loads(z["layout"].tobytes()):
                 size = int(np.prod(shape))
                 method, t = key.rsplit("/", 1)
-                maps.setdefault(method, [None] * n_taps)[int(t)] = flat[offset:offset + size].reshape(shape)
+                half = flat[offset:offset + size].reshape(shape)
+                maps.setdefault(method, [None] * n_taps)[int(t)] = np.ldexp(half.astype(np.float32), int(e))
                 offset += size
             if offset != flat.size:
                 return None

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from generator.files import load_npz, save_npz
-from generator.record import RECORD_VERSION, PhotoRecord, map_key
+from generator.record import RECORD_VERSION, PhotoRecord, as_stored, map_key, to_half
 
 
 def make_record(seed: int = 0, n_taps: int = 3) -> PhotoRecord:
     rng = np.random.default_rng(seed)
     sizes = [8, 4, 2][:n_taps]
-    cams = [rng.normal(size=(2, s, s)).astype(np.float16) for s in sizes]
-    grads = [np.abs(rng.normal(size=(s, s))).astype(np.float16) for s in sizes]
-    score = [None] * (n_taps - 1) + [np.abs(rng.normal(size=(sizes[-1],) * 2)).astype(np.float16)]
+    cams = [as_stored(rng.normal(size=(2, s, s))) for s in sizes]
+    grads = [as_stored(np.abs(rng.normal(size=(s, s))) * 1e-5) for s in sizes]  # early-stage gradients are tiny
+    score = [None] * (n_taps - 1) + [as_stored(np.abs(rng.normal(size=(sizes[-1],) * 2)) * 3e5)]  # over fp16
     return PhotoRecord(
         width=640, height=480, logits=rng.normal(size=2).astype(np.float32),
         probe_logits=rng.normal(size=(n_taps, 2)).astype(np.float32),
@@ -40,6 +40,21 @@ def test_round_trip_keeps_every_map_and_number(tmp_path):
                 np.testing.assert_array_equal(back.maps[name][t], m)
     assert back.pred == int(np.argmax(rec.logits))
     assert back.probs.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-5, 1.0, 7e4, 1e12])
+def test_maps_of_any_magnitude_keep_float16_precision(scale):
+    """Grad-CAM++ on a GPU gave a map above float16's 65,504 (it became inf); Grad-CAM at the first stage sits near
+    float16's 6e-5 floor. Each map gets its own power of two, so neither overflows nor loses bits."""
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(56, 56)) * scale
+    m[0, 0] = 2.0 ** np.floor(np.log2(np.abs(m).max()))  # an exact power of two among the values
+    half, e = to_half(m)
+    assert half.dtype == np.float16 and np.isfinite(half).all() and np.abs(half).max() <= 1.0
+    stored = as_stored(m)
+    big = np.abs(m) > np.abs(m).max() / 8192  # float16 keeps 11 bits down to 2**-14 of 2**e < 2 * peak
+    assert np.all(np.abs(stored - m)[big] <= np.abs(m)[big] * 2.0 ** -11 * (1 + 1e-6))
+    np.testing.assert_array_equal(as_stored(stored), stored)  # storing again changes nothing
 
 
 def test_three_arrays_per_file():
