@@ -197,7 +197,8 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
     return {"set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
             "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
-            "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen)}
+            "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
+            "signed_scale": pp.scales[-1]}
 
 
 # Rendering the image pages is most of a re-render's time and needs no state but the report: forked workers

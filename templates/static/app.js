@@ -206,6 +206,7 @@
       facts.textContent = fill(facts.getAttribute("data-template"),
                                { t: pct0Format.format(st.threshold), area: pct(b.area), mass: pct(b.mass) });
     };
+    var signedKey = document.getElementById("signed-key");
     var draw = function () {
       var st = state();
       var m = methods[st.method];
@@ -221,6 +222,7 @@
         main.setAttribute("data-view", st.method + ":" + st.view);
         caption.textContent = captionTexts["method:" + st.method] +
           (m.per_class ? " · " + captionTexts["view:" + st.view] : "");
+        if (signedKey) signedKey.hidden = !signed;
         heat.setAttribute("aria-label", caption.textContent);
         drawBox();
         if (window.performance && performance.mark) performance.mark("photo-maps-drawn");
