@@ -57,8 +57,10 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     log = _log
     if args.command == "data":
+        from .config import check_url
         from .fetch import import_all
 
+        check_url(args.url)
         for line in import_all(args.data_dir, args.source, args.personal, args.unrelated,
                                download=not args.no_download, url=args.url, log=log):
             print(line)

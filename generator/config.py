@@ -12,6 +12,7 @@ import dataclasses
 import math
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -85,8 +86,20 @@ def _methods(name: str, value: tuple[str, ...]) -> None:
 
 
 def _url(name: str, value: str) -> None:
-    if not re.match(r"^(https?|file)://\S+$", value):
-        raise _bad(name, value, "use an http://, https:// or file:// URL")
+    ok = bool(re.match(r"^(https?|file)://\S+$", value))
+    if ok and not value.startswith("file:"):
+        try:  # a host, and a port that is a number: "http://host:80file.zip" would otherwise read as "offline"
+            parts = urllib.parse.urlsplit(value)
+            ok = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise _bad(name, value, "use an http://, https:// or file:// URL, e.g. " + PUBLIC_ZIP_URL)
+
+
+def check_url(value: str) -> None:
+    """The check of setting data_url, for `python -m generator data --url`."""
+    _url("data_url", value)
 
 
 def _site_url(name: str, value: str) -> None:

@@ -42,7 +42,10 @@ def test_defaults_and_string_coercion():
     ({"site_dir": "data"}, "setting site_dir = 'data' overlaps data_dir = 'data'"),
     ({"lang": "fr"}, "setting lang = 'fr' is not allowed: use one of en, ko."),
     ({"thumb_size": "600"}, "setting thumb_size = 600 is larger than display_size = 512"),
-    ({"data_url": "ftp://x"}, "setting data_url = 'ftp://x' is not allowed: use an http://, https:// or file:// URL."),
+    ({"data_url": "ftp://x"}, "setting data_url = 'ftp://x' is not allowed: use an http://, https:// or file:// URL,"),
+    # a forgotten slash: the port would read "8000cats.zip" and the download would blame the network
+    ({"data_url": "http://127.0.0.1:8000cats.zip"}, "setting data_url = 'http://127.0.0.1:8000cats.zip' is not"),
+    ({"data_url": "https:///cats.zip"}, "setting data_url = 'https:///cats.zip' is not allowed"),
     ({"nope": 1}, "unknown setting 'nope'"),
 ])
 def test_bad_values_are_refused_with_a_sentence(overrides, sentence):
