@@ -64,6 +64,14 @@ class RecordCache:
         return record
 
     def save(self, sha: str, record: PhotoRecord) -> None:
+        """Write the record, keeping the maps of methods that the file already held and `record` lacks: a build
+        with fewer methods (another site folder sharing this cache, say) never takes maps away from one with more.
+        Maps are a function of model, photo and method alone, so the merged record is what either would compute."""
+        old = self.load(sha)
+        if old is not None:
+            for name in old.methods():
+                if name not in record.maps:
+                    record.maps[name] = old.maps[name]
         save_npz(self.path(sha), record.to_npz())
 
 

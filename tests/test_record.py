@@ -79,3 +79,19 @@ def test_old_or_incomplete_records_are_refused():
 def test_map_keys_are_made_in_one_place():
     assert map_key("cam", 3, 1) == "cam/3/1"
     assert map_key("gradcam", 0) == "gradcam/0"
+
+
+def test_saving_fewer_methods_keeps_the_maps_already_cached(tmp_path):
+    """Two builds sharing one cache (two site folders): the one with fewer methods must not take Score-CAM away
+    from the other's records, whose leaderboard would then score that photo without it."""
+    from generator.explain import RecordCache
+
+    cache = RecordCache(tmp_path, "model", n_taps=3)
+    full = make_record()
+    cache.save("ab" * 32, full)
+    fewer = make_record()
+    del fewer.maps["scorecam"]
+    cache.save("ab" * 32, fewer)
+    back = cache.load("ab" * 32, need=("cam", "gradcam", "scorecam"))
+    assert back is not None
+    np.testing.assert_array_equal(back.maps["scorecam"][-1], full.maps["scorecam"][-1])
