@@ -59,6 +59,10 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
         with timer.stage("scan"):
             sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
             if settings.train_set not in sets:
+                if settings.train_set != Settings.train_set:  # a set the user named: most likely a typo
+                    present = ", ".join(sorted(sets)) or "none"
+                    raise UserError(f"setting train_set = {settings.train_set!r} names no folder of photos in "
+                                    f"{settings.data_dir} (sets there: {present}); name one of them.")
                 raise UserError(f"{settings.data_dir}/{settings.train_set} is missing or empty: run `make site` where "
                                 "a network exists to download the photos, or give SOURCE=<folder or .zip laid out "
                                 "like cats_and_dogs_filtered>.")

@@ -94,7 +94,7 @@ def _url(name: str, value: str) -> None:
         except ValueError:
             ok = False
     if not ok:
-        raise _bad(name, value, "use an http://, https:// or file:// URL, e.g. " + PUBLIC_ZIP_URL)
+        raise _bad(name, value, f"use an http://, https:// or file:// URL (the default is {PUBLIC_ZIP_URL})")
 
 
 def check_url(value: str) -> None:

@@ -4,6 +4,7 @@ whatever its type (Hypothesis throws random values at all of them)."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -42,7 +43,7 @@ def test_defaults_and_string_coercion():
     ({"site_dir": "data"}, "setting site_dir = 'data' overlaps data_dir = 'data'"),
     ({"lang": "fr"}, "setting lang = 'fr' is not allowed: use one of en, ko."),
     ({"thumb_size": "600"}, "setting thumb_size = 600 is larger than display_size = 512"),
-    ({"data_url": "ftp://x"}, "setting data_url = 'ftp://x' is not allowed: use an http://, https:// or file:// URL,"),
+    ({"data_url": "ftp://x"}, "setting data_url = 'ftp://x' is not allowed: use an http://, https:// or file:// URL"),
     # a forgotten slash: the port would read "8000cats.zip" and the download would blame the network
     ({"data_url": "http://127.0.0.1:8000cats.zip"}, "setting data_url = 'http://127.0.0.1:8000cats.zip' is not"),
     ({"data_url": "https:///cats.zip"}, "setting data_url = 'https:///cats.zip' is not allowed"),
@@ -140,8 +141,22 @@ def test_command_line_gives_a_build_or_one_line(tiny_project, flag_value):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     if proc.returncode == 2:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        # the stages that ran before the mistake was found log their "[stage] ..." lines; then one sentence
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not re.match(r"\[\w+\] ", ln)]
         assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     else:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert (root / "site" / "index.html").is_file()
+
+
+def test_a_training_set_that_is_not_there_is_named_with_the_sets_that_are(tiny_project):
+    """A typo in train_set is not a missing download: the sentence names the setting and the folders found."""
+    root = tiny_project
+    cmd = [sys.executable, "-m", "generator", "site", "--quiet", "--no-download", "--data-dir", str(root / "data"),
+           "--site-dir", str(root / "site"), "--cache-dir", str(root / "cache"), "--weights-dir", str(root / "w"),
+           "--train-set", "trian"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: setting train_set = 'trian' names no folder of photos in ")
+    assert "personal, test, train, unrelated" in last and "network" not in last

@@ -57,6 +57,15 @@ def test_maps_of_any_magnitude_keep_float16_precision(scale):
     np.testing.assert_array_equal(as_stored(stored), stored)  # storing again changes nothing
 
 
+def test_a_peak_that_rounds_up_to_a_power_of_two_is_stored_the_same_way_again():
+    """1 - 2**-13 rounds to 1.0 in float16: the stored map's peak is then exactly 2**e, and storing it again must
+    keep e (a larger e would halve the float16 subnormals beside it and lose their last bit)."""
+    m = np.array([[1 - 2.0 ** -13, 3 * 2.0 ** -24]])
+    stored = as_stored(m)
+    assert stored[0, 0] == 1.0 and to_half(stored)[1] == to_half(m)[1]
+    np.testing.assert_array_equal(as_stored(stored), stored)
+
+
 def test_three_arrays_per_file():
     """Loading an .npz costs per array: the scalars, one vector of every map, and their layout."""
     arrays = make_record().to_npz()
