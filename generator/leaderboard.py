@@ -21,11 +21,12 @@ import torch
 from scipy import stats
 
 from . import methods as registry
+from .analysis import BASELINES
 from .cam import LinearHead
 from .checkpoint import TrainedModel
 from .config import Settings
-from .explain import RecordCache, make_explainer
-from .faithfulness import BASELINES, SCORES, gaussian_map, random_map, score_maps, upsampled01
+from .explain import RecordCache, make_explainer, scored_methods
+from .faithfulness import SCORES, gaussian_map, random_map, score_maps, upsampled01
 from .files import load_npz, save_npz, write_text
 from .imaging import SkipImage, decode_bytes, read_image_file
 from .record import PhotoRecord
@@ -138,10 +139,13 @@ def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings: Set
         def probs_of(batch: torch.Tensor) -> torch.Tensor:
             return explainer.class_scores(batch.to(runtime.device)).float().softmax(1).cpu()
 
+        scored = scored_methods(registry.resolve(settings.methods))
         for r in sample.to_dict("records"):
-            record = records.load(r["sha256"])
+            record = records.load(r["sha256"], scored)
             if record is None:
                 continue
+            # this build's methods only: the cached file may hold more (another build sharing the cache chose them)
+            record.maps = {name: record.maps[name] for name in scored}
             want = {c.key for c, _ in candidates(record, n_taps)} | {f"{b}@{n_taps - 1}" for b in BASELINES}
             scores = cache.load(r["sha256"], want)
             if scores is None:

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 
 from .base import N_, BatchInputs, MapMethod, Need, TapInputs, register
 
-CHUNK = 64  # masked inputs per class_scores call on a CPU: 64 x 3 x 224 x 224 float32 is 39 MB
-GPU_CHUNK = 1024  # on a GPU, where 64 at a time left an H100 waiting on kernel launches (616 MB of inputs)
+CHUNK = 64  # masked inputs per class_scores call: 64 x 3 x 224 x 224 float32 is 39 MB
 EPS = 1e-8  # torchcam's, in its min-max scaling of each channel: the maps agree with its ScoreCAM to ~1e-7
 
 
@@ -18,8 +17,8 @@ def masked_scores(features: torch.Tensor, batch: BatchInputs) -> torch.Tensor:
     Mask k of a photo: its channel k min-max scaled at the tap's own resolution, (f - min) / (max - min + EPS),
     then upsampled to the input (bilinear, half-pixel centres). A constant channel's mask is exactly 0, so every
     constant channel of every photo masks the input to the same all-zero image: it is scored once for the batch,
-    which changes no number. Masked inputs go through `batch.class_scores` CHUNK (GPU_CHUNK on a GPU) at a time,
-    photos mixed.
+    which changes no number. Masked inputs go through `batch.class_scores` CHUNK at a time, photos mixed (it
+    forwards them in batches of its own).
     """
     b, c, h, w = features.shape
     flat = features.flatten(2)
@@ -33,10 +32,9 @@ def masked_scores(features: torch.Tensor, batch: BatchInputs) -> torch.Tensor:
     if constant.any():  # one all-zero mask (on photo 0: any photo times 0 is the same image) for all of them
         photo = torch.cat([photo, photo.new_zeros(1)])
         masks = torch.cat([masks, masks.new_zeros(1, h, w)])
-    step = CHUNK if batch.x.device.type == "cpu" else GPU_CHUNK
     logits = torch.cat([
-        batch.class_scores(batch.x[photo[i:i + step]] * _upsample(masks[i:i + step], batch.x.shape[-2:])).float()
-        for i in range(0, len(photo), step)
+        batch.class_scores(batch.x[photo[i:i + CHUNK]] * _upsample(masks[i:i + CHUNK], batch.x.shape[-2:])).float()
+        for i in range(0, len(photo), CHUNK)
     ])  # (N or N + 1, K)
     scores = features.new_empty(b, c)
     scores[~constant] = logits[:n_varying].gather(1, batch.target[photo[:n_varying], None]).squeeze(1)
