@@ -13,7 +13,6 @@ import os
 import pickle
 import resource
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -350,7 +349,3 @@ def recover_site(site_dir: Path) -> None:
     old = site_dir.with_name(f".{site_dir.name}.old")
     if not site_dir.exists() and old.exists():
         os.replace(old, site_dir)
-
-
-def main_log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

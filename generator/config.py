@@ -182,8 +182,8 @@ class Settings:
             raise SettingsError(f"setting thumb_size = {self.thumb_size} is larger than display_size = "
                                 f"{self.display_size}; a thumbnail must not be larger than the photo on its page.")
         if self.train_set in self.eval_sets:
-            raise SettingsError(f"setting eval_sets names the training set {self.train_set!r}; the photos a model "
-                                "was fitted on cannot test it: remove it from eval_sets.")
+            raise SettingsError(f"setting eval_sets names the training set (setting train_set = {self.train_set!r}); "
+                                "the photos a model was fitted on cannot test it: remove it from eval_sets.")
         if self.max_pixels < self.input_size ** 2:
             raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
                                 f"({self.input_size}x{self.input_size}); raise it.")

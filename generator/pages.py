@@ -6,7 +6,6 @@ cache, so memory stays flat however many photos there are. Rendering only: nothi
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -84,16 +83,20 @@ def method_info(report: Report, names: list[str]) -> list[dict]:
     return [dict(report.run["methods_info"][n], name=n) for n in names]
 
 
+SIGNED_PERCENTILE = 99  # the signed maps' scale: this percentile of the set's photos (the page says so)
+
+
 def signed_scales(report: Report, set_key: str) -> list[float]:
-    """One scale per tap for a set's signed evidence maps: the 99th percentile over its photos of the largest
-    |CAM_pred - CAM_other|, so one photo's colours compare with another's and a few outliers do not wash out
-    the rest."""
+    """One scale per tap for a set's signed evidence maps: the SIGNED_PERCENTILE-th percentile over its photos of
+    the largest |CAM_pred - CAM_other|, so one photo's colours compare with another's and a few outliers do not wash
+    out the rest."""
     d = report.rows(set_key)
     out = []
     for t in range(report.n_taps):
         col = f"signed{t}_absmax"
         v = d[col].dropna().to_numpy() if col in d else np.zeros(0)
-        out.append(float(np.percentile(v, 99)) if v.size and np.percentile(v, 99) > 0 else 1.0)
+        scale = float(np.percentile(v, SIGNED_PERCENTILE)) if v.size else 0.0
+        out.append(scale if scale > 0 else 1.0)
     return out
 
 
@@ -147,9 +150,7 @@ def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps) -> dict:
 
 def gallery_script(entries: list[dict]) -> str:
     """The gallery's data as a script file (it loads from file:// too, unlike fetched JSON); <, >, & escaped."""
-    text = json.dumps(entries, ensure_ascii=True, separators=(",", ":"))
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return f"window.CAM_PHOTOS = {text};\n"
+    return f"window.CAM_PHOTOS = {payload_json(entries)};\n"
 
 
 def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
@@ -198,7 +199,7 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
             "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
             "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
-            "signed_scale": pp.scales[-1]}
+            "signed_scale": pp.scales[-1], "signed_percentile": SIGNED_PERCENTILE / 100}
 
 
 # Rendering the image pages is most of a re-render's time and needs no state but the report: forked workers

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from .config import COLORMAPS
 from .files import write_text
 from .i18n import Lang
 
@@ -81,7 +82,7 @@ def make_env(lang: Lang) -> Environment:
     )
     env.install_gettext_translations(lang.t, newstyle=True)
     env.filters.update(pct=lang.pct, num=lang.num, seconds=lang.seconds, date=lang.date, name=safe_name)
-    env.globals.update(lang=lang.code)
+    env.globals.update(lang=lang.code, colormaps=COLORMAPS)
     return env
 
 

@@ -72,9 +72,6 @@ class Report:
         d = self.results[self.results["set"] == set_key]
         return d[d["status"] == "ok"] if ok_only else d
 
-    def set_by_key(self, key: str) -> SetSummary:
-        return next(s for s in self.sets if s.key == key)
-
     def record(self, sha: str) -> PhotoRecord | None:
         """The photo's record (maps and all) from the cache the compute stage wrote, or None."""
         root = Path(self.settings.cache_dir) / "records" / f"v{RECORD_VERSION}-{self.run['model_fingerprint']}"

@@ -25,7 +25,6 @@ def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]
     return decoded.model_input, "ok"
 
 
-PICTURES = ("photo.jpg", "photo.webp", "thumb.webp")  # the only files a photo gets on the site
 
 
 def decode_for_report(job: dict) -> dict:
