@@ -239,7 +239,7 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
         "B": "Explainer [cam]",
         "B+grad": "Explainer [cam, gradcam]: the default pages",
         "B+family": f"Explainer [{', '.join(FAMILY)}]",
-        "B+cheap": f"Explainer [{', '.join(cheap_methods())}]: what make site computes",
+        "B+cheap": f"Explainer [{', '.join(cheap_methods())}]: the maps of the leaderboard's sample photos",
     }
     for k, what in described.items():
         spread = f"[{min(rates[k]):.1f}, {max(rates[k]):.1f}]"

@@ -17,6 +17,7 @@ from torch import nn
 
 from generator import methods as registry
 from generator.cam import BatchResult, Explainer, LinearHead
+from generator.explain import scored_methods
 
 from .inputs import Setup
 
@@ -63,12 +64,14 @@ PEERS = (
     Peer("eigencam", PGC, "EigenCAM"),
 )
 SCORE_PEER = Peer("scorecam", TORCHCAM, "ScoreCAM")
-FAMILY = ("cam", "gradcam", "gradcampp", "xgradcam", "layercam", "hirescam")  # one backward for all of them
+# CAM and every gradient method: one backward pass for all of them (a new gradient method joins by registering)
+FAMILY = ("cam",) + tuple(n for n in registry.names() if registry.get(n).needs == registry.Need.GRADIENTS)
 
 
 def cheap_methods() -> tuple[str, ...]:
-    """Every registered method that is not opt-in: what `make site` computes for every photo."""
-    return tuple(n for n in registry.names() if not registry.get(n).opt_in)
+    """Every registered method that is not opt-in: what the leaderboard's sample photos get (the other photos get
+    only the chosen methods); explain.scored_methods with nothing opt-in chosen."""
+    return scored_methods(())
 
 
 def autocast(dtype: torch.dtype | None):

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generator.backbones import Backbone
+from generator.backbones import Backbone, resolve_name
 from generator.cam import LinearHead
+from generator.checkpoint import checkpoint_path
+from generator.config import Settings
 from generator.runtime import Runtime
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -87,11 +89,12 @@ class Setup:
 
 
 def find_checkpoint(weights_dir: Path) -> Path:
-    found = sorted(Path(weights_dir).glob("catdog-*.pt"))
-    if not found:
-        raise SystemExit(f"no trained checkpoint (catdog-*.pt) in {weights_dir}: run `make site` first, or pass "
+    """The checkpoint `make site` uses with its default backbone (auto: resnet18 when its weights are there)."""
+    path = checkpoint_path(weights_dir, resolve_name(Settings.backbone, Path(weights_dir)))
+    if not path.is_file():
+        raise SystemExit(f"no trained checkpoint {path.name} in {weights_dir}: run `make site` first, or pass "
                          "--weights-dir.")
-    return found[0]
+    return path
 
 
 def load_setup(weights_dir: Path, batch_size: int | None = None) -> Setup:
