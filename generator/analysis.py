@@ -273,8 +273,9 @@ class Verdict:
     beats_baselines: bool  # the best is clearly above both baselines
 
 
-def verdict(scores: pd.DataFrame, last_tap: int, seed: int) -> Verdict | None:
-    board = leaderboard(scores, seed)
+def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None) -> Verdict | None:
+    """`board`: leaderboard(scores, seed) when the caller has it already (the bootstrap is the costly part)."""
+    board = leaderboard(scores, seed) if board is None else board
     if board.empty:
         return None
     last = board[(board["set"] == "all") & (board["tap"] == last_tap)]

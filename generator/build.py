@@ -229,7 +229,7 @@ def save_bundle(settings: Settings, key: str, bundle: dict[str, Any]) -> None:
 def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
     """The saved results of the build whose compute key is `key`, or None if missing, damaged, or if a photo's
     record (its maps, which the pages need) has gone from the cache since or no longer opens."""
-    from .record import RECORD_VERSION
+    from .record import record_path
 
     try:
         bundle = pickle.loads(bundle_path(settings, key).read_bytes())  # our own cache file, written above
@@ -238,9 +238,9 @@ def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
     if not (isinstance(bundle, dict) and bundle.get("format") == BUNDLE_FORMAT):
         return None
     results = bundle["results"]
-    root = Path(settings.cache_dir) / "records" / f"v{RECORD_VERSION}-{bundle['run']['model_fingerprint']}"
+    fp = bundle["run"]["model_fingerprint"]
     shown = results[(results["status"] == "ok") & (results["set"] != settings.train_set)]
-    if not all(_opens(root / sha[:2] / f"{sha}.npz") for sha in shown["sha256"].unique()):
+    if not all(_opens(record_path(settings.cache_dir, fp, sha)) for sha in shown["sha256"].unique()):
         return None
     if not all((Path(folder) / photo).is_file() for folder, photo in zip(shown["pictures"], shown["photo"])):
         return None

@@ -28,7 +28,7 @@ from .datasets import CLASSES, file_sha256
 from .files import load_npz, save_npz
 from .ood import energy, pet_probability, top_classes
 from .overlay import cam_box
-from .record import RECORD_VERSION, PhotoRecord, as_stored
+from .record import PhotoRecord, as_stored, record_path
 from .runtime import Runtime
 from .workers import HeapTrimmer, decode_for_report, decoded_in_chunks, picture_files
 
@@ -49,11 +49,11 @@ class RecordCache:
     """Per-photo records under cache_dir/records/<version>-<model>/ab/<sha256>.npz."""
 
     def __init__(self, cache_dir: Path, model_fp: str, n_taps: int) -> None:
-        self.root = Path(cache_dir) / "records" / f"v{RECORD_VERSION}-{model_fp}"
+        self.cache_dir, self.model_fp = cache_dir, model_fp
         self.n_taps = n_taps
 
     def path(self, sha: str) -> Path:
-        return self.root / sha[:2] / f"{sha}.npz"
+        return record_path(self.cache_dir, self.model_fp, sha)
 
     def load(self, sha: str, need: tuple[str, ...] = ()) -> PhotoRecord | None:
         """The record if it is there, sound, and holds the maps of every method in `need`."""

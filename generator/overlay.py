@@ -29,7 +29,7 @@ A map is a small 2-D float array m of shape (h, w), row-major, e.g. 7x7 to 56x56
    index = min(255, floor(v * 256)) after clipping v to [0, 1] (NaN -> 0): matplotlib's rule for N = 256.
    The browser gets the same tables from `colormaps_js()` and paints them opaque (alpha 255); the page fades the
    canvas over the photo with CSS opacity, so the canvas holds exactly `heat_rgb`.
-5. CAM box (`cam_box`, Zhou et al. 2016, as generator/cam.py): upsample the raw map (step 3, no normalising)
+5. CAM box (`cam_box`, Zhou et al. 2016): upsample the raw map (step 3, no normalising)
    to grid x grid, subtract its min, keep pixels >= threshold * max (a flat map: the whole image), label
    4-connected regions, take the largest (ties: the region whose first pixel comes first in raster order) and
    return its bounding box in fractions of the image, its area share and the share of the map's total inside it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,11 @@ def as_stored(m: np.ndarray) -> np.ndarray:
     """The map exactly as the record file keeps it, as float32: a map computed now equals one read back."""
     half, e = to_half(m)
     return np.ldexp(half.astype(np.float32), e)
+
+
+def record_path(cache_dir: Path | str, model_fp: str, sha: str) -> Path:
+    """Where the record of the photo with this SHA-256 lies: cache_dir/records/v<version>-<model>/ab/<sha>.npz."""
+    return Path(cache_dir) / "records" / f"v{RECORD_VERSION}-{model_fp}" / sha[:2] / f"{sha}.npz"
 
 
 def map_key(method: str, tap: int, cls: int | None = None) -> str:

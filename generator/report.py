@@ -8,7 +8,6 @@ Imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from .config import Settings
 from .datasets import CLASSES
 from .files import load_npz
 from .imaging import fit_size
-from .record import RECORD_VERSION, PhotoRecord
+from .record import PhotoRecord, record_path
 from .render import safe_name, set_slug
 
 UNRELATED = "unrelated"  # the set of photos that are neither cats nor dogs (by its usual name)
@@ -74,8 +73,7 @@ class Report:
 
     def record(self, sha: str) -> PhotoRecord | None:
         """The photo's record (maps and all) from the cache the compute stage wrote, or None."""
-        root = Path(self.settings.cache_dir) / "records" / f"v{RECORD_VERSION}-{self.run['model_fingerprint']}"
-        z = load_npz(root / sha[:2] / f"{sha}.npz") if sha else None
+        z = load_npz(record_path(self.settings.cache_dir, self.run["model_fingerprint"], sha)) if sha else None
         return PhotoRecord.from_npz(z, self.n_taps) if z is not None else None
 
 
@@ -103,10 +101,11 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     ood = analysis.ood_separation(results, train, labeled, UNRELATED, settings.neither_keep) if has_unrelated \
         else pd.DataFrame()
     scores, sanity = bundle["scores"], bundle["sanity"]
+    board = analysis.leaderboard(scores, settings.seed)
     return Report(
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
-        neither_threshold=threshold, ood=ood, board=analysis.leaderboard(scores, settings.seed),
-        verdict=analysis.verdict(scores, n_taps - 1, settings.seed),
+        neither_threshold=threshold, ood=ood, board=board,
+        verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board),
         sanity_table=analysis.sanity_summary(sanity),
     )
 

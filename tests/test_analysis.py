@@ -164,3 +164,8 @@ def test_sanity_summary():
     out = analysis.sanity_summary(df).set_index("method")
     assert out.loc["cam", "median"] == pytest.approx(0.05) and out.loc["cam", "unchanged"] == 0.0
     assert out.loc["eigencam", "unchanged"] == 1.0
+
+
+def test_verdict_from_a_board_already_made_is_the_same_verdict():
+    s = _scores(0.05)
+    assert analysis.verdict(s, 3, 0, analysis.leaderboard(s, 0)) == analysis.verdict(s, 3, 0)
