@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from generator.cam import BatchResult, LinearHead, recording
-from generator.methods.activation import first_component_projection
+from generator.explain.explainer import BatchResult
+from generator.explain.methods.activation import first_component_projection
+from generator.model.heads import LinearHead
+from generator.model.taps import recording
 
 from .contenders import (
     PEERS,

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from generator import methods as registry
-from generator.cam import BatchResult, Explainer, LinearHead
-from generator.explain import scored_methods
+from generator.explain import methods as registry
+from generator.explain.explainer import BatchResult, Explainer
+from generator.explain.run import scored_methods
+from generator.model.heads import LinearHead
 
 from .inputs import Setup
 
@@ -49,7 +50,7 @@ class Peer:
 
 
 # Grad-CAM++ is checked against pytorch-grad-cam only: torchcam's differs from the paper's eq. 19 (see
-# generator/methods/gradient.py, GradCAMPlusPlus); it is timed all the same.
+# generator/explain/methods/gradient.py, GradCAMPlusPlus); it is timed all the same.
 PEERS = (
     Peer("cam", TORCHCAM, "CAM"),
     Peer("gradcam", TORCHCAM, "GradCAM"),

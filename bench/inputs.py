@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generator.backbones import Backbone, resolve_name
-from generator.cam import LinearHead
-from generator.checkpoint import checkpoint_path
 from generator.config import Settings
-from generator.runtime import Runtime
+from generator.model.backbones import Backbone, resolve_name
+from generator.model.checkpoint import checkpoint_path
+from generator.model.heads import LinearHead
+from generator.model.runtime import Runtime
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -31,7 +31,7 @@ def sample_photos(set_dir: Path, n: int, seed: int = 0) -> list[Path]:
 def decode_readable(paths: list[Path], input_size: int) -> tuple[np.ndarray, list[Path]]:
     """(N, S, S, 3) uint8 photos decoded as the site decodes them (upright, the whole photo resized), and the N
     paths they came from: unreadable files are left out."""
-    from generator.imaging import SkipImage, decode_bytes
+    from generator.data.imaging import SkipImage, decode_bytes
 
     out, kept = [], []
     for p in paths:
@@ -99,10 +99,10 @@ def find_checkpoint(weights_dir: Path) -> Path:
 
 def load_setup(weights_dir: Path, batch_size: int | None = None) -> Setup:
     """The checkpoint's backbone and heads, on the runtime `make site` would choose on this CPU."""
-    from generator import backbones
-    from generator.checkpoint import check_heads, read_checkpoint
     from generator.config import make_settings
-    from generator.runtime import choose_runtime
+    from generator.model import backbones
+    from generator.model.checkpoint import check_heads, read_checkpoint
+    from generator.model.runtime import choose_runtime
 
     path = find_checkpoint(weights_dir)
     heads, meta = read_checkpoint(path)

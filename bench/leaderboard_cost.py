@@ -1,5 +1,5 @@
 """What the leaderboard costs per photo: the perturbation scores of every candidate map of one photo
-(`generator.leaderboard.score_photo`, which calls `faithfulness.score_maps`), at the site's default steps."""
+(`generator.evaluate.leaderboard.score_photo`, which calls `faithfulness.score_maps`), at the site's default steps."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from generator.config import make_settings
-from generator.explain import records_of
-from generator.leaderboard import candidates, score_photo
+from generator.evaluate.leaderboard import candidates, score_photo
+from generator.explain.run import records_of
 
 from .contenders import cheap_methods, explainer
 from .inputs import Setup

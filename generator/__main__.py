@@ -13,8 +13,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import Settings, add_arguments, settings_from_args, shown_default
-from .errors import UserError
+from generator.config import Settings, add_arguments, settings_from_args, shown_default
+from generator.errors import UserError
 
 INTERRUPTED = ("interrupted: the previous site is unchanged and what was computed so far is kept; run the same "
                "command again to finish.")
@@ -57,8 +57,8 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     log = _log
     if args.command == "data":
-        from .config import check_url
-        from .fetch import import_all
+        from generator.config import check_url
+        from generator.data.fetch import import_all
 
         check_url(args.url)
         for line in import_all(args.data_dir, args.source, args.personal, args.unrelated,
@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if args.command == "weights":
-        from .backbones import download_resnet18
+        from generator.model.backbones import download_resnet18
 
         print(download_resnet18(args.weights_dir))
         return 0
     settings = settings_from_args(args)
-    from .build import build_site
-    from .fetch import import_all
+    from generator.build import build_site
+    from generator.data.fetch import import_all
 
     for line in import_all(settings.data_dir, args.source, args.personal, args.unrelated,
                            download=not args.no_download, only_missing=True, url=settings.data_url,

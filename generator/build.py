@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import manifest as manifest_mod
-from .config import Settings, jsonable
-from .datasets import CLASSES, discover_sets, scan_rows
-from .errors import UserError, from_os_error
-from .files import write_bytes, write_text
-from .lock import site_lock
+from generator import manifest as manifest_mod
+from generator.config import Settings, jsonable
+from generator.data.scan import CLASSES, discover_sets, scan_rows
+from generator.errors import UserError, from_os_error
+from generator.files import write_bytes, write_text
+from generator.lock import site_lock
 
 BUNDLE_FORMAT = 1
 
@@ -108,18 +108,21 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
     import pandas as pd
     import torch
 
-    from . import backbones, explain, leaderboard, train
-    from . import methods as registry
-    from .checkpoint import antisymmetry
-    from .datasets import as_table
-    from .errors import SettingsError
-    from .runtime import choose_runtime
-    from .workers import make_pool
+    from generator.data.scan import as_table
+    from generator.data.workers import make_pool
+    from generator.errors import SettingsError
+    from generator.evaluate import leaderboard
+    from generator.explain import methods as registry
+    from generator.explain import run as explain
+    from generator.model import backbones, train
+    from generator.model.checkpoint import antisymmetry
+    from generator.model.runtime import choose_runtime
 
     try:
         chosen = registry.resolve(settings.methods)
     except ValueError as exc:
         raise SettingsError(f"setting methods: {exc}.") from None
+    backbones.check_name(settings.backbone)
     table = as_table(rows)
     log(f"{len(table)} files in {len(sets)} sets: " + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
     runtime = choose_runtime(settings)
@@ -204,7 +207,7 @@ def finish_table(df, settings: Settings):
     """Every column the pages use, for every row: prediction, probabilities, slugs and page paths."""
     import numpy as np
 
-    from .render import set_slug, unique_slugs
+    from generator.report.names import set_slug, unique_slugs
 
     for col in ("prediction", "sha256", "pictures", "photo"):
         df[col] = df[col].fillna("") if col in df else ""
@@ -229,7 +232,7 @@ def save_bundle(settings: Settings, key: str, bundle: dict[str, Any]) -> None:
 def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
     """The saved results of the build whose compute key is `key`, or None if missing, damaged, or if a photo's
     record (its maps, which the pages need) has gone from the cache since or no longer opens."""
-    from .record import record_path
+    from generator.explain.record import record_path
 
     try:
         bundle = pickle.loads(bundle_path(settings, key).read_bytes())  # our own cache file, written above
@@ -263,8 +266,8 @@ def _opens(path: Path) -> bool:
 
 
 def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, reuse_figures: bool) -> dict:
-    from . import pages
-    from .report import build_report
+    from generator.publish import pages
+    from generator.report.summary import build_report
 
     site_dir = Path(settings.site_dir)
     with timer.stage("analyse"):
@@ -281,7 +284,7 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
             if reuse_figures:
                 report.figures = reuse_figures_of(site_dir, build_dir / "figures")
             else:
-                from . import figures  # matplotlib: imported only when figures are drawn
+                from generator.publish import figures  # matplotlib: imported only when figures are drawn
 
                 report.figures = figures.make_all(report, settings, build_dir / "figures")
         with timer.stage("pages"):

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingsError
+from generator.errors import SettingsError
 
-BACKBONES = ("auto", "efficientnet_lite0", "resnet18")
 DEVICES = ("auto", "cpu", "cuda")
 LANGUAGES = ("en", "ko")
 COLORMAPS = ("jet", "viridis")
@@ -64,6 +63,13 @@ def one_of(*choices: str) -> Callable[[str, Any], None]:
             raise _bad(name, value, "use one of " + ", ".join(choices))
 
     return check
+
+
+def _backbone(name: str, value: Any) -> None:
+    # Only the form is checked here, as for methods: the name is checked against the backbone registry
+    # (generator.model.backbones) before any work starts, since that imports torch.
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise _bad(name, value, "use auto or a backbone name such as efficientnet_lite0 or resnet18")
 
 
 def _set_name(name: str, value: Any) -> None:
@@ -133,8 +139,8 @@ class Settings:
     eval_sets: tuple[str, ...] = _setting(
         ("test", "personal", "unrelated"), "sets that are explained on the site, in this order", _set_names
     )
-    backbone: str = _setting("auto", "CNN: auto (resnet18 if its weights are on disk), efficientnet_lite0, resnet18",
-                             one_of(*BACKBONES))
+    backbone: str = _setting("auto", "CNN: auto (resnet18 if its weights are on disk, else efficientnet_lite0) or "
+                             "a registered backbone: efficientnet_lite0, resnet18", _backbone)
     input_size: int = _setting(224, "side of the square network input in pixels (the whole photo is resized)",
                                between(32, 1024))
     seed: int = _setting(0, "seed of every random choice (training, samples)", between(0, 2**32 - 1))

@@ -6,6 +6,7 @@ the error a user can fix (disk full, folder not writable) becomes one sentence n
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import from_os_error
+from generator.errors import from_os_error
 
 
 def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = False,
@@ -77,3 +78,12 @@ def _remove(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -26,6 +26,7 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "templates" / "locale"
 DOMAIN = "messages"
 LOCALES = {"en": "en", "ko": "ko_KR"}
 MISSING = "–"
+N_ = str  # marks text for the message catalog; it is translated later, where a page or figure shows it
 
 
 @functools.lru_cache(maxsize=4)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import Busy, from_os_error
+from generator.errors import Busy, from_os_error
 
 
 def lock_path(site_dir: Path) -> Path:

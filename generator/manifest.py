@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .config import Settings, jsonable
-from .datasets import ScanRow
+from generator.config import Settings, jsonable
+from generator.data.scan import ScanRow
 
 MANIFEST_FORMAT = 1
 PACKAGE = Path(__file__).resolve().parent

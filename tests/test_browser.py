@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator.datasets import CLASSES
+from generator.data.scan import CLASSES
 
 chromium.require()
 from playwright.sync_api import Browser, Page  # noqa: E402
@@ -586,7 +586,7 @@ def _canvas(page: Page, selector: str) -> np.ndarray:
 def _page_maps(page: Page) -> tuple[dict, dict]:
     import json
 
-    from generator.overlay import decode_maps
+    from generator.explain.overlay import decode_maps
 
     data = json.loads(page.locator("#photo-data").text_content())
     return data, dict(decode_maps(data["payload"]))
@@ -601,7 +601,7 @@ def _agree(browser_px: np.ndarray, python_px: np.ndarray) -> float:
 def test_browser_pixels_equal_the_python_overlay(browser, site):
     """One specification, two implementations: the canvas holds exactly overlay.heat_rgb of the page's own map,
     for the CAM of the predicted class, the other colormap, the signed evidence view and a strip tile."""
-    from generator.overlay import heat_rgb
+    from generator.explain.overlay import heat_rgb
 
     base = site.as_uri() + "/"
     rows = pd.concat([ok_rows(site, s).head(2) for s in ("test", "personal", "unrelated")])
@@ -636,7 +636,7 @@ def test_browser_pixels_equal_the_python_overlay(browser, site):
 @pytest.mark.parametrize("threshold", [0.1, 0.2, 0.35, 0.5])
 def test_live_box_equals_the_python_rule(browser, site, threshold):
     """The box the page draws at each threshold is overlay.cam_box of the same map, within one display pixel."""
-    from generator.overlay import cam_box
+    from generator.explain.overlay import cam_box
 
     base = site.as_uri() + "/"
     w = new_page(browser, base)

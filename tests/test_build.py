@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generator.datasets import CLASSES
-from generator.overlay import decode_maps
+from generator.data.scan import CLASSES
+from generator.explain.overlay import decode_maps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,7 +141,7 @@ def test_the_evidence_identity_holds_on_every_page(small_site):
 
 def test_neither_threshold_comes_from_the_training_photos(small_site):
     settings, _ = small_site
-    from generator.analysis import keep_threshold
+    from generator.report.analysis import keep_threshold
 
     df = results_of(settings)
     train = df[(df["set"] == "train") & (df["status"] == "ok")]
@@ -192,7 +192,9 @@ def test_a_template_change_re_renders_without_the_model(small_site, monkeypatch)
 
 def test_warm_rerun_reuses_everything(small_site):
     """A second build after a code change (here: a new manifest format) decodes nothing and fits nothing."""
-    from generator import build, explain, manifest, train
+    from generator import build, manifest
+    from generator.explain import run as explain
+    from generator.model import train
 
     settings, _ = small_site
     calls = {"explain": 0, "features": 0}

@@ -7,6 +7,8 @@ import math
 import re
 import subprocess
 import sys
+import types
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -30,7 +32,8 @@ def test_defaults_and_string_coercion():
 
 
 @pytest.mark.parametrize(("overrides", "sentence"), [
-    ({"backbone": "vgg"}, "setting backbone = 'vgg' is not allowed: use one of auto, efficientnet_lite0, resnet18."),
+    ({"backbone": "VGG 16"}, "setting backbone = 'VGG 16' is not allowed: use auto or a backbone name such as "
+                             "efficientnet_lite0 or resnet18."),
     ({"hflip": "maybe"}, "setting hflip = 'maybe' has the wrong type: expected true or false."),
     ({"batch_size": "-3"}, "setting batch_size = -3 is not allowed: use a number from 1 to 1,024."),
     ({"input_size": "0"}, "setting input_size = 0 is not allowed: use a number from 32 to 1,024."),
@@ -110,11 +113,34 @@ def test_any_value_of_any_setting_gives_settings_or_one_sentence(values):
         assert text and "\n" not in text and text.endswith(".")
         assert any(name in text for name in values), text  # it names the setting
         return
+    hints = typing.get_type_hints(Settings)
     for f in fields(s):  # accepted: every value has its field's type and is finite
         v = getattr(s, f.name)
-        assert v is not None
+        assert has_type(v, hints[f.name]), f"{f.name} = {v!r} is not a {hints[f.name]}"
         if isinstance(v, float):
             assert math.isfinite(v)
+
+
+def has_type(value, hint) -> bool:
+    """isinstance for the annotations Settings uses: Path, str, bool, int, float, tuple[X, ...], X | None."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(has_type(v, args[0]) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        return any(has_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, float | int) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def test_has_type_can_say_no():
+    assert has_type((1, 2), tuple[int, ...]) and not has_type((1, "2"), tuple[int, ...])
+    assert not has_type(True, int) and not has_type("1", float) and not has_type("x", Path)
+    assert has_type(None, int | None) and not has_type("x", int | None)
 
 
 # ---- through the command line: exit 0 (a build) or exit 2 with one line, never a traceback ---------------------

@@ -25,7 +25,7 @@ import pytest
 from conftest import CATS_DOGS, make_small_data
 from PIL import Image
 
-from generator.render import safe_name
+from generator.report.names import safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_PIXELS = 1_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from generator import manifest
 from generator.config import make_settings
-from generator.datasets import scan_rows
+from generator.data.scan import scan_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_settings_land_in_the_right_key(tmp_path):
 def test_the_check_imports_neither_torch_nor_pandas(tmp_path):
     _data(tmp_path)
     code = ("import sys; from generator import manifest; from generator.config import make_settings; "
-            "from generator.datasets import scan_rows; "
+            "from generator.data.scan import scan_rows; "
             f"s = make_settings({{'data_dir': {str(tmp_path / 'data')!r}, 'site_dir': {str(tmp_path / 'site')!r}}}); "
             "manifest.make(scan_rows(s.data_dir, ['train', 'test']), s); "
             "print('torch' in sys.modules, 'pandas' in sys.modules)")

@@ -2,7 +2,7 @@
 
 A harness page in tmp_path, opened from file://, loads templates/static/maps.js, a colormaps.js written by
 overlay.colormaps_js() and payloads written by overlay.encode_maps; the browser decodes, paints and boxes the maps,
-and each result is compared with generator/overlay.py on the same decoded maps.
+and each result is compared with generator/explain/overlay.py on the same decoded maps.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import CATS_DOGS
 
-from generator import overlay
+from generator.explain import overlay
 
 chromium.require()
 from playwright.sync_api import Browser, Page  # noqa: E402

@@ -1,5 +1,5 @@
 // CamMaps: decodes the site's quantised maps and draws them on canvases.
-// The specification is written once, in the docstring of generator/overlay.py (payload, normalising, bilinear
+// The specification is written once, in the docstring of generator/explain/overlay.py (payload, normalising, bilinear
 // upsampling, colour lookup, CAM box); this file implements it for the browser with the same float64 operations
 // in the same order, so its pixels and boxes equal Python's (checked by tests/test_maps_js.py).
 // Plain script, no modules, no network: works from file://. The colour tables come from colormaps.js

@@ -1,0 +1,136 @@
+"""Work done in the decode/encode processes: read a file once, decode it once, write its two pictures.
+
+Functions here take and return plain values (paths, numpy arrays, dicts) so they cross process boundaries.
+No torch import: the workers stay small and start fast.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+
+from generator.data.imaging import Decoded, SkipImage, decode_bytes, encode_webp, read_image_file, resized
+from generator.files import write_bytes
+
+
+def decode_for_model(job: tuple[str, int, int]) -> tuple[np.ndarray | None, str]:
+    """(path, input_size, max_pixels) -> (input uint8 HxWx3 or None, status)."""
+    path, input_size, max_pixels = job
+    try:
+        decoded = decode_bytes(read_image_file(path, max_pixels), input_size, input_size, max_pixels)
+    except SkipImage as exc:
+        return None, f"skipped: {exc}"
+    return decoded.model_input, "ok"
+
+
+
+
+def decode_for_report(job: dict) -> dict:
+    """Decode one photo, write its two pictures into job['asset_dir'] unless they are there already, and return
+    the network input. Keys out: status, input, width, height (of the original, upright).
+
+    The display copy is the file itself when it is web-ready (photo.jpg), else a WebP encode (photo.webp).
+    """
+    try:
+        data = read_image_file(job["path"], job["max_pixels"])
+        decoded: Decoded = decode_bytes(data, job["input_size"], job["display_size"], job["max_pixels"])
+    except SkipImage as exc:
+        return {"status": f"skipped: {exc}"}
+    asset_dir = Path(job["asset_dir"])
+    if not (asset_dir / "complete").exists():
+        if decoded.web_ready:
+            write_bytes(asset_dir / "photo.jpg", data)
+        else:
+            write_bytes(asset_dir / "photo.webp", encode_webp(decoded.display, job["quality"]))
+        write_bytes(asset_dir / "thumb.webp", encode_webp(resized(decoded.display, job["thumb_size"]), job["quality"]))
+        h, w = decoded.display.shape[:2]
+        write_bytes(asset_dir / "complete", f"{w} {h}\n".encode())
+    return {"status": "ok", "input": decoded.model_input, "width": decoded.width, "height": decoded.height}
+
+
+def picture_files(asset_dir: Path) -> tuple[str, int, int] | None:
+    """(display copy's file name, its width, its height) of a complete asset folder, else None."""
+    try:
+        w, h = (int(v) for v in (Path(asset_dir) / "complete").read_text().split())
+    except (OSError, ValueError):
+        return None
+    name = "photo.jpg" if (Path(asset_dir) / "photo.jpg").exists() else "photo.webp"
+    return name, w, h
+
+
+def forked_map(fn, items: list, processes: int, chunksize: int = 1) -> list:
+    """[fn(item) for item in items], computed by `processes` forked workers where the system forks (they inherit
+    the caller's memory, so the work needs no pickling: the report, the templates), else in this process.
+
+    Forked workers ignore Ctrl-C (the caller handles it and ends them) and take the default SIGTERM, with which
+    the pool ends them, instead of the command's own handler."""
+    if processes < 2 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(item) for item in items]
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_forked_worker)
+    try:
+        done = pool.map(fn, items, chunksize=chunksize)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return done
+
+
+def _forked_worker() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the main process handles it (and ends the pool);
+    # the workers stay quiet instead of each printing a traceback.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_pool(n: int):
+    """A process pool started with 'spawn' (forking a process that runs torch threads can deadlock).
+    Use it as a context manager: leaving the block ends the workers, on errors and interrupts too."""
+    return multiprocessing.get_context("spawn").Pool(n, initializer=_ignore_interrupts)
+
+
+def decoded_in_chunks(pool, fn, jobs, chunk: int = 64):
+    """fn(job) for every job, in order, computed by the pool `chunk` jobs at a time while the caller waits.
+
+    Why not overlap decoding with the network (imap): on a 2-core machine the decoders and the network's two
+    threads then fight for the cores, and both run slower than in turn: measured here, 2,000 training photos took
+    34 s overlapped and 25 s in turns. Memory stays bounded by one chunk of decoded photos."""
+    jobs = iter(jobs)
+    while True:
+        part = [job for _, job in zip(range(chunk), jobs)]
+        if not part:
+            return
+        yield from pool.map(fn, part, chunksize=max(1, len(part) // (2 * max(1, pool._processes))))
+
+
+class HeapTrimmer:
+    """Hands freed heap memory back to the OS every `every` calls (glibc's malloc_trim; a no-op elsewhere).
+
+    With bf16 autocast, glibc kept the freed activations of the forward passes: the process grew by about
+    0.5 GB per 1,000 photos. Trimming every 16 batches keeps it flat at no measurable cost (measured:
+    1,000 photos, 1,430 -> 1,009 MB peak, 78 -> 80 photos/s)."""
+
+    def __init__(self, every: int = 16) -> None:
+        self.every = every
+        self.calls = 0
+        try:
+            import ctypes
+
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            self._trim = None
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self._trim is not None and self.calls % self.every == 0:
+            self._trim(0)

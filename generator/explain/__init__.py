@@ -1,0 +1,1 @@
+"""Stage 3: per-photo records: the explainer, the map methods, the overlay spec."""

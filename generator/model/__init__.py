@@ -1,0 +1,1 @@
+"""Stage 2: the network: backbones, runtime, features, heads, checkpoints."""

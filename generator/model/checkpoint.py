@@ -1,0 +1,164 @@
+"""The trained heads on disk: weights/catdog-<backbone>.pt, what it records, and when it may be reused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from generator.config import Settings
+from generator.data.scan import CLASSES
+from generator.files import write_bytes
+from generator.model.backbones import Backbone, WeightsError
+from generator.model.heads import LinearHead
+
+CHECKPOINT_FORMAT = 1
+# What identifies a model: anything here that changes also changes a probability or a map.
+IDENTITY = ("backbone", "backbone_weights_sha256", "classes", "input_size", "mean", "std", "data_key", "recipe")
+
+
+@dataclass
+class TrainedModel:
+    backbone: Backbone
+    heads: list[LinearHead]  # one per tap; the last is the classifier head
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of everything that changes a map or a probability."""
+        return identity_hash(self.meta, 16)
+
+
+def identity_hash(meta: dict[str, Any], length: int) -> str:
+    fields = {k: meta[k] for k in IDENTITY}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def checkpoint_path(weights_dir: Path, backbone: str) -> Path:
+    return Path(weights_dir) / f"catdog-{backbone}.pt"
+
+
+def expected_meta(backbone: Backbone, settings: Settings, data_key: str) -> dict[str, Any]:
+    """What a checkpoint for this backbone, these settings and this training data must record."""
+    return {
+        "backbone": backbone.name,
+        "backbone_weights_file": backbone.weights_file,
+        "backbone_weights_sha256": backbone.weights_sha256,
+        "classes": list(CLASSES),
+        "input_size": settings.input_size,
+        "mean": list(backbone.mean),
+        "std": list(backbone.std),
+        "taps": list(backbone.taps),
+        "data_key": data_key,
+        "recipe": {
+            "method": "frozen ImageNet backbone; L2 logistic regression (L-BFGS) on globally pooled features, "
+                      "one per tap",
+            "weight_decay": settings.weight_decay,
+            "hflip": settings.hflip,
+            "seed": settings.seed,
+            "resize": f"whole photo resized to {settings.input_size}x{settings.input_size}, bicubic",
+        },
+    }
+
+
+def save_checkpoint(path: Path, heads: list[LinearHead], meta: dict[str, Any]) -> None:
+    """Written whole or not at all (temporary file, fsync, rename)."""
+    blob = {
+        "format": CHECKPOINT_FORMAT,
+        "meta_json": json.dumps(meta, sort_keys=True),
+        "heads": [{"weight": h.weight.detach().cpu().contiguous(), "bias": h.bias.detach().cpu().contiguous()}
+                  for h in heads],
+    }
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    write_bytes(path, buf.getvalue(), durable=True)
+
+
+def read_checkpoint(path: Path) -> tuple[list[LinearHead], dict[str, Any]]:
+    """Load with weights_only=True (no code in a checkpoint ever runs). Raises WeightsError naming the file
+    for anything that is not a complete checkpoint written by this generator."""
+    what = f"not a checkpoint written by this generator (format {CHECKPOINT_FORMAT})"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: damaged, truncated or {what} ({type(exc).__name__})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "meta_json" not in blob:
+        raise WeightsError(f"{path}: {what}")
+    try:
+        meta = json.loads(blob["meta_json"])
+        heads = [LinearHead(weight=h["weight"].float(), bias=h["bias"].float()) for h in blob["heads"]]
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        raise WeightsError(f"{path}: checkpoint is incomplete ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: checkpoint metadata is not a table of settings")
+    missing = [k for k in IDENTITY if k not in meta]
+    if missing:
+        raise WeightsError(f"{path}: checkpoint metadata lacks {', '.join(missing)}")
+    if not heads:
+        raise WeightsError(f"{path}: checkpoint holds no heads")
+    return heads, meta
+
+
+def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes: tuple[str, ...],
+                meta: dict[str, Any] | None = None) -> None:
+    """The heads fit this backbone and these classes (shapes, finite values), and, given the metadata,
+    it names the same backbone and classes. Raises WeightsError naming the file otherwise."""
+    if meta is not None:
+        if meta.get("backbone") != backbone.name:
+            raise WeightsError(f"{path}: made for backbone {meta.get('backbone')!r}, not {backbone.name!r}")
+        if list(meta.get("classes", [])) != list(classes):
+            raise WeightsError(f"{path}: made for classes {meta.get('classes')!r}, not {list(classes)!r}")
+    channels = backbone.channels
+    if len(heads) != len(channels):
+        raise WeightsError(f"{path}: has {len(heads)} heads, {backbone.name} has {len(channels)} taps")
+    for t, (h, c) in enumerate(zip(heads, channels)):
+        if tuple(h.weight.shape) != (len(classes), c) or tuple(h.bias.shape) != (len(classes),):
+            raise WeightsError(
+                f"{path}: head {t} has shape {tuple(h.weight.shape)}, expected {(len(classes), c)}"
+            )
+        if not (torch.isfinite(h.weight).all() and torch.isfinite(h.bias).all()):
+            raise WeightsError(f"{path}: head {t} holds NaN or infinite weights")
+
+
+def mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Names of the identity fields that differ between a checkpoint and what this run needs."""
+    return [k for k in IDENTITY if stored.get(k) != wanted[k]]
+
+
+def load_matching(path: Path, backbone: Backbone, wanted: dict[str, Any],
+                  log=print) -> tuple[list[LinearHead], dict[str, Any]] | None:
+    """The checkpoint at `path` if it exists, is sound and was made for exactly `wanted`; else None (and a log
+    line saying why it will be replaced)."""
+    if not path.exists():
+        return None
+    try:
+        heads, meta = read_checkpoint(path)
+        check_heads(path, heads, backbone, CLASSES, meta)
+    except WeightsError as exc:
+        log(f"{exc}; retraining and replacing it.")
+        return None
+    diff = mismatch(meta, wanted)
+    if diff:
+        log(f"{path}: made for other {', '.join(diff)}; retraining and replacing it.")
+        return None
+    return heads, meta
+
+
+def antisymmetry(heads: list[LinearHead]) -> list[float]:
+    """Per head, the largest |w_0 + w_1| and |b_0 + b_1| relative to the largest |w|: 0 means the two class maps
+    are exact mirror images (CAM_1 = -CAM_0). A two-class L2 logistic regression fitted from zero has this."""
+    out = []
+    for h in heads:
+        if h.weight.shape[0] != 2:
+            out.append(float("inf"))
+            continue
+        scale = float(h.weight.abs().max()) or 1.0
+        dev = max(float((h.weight[0] + h.weight[1]).abs().max()), float((h.bias[0] + h.bias[1]).abs()))
+        out.append(dev / scale)
+    return out

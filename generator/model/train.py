@@ -1,0 +1,138 @@
+"""Fit the cat/dog head and the per-tap probes on pooled features of the frozen backbone.
+
+Recipe: the ImageNet backbone stays frozen; each tap's feature map is globally average-pooled and a
+multinomial logistic regression (L2-penalised, full-batch L-BFGS, float64, deterministic) is fitted on it.
+The last tap's regression is the classifier head; the others are the probes that give earlier stages a CAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from generator.config import Settings
+from generator.data.scan import CLASSES
+from generator.errors import UserError
+from generator.files import file_sha256
+from generator.model.backbones import Backbone
+from generator.model.checkpoint import TrainedModel, checkpoint_path, expected_meta, load_matching, save_checkpoint
+from generator.model.features import FeatureCache, TrainingFeatures, extract
+from generator.model.heads import LinearHead
+from generator.model.runtime import Runtime
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float) -> LinearHead:
+    """Multinomial logistic regression, full batch L-BFGS in float64: deterministic for given data.
+
+    Minimises mean cross-entropy + weight_decay/2 * ||W||^2 (the bias is not penalised).
+    """
+    X = torch.as_tensor(x, dtype=torch.float64)
+    Y = torch.as_tensor(y, dtype=torch.long)
+    W = torch.zeros(n_classes, X.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(X @ W.T + b, Y) + 0.5 * weight_decay * (W * W).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return LinearHead(weight=W.detach().float(), bias=b.detach().float())
+
+
+def predict(head: LinearHead, x: np.ndarray) -> np.ndarray:
+    return (torch.as_tensor(x, dtype=torch.float32) @ head.weight.T + head.bias).argmax(1).numpy()
+
+
+def cross_validated_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
+                             folds: int, seed: int, groups: np.ndarray | None = None) -> float:
+    """k-fold accuracy; `groups` keeps the mirrored copy of a photo in the same fold as the photo."""
+    groups = np.arange(len(y)) if groups is None else groups
+    order = np.random.default_rng(seed).permutation(np.unique(groups))
+    fold_of = {g: i % folds for i, g in enumerate(order)}
+    fold = np.array([fold_of[g] for g in groups])
+    correct = total = 0
+    for k in range(folds):
+        tr, te = fold != k, fold == k
+        head = fit_logistic(x[tr], y[tr], n_classes, weight_decay)
+        correct += int((predict(head, x[te]) == y[te]).sum())
+        total += int(te.sum())
+    return correct / max(total, 1)
+
+
+def data_key(names: list[str], paths: list[str]) -> str:
+    """Identity of the training data: every file's name and content, in order."""
+    h = hashlib.sha256()
+    for name, path in zip(names, paths, strict=True):
+        h.update(f"{name}\0{file_sha256(path)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, log=print) -> tuple[list[LinearHead], dict]:
+    """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
+    training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead)."""
+    y = labels[tf.ok]
+    if len(set(y.tolist())) < len(CLASSES):
+        raise UserError(f"the training set needs readable photos of both classes ({', '.join(CLASSES)}); "
+                        f"{int(tf.ok.sum())} readable training photos were found: add photos to "
+                        f"{settings.data_dir}/{settings.train_set}/cats and .../dogs.")
+    mirror = tf.mirror
+    x_all = [np.concatenate([f, m]) for f, m in zip(tf.feats, mirror)] if mirror else tf.feats
+    y_all = np.concatenate([y, y]) if mirror else y
+    groups = np.concatenate([np.arange(len(y))] * (2 if mirror else 1))
+    log(f"fitting the head and {len(x_all) - 1} probes on {len(y)} photos")
+    heads, scores = [], {}
+    for t, x in enumerate(x_all):
+        heads.append(fit_logistic(x, y_all, len(CLASSES), settings.weight_decay))
+        scores[f"tap{t}_train_accuracy"] = float((predict(heads[-1], tf.feats[t]) == y).mean())
+    last = len(x_all) - 1
+    scores[f"tap{last}_cv5_accuracy"] = cross_validated_accuracy(
+        x_all[last], y_all, len(CLASSES), settings.weight_decay, 5, settings.seed, groups)
+    return heads, scores
+
+
+@dataclass
+class TrainingResult:
+    model: TrainedModel
+    statuses: dict[str, str]  # training path -> "ok" or "skipped: <reason>" (found while decoding)
+    probs: dict[str, np.ndarray]  # readable training path -> class probabilities of the head
+    pet_p: dict[str, float]  # readable training path -> summed ImageNet cat+dog probability
+    energy: dict[str, float]  # readable training path -> ImageNet energy score
+
+
+def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime, log=print,
+                  progress: bool = True) -> TrainingResult:
+    """Reuse weights/catdog-<backbone>.pt when it matches this data and recipe; otherwise fit and save it.
+
+    `train_rows`: the scan rows of labeled, readable training files (columns file, path, label).
+    """
+    names, paths = list(train_rows["file"]), list(train_rows["path"])
+    labels = np.array([CLASSES.index(v) for v in train_rows["label"]])
+    wanted = expected_meta(backbone, settings, data_key(names, paths))
+    path = checkpoint_path(settings.weights_dir, backbone.name)
+    found = load_matching(path, backbone, wanted, log)
+    cache = FeatureCache(settings.cache_dir, backbone, settings, wanted["data_key"])
+    tf = cache.load(len(paths))
+    if tf is None:
+        mirrors = ", and their mirror images" if settings.hflip else ""
+        log(f"extracting training features ({len(paths)} photos{mirrors})")
+        tf = extract(backbone, paths, settings, pool, runtime, progress)
+        cache.save(tf)
+    if found is None:
+        heads, scores = fit_heads(tf, labels, settings, log)
+        meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
+        save_checkpoint(path, heads, meta)
+        log(f"saved {path} (5-fold accuracy of the head: {scores[f'tap{len(heads) - 1}_cv5_accuracy']:.4f})")
+    else:
+        heads, meta = found
+    probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
+    ok_paths = [p for p, good in zip(paths, tf.ok) if good]
+    return TrainingResult(TrainedModel(backbone, heads, meta, path), dict(zip(paths, tf.statuses)),
+                          dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
+                          dict(zip(ok_paths, tf.energy.tolist())))

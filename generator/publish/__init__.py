@@ -1,0 +1,1 @@
+"""Stage 6: the Report as pages, figures and a post, in a language."""

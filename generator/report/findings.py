@@ -1,0 +1,336 @@
+"""The story of the report: each finding is a sentence computed from the results, never typed in.
+
+The story follows the blog post this tool reproduces (why; the data and the model; CAM on the photos; the
+model's view, stage by stage; the data's view: own photos and unrelated ones; what CAM showed). Where this run's
+numbers say the opposite of the original post, the sentence says so. Each finding links to the pages that
+show it. Each function takes only the tables it needs, so tests can hand it small tables where a finding flips.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from generator.data.scan import CLASSES
+from generator.i18n import Lang
+from generator.report import analysis
+from generator.report.names import safe_name, set_slug
+from generator.report.summary import tap_labels
+
+PROBE_SEPARATES = 0.9  # a stage "separates the classes" when its linear probe gets this share of photos right
+
+
+@dataclass
+class Finding:
+    text: str
+    links: list[tuple[str, str]] = field(default_factory=list)  # (href relative to the site root, label)
+    agrees: bool | None = None  # with the original blog post; None where it made no such claim
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    paragraphs: list[str]
+    findings: list[Finding]
+    figures: list[str] = field(default_factory=list)  # file names under figures/
+    formula: bool = False
+
+
+def _median(s: pd.Series) -> float:
+    return float(s.median()) if len(s) else float("nan")
+
+
+def _class(lang: Lang, c: str) -> str:
+    return {"cat": lang._("cat"), "dog": lang._("dog")}.get(c, c)
+
+
+# ---- 2. the data and the model --------------------------------------------------------------------------------
+
+
+def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: dict, lang: Lang) -> Finding:
+    train = analysis.labeled_ok(results[results["set"] == train_set])
+    test = results[results["set"] == test_set]
+    counts = train["label"].value_counts()
+    last = len(run["tap_modules"]) - 1
+    cv = run.get("train_scores", {}).get(f"tap{last}_cv5_accuracy")
+    text = lang._(
+        "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which it "
+        "gets %(acc)s right (%(wrong)s wrong); 5-fold cross-validation on the training photos gives %(cv)s.",
+        cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))),
+        n_test=lang.num(int(len(analysis.labeled_ok(test)))), acc=lang.pct(analysis.accuracy(test), 1),
+        wrong=lang.num(int(len(analysis.mistakes(test)))), cv=lang.pct(cv, 1))
+    text += " " + lang._(
+        "Unlike the original post, which fine-tuned a whole ResNet18, the ImageNet network here stays frozen and "
+        "only a logistic regression on its pooled features is fitted: the maps show what a pretrained network "
+        "already knows.")
+    return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
+
+
+# ---- 3. CAM on the photos -------------------------------------------------------------------------------------
+
+
+def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
+    """Is the map more spread out when the model errs (the original: 'where the head is unclear, it errs')?"""
+    d = analysis.labeled_ok(results[results["set"].isin(sets)])
+    right, wrong = d[d["prediction"] == d["label"]], d[d["prediction"] != d["label"]]
+    links = [("errors.html", lang._("every mistake with its maps"))]
+    links += [(f"sets/{set_slug(s)}/index.html?tag=wrong", lang._("the wrong ones in %(set)s", set=safe_name(s)))
+              for s in sets if (wrong["set"] == s).any()]
+    if wrong.empty:
+        return Finding(lang._("The model made no mistake on the labeled photos, so there is no mistake to "
+                              "compare its maps with."), links, None)
+    values = dict(n_wrong=lang.num(len(wrong)), n_right=lang.num(len(right)),
+                  area_wrong=lang.pct(_median(wrong["box_area"]), 0),
+                  area_right=lang.pct(_median(right["box_area"]), 0),
+                  mass_wrong=lang.pct(_median(wrong["box_mass"]), 0),
+                  mass_right=lang.pct(_median(right["box_mass"]), 0))
+    spread = _median(wrong["box_area"]) > _median(right["box_area"])
+    if spread:
+        text = lang._("As in the original post, the map spreads out when the model errs: for the %(n_wrong)s wrong "
+                      "predictions the CAM box covers a median %(area_wrong)s of the photo, against %(area_right)s "
+                      "for the %(n_right)s right ones (it holds %(mass_wrong)s and %(mass_right)s of the map).",
+                      **values)
+    else:
+        text = lang._("Unlike the original post, the map does not spread out when the model errs: for the "
+                      "%(n_wrong)s wrong predictions the CAM box covers a median %(area_wrong)s of the photo, "
+                      "against %(area_right)s for the %(n_right)s right ones (it holds %(mass_wrong)s and "
+                      "%(mass_right)s of the map).", **values)
+    return Finding(text, links, spread)
+
+
+# ---- 4. the model's view, stage by stage ----------------------------------------------------------------------
+
+
+def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) -> Finding:
+    """Where the classes become separable, and whether the last stage's map is wider than the one before
+    (the original: 'attention forms at stage 3 and widens at stage 4')."""
+    d = results[(results["set"] == test_set) & (results["status"] == "ok")]
+    n = len(labels)
+    acc = analysis.probe_accuracy(d, n)
+    first = next((t for t, a in enumerate(acc) if a >= PROBE_SEPARATES), None)
+    areas = [_median(d[f"box{t}_area"]) if f"box{t}_area" in d else float("nan") for t in range(n)]
+    links = [("layers.html", lang._("the maps of every stage"))]
+    if first is None:
+        text = lang._("No stage's linear probe reaches %(goal)s on the test photos; the best gets %(best)s.",
+                      goal=lang.pct(PROBE_SEPARATES, 0), best=lang.pct(np.nanmax(acc), 1))
+    else:
+        before = lang.pct(acc[first - 1], 1) if first > 0 else lang.pct(0.5, 0)
+        text = lang._("The classes become separable at %(stage)s: a linear probe there gets %(acc)s of the test "
+                      "photos right, against %(before)s one stage earlier.",
+                      stage=labels[first], acc=lang.pct(acc[first], 1), before=before)
+    widens = bool(areas[-1] > areas[-2]) if n >= 2 and np.isfinite(areas[-1]) and np.isfinite(areas[-2]) else None
+    if widens is not None:
+        values = dict(last=labels[-1], prev=labels[-2], a_last=lang.pct(areas[-1], 0),
+                      a_prev=lang.pct(areas[-2], 0))
+        if widens:
+            text += " " + lang._("As in the original post, the map widens at the last stage: its box covers a median "
+                                 "%(a_last)s of the photo at %(last)s, against %(a_prev)s at %(prev)s.", **values)
+        else:
+            text += " " + lang._("Unlike the original post, the map does not widen at the last stage: its box covers "
+                                 "a median %(a_last)s of the photo at %(last)s, against %(a_prev)s at %(prev)s.",
+                                 **values)
+    return Finding(text, links, widens)
+
+
+# ---- 5. the data's view ---------------------------------------------------------------------------------------
+
+
+def name_stem(file: str) -> str:
+    """'oxfordpet_Sphynx_12.jpg' -> 'oxfordpet_Sphynx': the name without its number and extension."""
+    stem = file.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[\s_\-.]*\d+$", "", stem) or stem
+
+
+def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang) -> Finding | None:
+    """What the mistakes on the user's own photos have in common (the original: a cat read as a dog where its
+    head was unclear)."""
+    d = analysis.labeled_ok(results[results["set"] == set_name])
+    if d.empty:
+        return None
+    wrong = analysis.mistakes(d)
+    right = d[d["prediction"] == d["label"]]
+    links = [(f"sets/{set_slug(set_name)}/index.html?tag=wrong", lang._("the wrong ones")),
+             ("errors.html", lang._("their maps"))]
+    head = lang._("On your own photos the model gets %(acc)s right: %(wrong)s of %(n)s are wrong.",
+                  acc=lang.pct(analysis.accuracy(d), 1), wrong=lang.num(len(wrong)), n=lang.num(len(d)))
+    if wrong.empty:
+        return Finding(head, links, None)
+    parts = [head]
+    direction = wrong["label"].value_counts()
+    label, k = str(direction.index[0]), int(direction.iloc[0])
+    other = next(c for c in CLASSES if c != label)
+    parts.append(lang._("%(k)s of them are %(label)s photos called %(other)s.", k=lang.num(k),
+                        label=_class(lang, label), other=_class(lang, other)))
+    spread = _median(wrong["box_area"]) > _median(right["box_area"])
+    parts.append(lang._("Their CAM box covers a median %(w)s of the photo (%(r)s when right) and their median "
+                        "confidence is %(cw)s (%(cr)s when right).",
+                        w=lang.pct(_median(wrong["box_area"]), 0), r=lang.pct(_median(right["box_area"]), 0),
+                        cw=lang.pct(_median(analysis.confidence(wrong)), 0),
+                        cr=lang.pct(_median(analysis.confidence(right)), 0)))
+    stems = d["file"].map(name_stem)
+    shared = stems[wrong.index].value_counts()
+    if len(shared) and shared.iloc[0] >= 2 and (stems == shared.index[0]).mean() <= 0.2:
+        parts.append(lang._("%(k)s of the mistakes are named %(stem)s…, a group of %(n)s photos in the set.",
+                            k=lang.num(int(shared.iloc[0])), stem=safe_name(str(shared.index[0])),
+                            n=lang.num(int((stems == shared.index[0]).sum()))))
+    return Finding(" ".join(parts), links, spread)
+
+
+def unrelated_photos(results: pd.DataFrame, set_name: str, threshold: float, keep: float, test_set: str,
+                     lang: Lang) -> Finding | None:
+    """What the two-class head calls photos that are neither, and what the backbone's ImageNet head sees."""
+    d = results[(results["set"] == set_name) & (results["status"] == "ok")]
+    if d.empty:
+        return None
+    conf = analysis.confidence(d)
+    called = d["prediction"].value_counts()
+    top = d.assign(conf=conf).sort_values("conf", ascending=False).iloc[0]
+    flagged = int((d["tag"] == "neither").sum())
+    test = results[(results["set"] == test_set) & (results["status"] == "ok")]
+    parts = []
+    if len(called) == 1:
+        parts.append(lang._("The two-class head calls all %(n)s unrelated photos %(cls)s, with a confidence from "
+                            "%(lo)s to %(hi)s: it has no way to say neither.", n=lang.num(len(d)),
+                            cls=_class(lang, str(called.index[0])), lo=lang.pct(conf.min(), 0),
+                            hi=lang.pct(conf.max(), 0)))
+    else:
+        parts.append(lang._("The two-class head calls %(cats)s of the %(n)s unrelated photos cat and %(dogs)s dog, "
+                            "with a confidence from %(lo)s to %(hi)s: it has no way to say neither.",
+                            cats=lang.num(int(called.get("cat", 0))), dogs=lang.num(int(called.get("dog", 0))),
+                            n=lang.num(len(d)), lo=lang.pct(conf.min(), 0), hi=lang.pct(conf.max(), 0)))
+    parts.append(lang._("The most confident call is %(name)s: %(cls)s at %(conf)s, where the network's own ImageNet "
+                        "head sees %(sees)s (%(p)s).", name=safe_name(top["file"]),
+                        cls=_class(lang, top["prediction"]), conf=lang.pct(top["conf"], 0),
+                        sees=str(top.get("imagenet1", "?")), p=lang.pct(top.get("imagenet1_p"), 0)))
+    parts.append(lang._("That head puts a median %(u)s of its probability on its cat and dog classes for these "
+                        "photos, against %(t)s for the test photos. Tagging as neither every photo below %(thr)s (the "
+                        "threshold that keeps %(keep)s of the training photos) flags %(k)s of the %(n)s unrelated "
+                        "photos and %(kt)s of the test photos.",
+                        u=lang.pct(_median(d["pet_p"]), 1), t=lang.pct(_median(test["pet_p"]), 1),
+                        thr=lang.pct(threshold, 1), keep=lang.pct(keep, 1), k=lang.num(flagged), n=lang.num(len(d)),
+                        kt=lang.pct(float((test["tag"] == "neither").mean()) if len(test) else float("nan"), 1)))
+    links = [(f"sets/{set_slug(set_name)}/index.html", lang._("the unrelated photos")),
+             ("errors.html#neither", lang._("how well each score separates them"))]
+    return Finding(" ".join(parts), links, None)
+
+
+# ---- 6. what CAM showed ---------------------------------------------------------------------------------------
+
+
+def faithfulness(board: pd.DataFrame, verdict: analysis.Verdict | None, last_tap: int, titles: dict[str, str],
+                 lang: Lang) -> Finding | None:
+    """Do the maps explain the model better than chance, and which method explains it best?"""
+    if board.empty or verdict is None:
+        return None
+    last = board[(board["set"] == "all") & (board["tap"] == last_tap)].set_index("method")
+    if not {"cam", "random", "gaussian"} <= set(last.index):
+        return None
+    cam, rnd, gau = last.loc["cam"], last.loc["random"], last.loc["gaussian"]
+    parts = [lang._("Removing pixels in the order of the CAM lowers the model's confidence faster than a random "
+                    "order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos; against a centred "
+                    "blob, which knows that pets sit in the middle, it scores %(g)s.",
+                    c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3),
+                    g=lang.num(gau["deletion_auc"], 3), n=lang.num(int(cam["n"])))
+             if cam["deletion_auc"] < rnd["deletion_auc"] else
+             lang._("Removing pixels in the order of the CAM does not lower the model's confidence faster than a "
+                    "random order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos.",
+                    c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3), n=lang.num(int(cam["n"])))]
+    name = titles.get(verdict.best, verdict.best)
+    if verdict.tied:
+        parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, but %(tied)s are within "
+                            "the noise of it (95%% intervals of the paired difference include zero) on these %(n)s "
+                            "photos.", best=name, tied=", ".join(titles.get(t, t) for t in verdict.tied),
+                            n=lang.num(verdict.n)))
+    else:
+        parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, clearly ahead of every "
+                            "other method on these %(n)s photos.", best=name, n=lang.num(verdict.n)))
+    if not verdict.beats_baselines:
+        parts.append(lang._("It is not clearly better than both baselines: more photos are needed to say more "
+                            "(--faithfulness-sample)."))
+    return Finding(" ".join(parts), [("methods.html", lang._("the leaderboard"))], None)
+
+
+def sanity(table: pd.DataFrame, titles: dict[str, str], lang: Lang) -> Finding | None:
+    """Adebayo et al.'s check: does each method's map change when the model is randomised?"""
+    if table.empty:
+        return None
+    head = table[table["randomised"] == "head"].set_index("method")
+    if head.empty:
+        return None
+    unchanged = [titles.get(m, m) for m, r in head.iterrows() if abs(r["median"]) >= 0.5]
+    changed = [titles.get(m, m) for m, r in head.iterrows() if abs(r["median"]) < 0.5]
+    parts = []
+    if changed:
+        parts.append(lang._("Randomising the classifier head changes the maps of %(methods)s (median rank correlation "
+                            "with the original map below 0.5), as an explanation of a decision must.",
+                            methods=", ".join(changed)))
+    if unchanged:
+        parts.append(lang._("The maps of %(methods)s barely change: they show what the features respond to, not why "
+                            "the model decided.", methods=", ".join(unchanged)))
+    return Finding(" ".join(parts), [("methods.html#sanity", lang._("the sanity check"))], None)
+
+
+def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, lang: Lang) -> Finding:
+    d = analysis.labeled_ok(results[results["set"].isin(labeled)])
+    parts = [lang._("Strength: on %(n)s labeled photos the model is right %(acc)s of the time, and its maps point "
+                    "at the animal rather than at the whole frame (median CAM box %(area)s of the photo).",
+                    n=lang.num(len(d)), acc=lang.pct(analysis.accuracy(d), 1),
+                    area=lang.pct(_median(d["box_area"]), 0))]
+    if unrelated is not None:
+        u = results[(results["set"] == unrelated) & (results["status"] == "ok")]
+        sure = int((analysis.confidence(u) >= 0.9).sum()) if len(u) else 0
+        parts.append(lang._("Weakness: a two-class head answers cat or dog for anything; it was at least 90%% sure "
+                            "for %(k)s of %(n)s photos that show neither. The backbone's ImageNet head is the better "
+                            "judge of whether a photo shows a pet at all.", k=lang.num(sure), n=lang.num(len(u))))
+    return Finding(" ".join(parts), [("errors.html", lang._("error analysis"))], None)
+
+
+# ---- the whole story ------------------------------------------------------------------------------------------
+
+
+def story(report, lang: Lang) -> list[Section]:
+    """The sections of report.html and of the post, in the original post's order."""
+    results, run, s = report.results, report.run, report.settings
+    eval_keys = [x.key for x in report.eval_sets]
+    labeled = [x.key for x in report.labeled_sets]
+    test = "test" if "test" in eval_keys else (labeled[0] if labeled else "")
+    own = "personal" if "personal" in labeled else None
+    unrelated = report.unrelated.key if report.unrelated is not None else None
+    titles = {n: i["title"] for n, i in run["methods_info"].items()}
+    keep = [f for f in (
+        own_photo_mistakes(results, own, lang) if own else None,
+        unrelated_photos(results, unrelated, report.neither_threshold, s.neither_keep, test, lang)
+        if unrelated else None) if f is not None]
+    showed = [f for f in (faithfulness(report.board, report.verdict, report.n_taps - 1, titles, lang),
+                          sanity(report.sanity_table, titles, lang),
+                          closing(results, labeled, unrelated, lang)) if f is not None]
+    return [
+        Section("why", lang._("Why"), [
+            lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
+                   "classifies a photo. This report repeats a blog experiment: train a cat-versus-dog classifier on "
+                   "an ImageNet network, then look at its maps on test photos, on one's own pet photos, on photos "
+                   "that show neither, and at each of the network's four stages."),
+        ], [], formula=True),
+        Section("model", lang._("The data and the model"), [
+            lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
+                   "is %(backbone)s with its ImageNet weights.", backbone=run["backbone"]),
+        ], [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
+        Section("cam", lang._("CAM on the photos"), [
+            lang._("Each photo below carries the map of the class the model chose; wrong predictions are framed in "
+                   "red. The CAM box is the largest region where the map is at least %(thr)s of its range.",
+                   thr=lang.pct(s.box_threshold, 0)),
+        ], [attention(results, labeled, lang)] if labeled else [], ["cam_test.png"]),
+        Section("stages", lang._("The model's view: stage by stage"), [
+            lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
+                   "fitted on each stage's pooled features; its weights give that stage's CAM."),
+        ], [stages(results, test, tap_labels(run, lang), lang)] if test else [], ["layers.png"]),
+        Section("data", lang._("The data's view: own photos and unrelated ones"), [
+            lang._("A model trained on one collection of photos meets others: photos of one's own pets, and photos "
+                   "that show no pet at all."),
+        ], keep, [f for f in ("cam_personal.png", "cam_unrelated.png") if f in {x["file"] for x in report.figures}]),
+        Section("showed", lang._("What CAM showed"), [], showed, []),
+    ]

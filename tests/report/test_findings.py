@@ -1,0 +1,127 @@
+"""The story's sentences are computed from the results: small tables where a finding flips, and the sentence
+flips with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from generator.i18n import Lang
+from generator.report import analysis, findings
+
+EN = Lang("en")
+
+
+def rows(spec, set_name="test", n_taps=4):
+    """spec: (label, prediction, p_cat, box_area, box_mass[, probe predictions...]) per photo."""
+    out = []
+    for i, r in enumerate(spec):
+        label, pred, p_cat, area, mass = r[:5]
+        row = {"set": set_name, "file": f"{set_name}/{label}.{i}.jpg", "label": label, "prediction": pred,
+               "p_cat": p_cat, "p_dog": 1 - p_cat, "box_area": area, "box_mass": mass, "status": "ok",
+               "pet_p": 0.9, "energy": -9.0, "imagenet1": "tabby", "imagenet1_p": 0.5}
+        probes = r[5] if len(r) > 5 else [pred] * n_taps
+        for t, p in enumerate(probes):
+            row[f"probe{t}_prediction"] = p
+            row[f"box{t}_area"] = area
+        out.append(row)
+    return analysis.tag_rows(pd.DataFrame(out), threshold=0.1)
+
+
+def test_attention_agrees_when_mistakes_spread_out_and_says_so_otherwise():
+    spread = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "dog", 0.1, 0.35, 0.9), ("cat", "dog", 0.3, 0.95, 1.0)])
+    f = findings.attention(spread, ["test"], EN)
+    assert f.agrees is True and f.text.startswith("As in the original post")
+    assert "95%" in f.text and "32%" in f.text  # the medians, computed
+    tight = spread.assign(box_area=[0.3, 0.35, 0.1])
+    g = findings.attention(tight, ["test"], EN)
+    assert g.agrees is False and g.text.startswith("Unlike the original post")
+    assert ("sets/test/index.html?tag=wrong" in [h for h, _ in g.links])
+    none = spread[spread["label"] == spread["prediction"]]
+    assert findings.attention(none, ["test"], EN).agrees is None
+
+
+def test_stages_finds_where_the_probes_separate_and_whether_the_map_widens():
+    labels = ["s1", "s2", "s3", "s4"]
+    spec = []
+    for i in range(10):  # probes at stage 1 and 2 are wrong on 5 of 10, from stage 3 on always right
+        label = "cat" if i % 2 else "dog"
+        wrong = "dog" if label == "cat" else "cat"
+        early = label if i < 5 else wrong
+        spec.append((label, label, 0.9 if label == "cat" else 0.1, 0.5, 0.9, [early, early, label, label]))
+    d = rows(spec)
+    for t, a in enumerate([0.2, 0.3, 0.4, 0.6]):
+        d[f"box{t}_area"] = a
+    f = findings.stages(d, "test", labels, EN)
+    assert "separable at s3:" in f.text and "50.0% one stage earlier" in f.text
+    assert f.agrees is True and "widens" in f.text and "60%" in f.text
+    d["box3_area"] = 0.35
+    g = findings.stages(d, "test", labels, EN)
+    assert g.agrees is False and "does not widen" in g.text
+
+
+def test_own_photo_mistakes_say_what_they_have_in_common():
+    spec = [("cat", "cat", 0.9, 0.4, 0.9)] * 6 + [("cat", "dog", 0.2, 0.9, 1.0), ("cat", "dog", 0.4, 0.8, 1.0),
+                                                 ("dog", "cat", 0.7, 0.3, 0.9)]
+    d = rows(spec, "personal")
+    f = findings.own_photo_mistakes(d, "personal", EN)
+    assert "3 of 9 are wrong" in f.text and "2 of them are cat photos called dog" in f.text
+    flipped = d.assign(label=d["label"].map({"cat": "dog", "dog": "cat"}),
+                       prediction=d["prediction"].map({"cat": "dog", "dog": "cat"}))
+    g = findings.own_photo_mistakes(flipped, "personal", EN)
+    assert "2 of them are dog photos called cat" in g.text
+
+
+def test_name_stem():
+    assert findings.name_stem("cat/oxfordpet_Sphynx_12.jpg") == "oxfordpet_Sphynx"
+    assert findings.name_stem("IMG 0042.jpeg") == "IMG"
+
+
+def test_unrelated_photos_say_what_the_head_calls_them():
+    d = rows([("", "dog", 0.1, 0.5, 0.5), ("", "dog", 0.3, 0.5, 0.5), ("", "dog", 0.05, 0.5, 0.5)], "unrelated")
+    d["pet_p"] = [0.01, 0.5, 0.02]
+    d = analysis.tag_rows(d, threshold=0.1)
+    test = rows([("cat", "cat", 0.9, 0.5, 0.9)])
+    f = findings.unrelated_photos(pd.concat([d, test]), "unrelated", 0.1, 0.995, "test", EN)
+    assert "calls all 3 unrelated photos dog" in f.text and "flags 2 of the 3" in f.text
+    d.loc[d.index[0], "prediction"] = "cat"
+    g = findings.unrelated_photos(pd.concat([d, test]), "unrelated", 0.1, 0.995, "test", EN)
+    assert "calls 1 of the 3 unrelated photos cat and 2 dog" in g.text
+
+
+def _board(cam_del, rnd_del):
+    scores = []
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        for m, d in (("cam", cam_del), ("random", rnd_del), ("gaussian", 0.8), ("gradcam", cam_del + 0.01)):
+            scores.append({"set": "test", "file": f"f{i}", "method": m, "tap": 3,
+                           "deletion_auc": d + rng.normal(0, 0.01), "insertion_auc": 0.9 - d,
+                           "average_drop": 0.1, "increase": 0.0})
+    return pd.DataFrame(scores)
+
+
+def test_faithfulness_sentence_follows_the_scores():
+    titles = {"cam": "CAM", "gradcam": "Grad-CAM"}
+    good = _board(0.5, 0.85)
+    f = findings.faithfulness(analysis.leaderboard(good, 0), analysis.verdict(good, 3, 0), 3, titles, EN)
+    assert "lowers the model's confidence faster than a random order" in f.text
+    bad = _board(0.9, 0.6)
+    g = findings.faithfulness(analysis.leaderboard(bad, 0), analysis.verdict(bad, 3, 0), 3, titles, EN)
+    assert "does not lower" in g.text
+
+
+def test_sanity_sentence_names_the_methods_that_do_not_change():
+    table = pd.DataFrame([{"method": "cam", "randomised": "head", "n": 6, "median": 0.05, "unchanged": 0.0},
+                          {"method": "eigencam", "randomised": "head", "n": 6, "median": 1.0, "unchanged": 1.0}])
+    f = findings.sanity(table, {"cam": "CAM", "eigencam": "Eigen-CAM"}, EN)
+    assert "changes the maps of CAM" in f.text and "The maps of Eigen-CAM barely change" in f.text
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_findings_are_sentences_in_the_chosen_language(lang):
+    L = Lang(lang)
+    spread = rows([("cat", "cat", 0.9, 0.3, 0.9), ("cat", "dog", 0.3, 0.95, 1.0)])
+    text = findings.attention(spread, ["test"], L).text
+    hangul = any("\uac00" <= ch <= "\ud7a3" for ch in text)
+    assert hangul == (lang == "ko")
