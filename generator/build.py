@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from generator.data.scan import CLASSES, discover_sets, scan_rows
 from generator.errors import UserError, from_os_error
 from generator.files import write_bytes, write_text
 from generator.lock import site_lock
+from generator.report.facts import MethodFacts, RunFacts
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: the run's facts as a typed RunFacts
 
 
 class Timer:
@@ -154,31 +155,31 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         sanity = leaderboard.sanity_check(model, sample, settings, runtime)
     b = model.backbone
     size = settings.input_size
-    run = {
-        "started": started.isoformat(timespec="seconds"),
-        "backbone": b.name,
-        "weights_file": b.weights_file,
-        "weights_sha256": b.weights_sha256,
-        "checkpoint": str(model.path),
-        "model_fingerprint": model.fingerprint,
-        "recipe": model.meta["recipe"],
-        "train_scores": model.meta.get("scores", {}),
-        "seed": settings.seed,
-        "runtime": asdict(runtime),
-        "versions": manifest_mod.versions(),
-        "sets": sets,
-        "tap_names": list(b.tap_names),
-        "tap_modules": list(b.taps),
-        "tap_sizes": [max(1, -(-size // s)) for s in b.strides],
-        "methods_chosen": list(chosen),
-        "methods_scored": list(explain.scored_methods(chosen)),
-        "methods_info": {n: {"title": m.title, "citation": m.citation, "needs": m.needs.name.lower(), "cost": m.cost,
-                             "per_class": m.per_class, "last_tap_only": m.last_tap_only, "opt_in": m.opt_in}
-                         for n, m in registry.REGISTRY.items()},
-        "antisymmetry": antisymmetry(model.heads),
-        "head_bias": [float(v) for v in model.heads[-1].bias],
-        "compute_timings": dict(timer.stages),
-    }
+    run = RunFacts(
+        started=started.isoformat(timespec="seconds"),
+        backbone=b.name,
+        weights_file=b.weights_file,
+        weights_sha256=b.weights_sha256,
+        checkpoint=str(model.path),
+        model_fingerprint=model.fingerprint,
+        recipe=model.meta["recipe"],
+        train_scores=model.meta.get("scores", {}),
+        seed=settings.seed,
+        runtime=asdict(runtime),
+        versions=manifest_mod.versions(),
+        sets=tuple(sets),
+        tap_names=tuple(b.tap_names),
+        tap_modules=tuple(b.taps),
+        tap_sizes=tuple(max(1, -(-size // s)) for s in b.strides),
+        methods_chosen=tuple(chosen),
+        methods_scored=tuple(explain.scored_methods(chosen)),
+        methods_info={n: MethodFacts(title=m.title, citation=m.citation, needs=m.needs.name.lower(), cost=m.cost,
+                                     per_class=m.per_class, last_tap_only=m.last_tap_only, opt_in=m.opt_in)
+                      for n, m in registry.REGISTRY.items()},
+        antisymmetry=tuple(antisymmetry(model.heads)),
+        head_bias=tuple(float(v) for v in model.heads[-1].bias),
+        compute_timings=dict(timer.stages),
+    )
     return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run}
 
 
@@ -241,7 +242,7 @@ def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
     if not (isinstance(bundle, dict) and bundle.get("format") == BUNDLE_FORMAT):
         return None
     results = bundle["results"]
-    fp = bundle["run"]["model_fingerprint"]
+    fp = bundle["run"].model_fingerprint
     shown = results[(results["status"] == "ok") & (results["set"] != settings.train_set)]
     if not all(_opens(record_path(settings.cache_dir, fp, sha)) for sha in shown["sha256"].unique()):
         return None
@@ -282,15 +283,16 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
         build_dir.mkdir(parents=True)
         with timer.stage("figures"):
             if reuse_figures:
-                report.figures = reuse_figures_of(site_dir, build_dir / "figures")
+                report = replace(report, figures=tuple(reuse_figures_of(site_dir, build_dir / "figures")))
             else:
                 from generator.publish import figures  # matplotlib: imported only when figures are drawn
 
-                report.figures = figures.make_all(report, settings, build_dir / "figures")
+                report = replace(report, figures=tuple(figures.make_all(report, settings, build_dir / "figures")))
         with timer.stage("pages"):
-            pages.write_site(build_dir, report, settings)
-        run = dict(bundle["run"], timings=dict(timer.stages, total=sum(timer.stages.values())),
-                   settings=jsonable(settings), manifest=now.publish, figures=report.figures)
+            written = pages.write_site(build_dir, report, settings)
+        run = dict(bundle["run"].as_json(), timings=dict(timer.stages, total=sum(timer.stages.values())),
+                   settings=jsonable(settings), manifest=now.publish, figures=list(report.figures),
+                   pages=written)
         write_text(build_dir / "run.json", json.dumps(run, indent=2, default=str))
         swap_in(build_dir, site_dir)
     except OSError as exc:
@@ -317,9 +319,8 @@ def load_report(settings: Settings, key: str):
         report = pickle.loads(report_path(settings, key).read_bytes())  # our own cache file
     except Exception:
         return None
-    report.settings = settings  # same figure and compute settings (same key); page settings may differ
-    report.figures = []
-    return report
+    # same figure and compute settings (same key); page settings may differ
+    return replace(report, settings=settings, figures=())
 
 
 def reuse_figures_of(site_dir: Path, new: Path) -> list[dict]:

@@ -84,6 +84,22 @@ def _set_names(name: str, value: tuple[str, ...]) -> None:
         raise _bad(name, ",".join(value), "name each set once")
 
 
+ROLES = ("test", "personal", "unrelated")  # what the story does with a set: its test photos, your own, the others
+
+
+def _roles(name: str, value: tuple[str, ...]) -> None:
+    seen = set()
+    for item in value:
+        role, eq, set_name = item.partition("=")
+        if not eq or role.strip() not in ROLES:
+            raise _bad(name, ",".join(value), "give role=set pairs such as test=test,personal=mine,unrelated=other "
+                                              "(roles: " + ", ".join(ROLES) + ")")
+        if role.strip() in seen:
+            raise _bad(name, ",".join(value), f"give the role {role.strip()} once")
+        seen.add(role.strip())
+        _set_name(name, set_name.strip())
+
+
 def _methods(name: str, value: tuple[str, ...]) -> None:
     # Only the form is checked here: the names are checked against the registry (generator.methods) before any
     # work starts, since importing the registry imports torch, which a "nothing changed" rerun never does.
@@ -139,6 +155,10 @@ class Settings:
     eval_sets: tuple[str, ...] = _setting(
         ("test", "personal", "unrelated"), "sets that are explained on the site, in this order", _set_names
     )
+    roles: tuple[str, ...] = _setting(
+        tuple(f"{r}={r}" for r in ROLES), "which set plays which part of the story, as role=set pairs: test (the "
+        "test photos), personal (your own photos), unrelated (photos of neither class); a role left out has no set",
+        _roles)
     backbone: str = _setting("auto", "CNN: auto (resnet18 if its weights are on disk, else efficientnet_lite0) or "
                              "a registered backbone: efficientnet_lite0, resnet18", _backbone)
     input_size: int = _setting(224, "side of the square network input in pixels (the whole photo is resized)",
@@ -194,6 +214,13 @@ class Settings:
             raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
                                 f"({self.input_size}x{self.input_size}); raise it.")
         _check_site_dir(self)
+
+    def set_for(self, role: str) -> str | None:
+        """The set that plays `role` (one of ROLES) in the story, or None when no set does."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        pairs = dict((r.strip(), s.strip()) for r, _, s in (item.partition("=") for item in self.roles))
+        return pairs.get(role)
 
     @property
     def n_workers(self) -> int:

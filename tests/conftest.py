@@ -103,3 +103,16 @@ def read_only(path: Path):
         yield path
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.fixture(scope="session")
+def small_report(small_site):
+    """(bundle, Report) of the small site's build, from its caches (the build's own pickles of them)."""
+    import pickle
+
+    settings, _run = small_site
+    runs = Path(settings.cache_dir) / "runs"
+    report = pickle.loads(max(runs.glob("*.report.pkl"), key=lambda p: p.stat().st_mtime).read_bytes())
+    bundles = [p for p in runs.glob("*.pkl") if not p.name.endswith(".report.pkl")]
+    bundle = pickle.loads(max(bundles, key=lambda p: p.stat().st_mtime).read_bytes())
+    return bundle, report

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -701,10 +702,15 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 
 
 def _one_of_each(site: Path) -> list[str]:
-    test = ok_rows(site, "test")
-    return ["index.html", "report.html", "overview.html", "sets/test/index.html", test["page"][0],
-            "sets/test/cell-cat-as-cat.html", "errors.html", "layers.html", "methods.html", "figures.html",
-            "skipped.html", "sets/unrelated/index.html"]
+    """The first page of every kind in the page registry (as run.json lists what the build wrote), so that a new
+    kind of page is checked without being named here; and every set's gallery."""
+    written = json.loads((site / "run.json").read_text())["pages"]
+    from generator.publish.pages import PAGES, PHOTO_KIND
+
+    assert set(written) == {k.name for k in PAGES} | {PHOTO_KIND}
+    firsts = [w["first"][0] for w in written.values() if w["count"]]
+    galleries = [rel for rel in written["sets"]["first"] if rel.endswith("/index.html")]
+    return list(dict.fromkeys(firsts + galleries + ["index.html", "sets/unrelated/index.html"]))
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -187,3 +187,16 @@ def test_a_training_set_that_is_not_there_is_named_with_the_sets_that_are(tiny_p
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: setting train_set = 'trian' names no folder of photos in ")
     assert "personal, test, train, unrelated" in last and "network" not in last
+
+
+def test_roles_name_the_set_of_each_part_of_the_story():
+    s = make_settings({"roles": "test=test,personal=mine", "eval_sets": "test,mine"})
+    assert (s.set_for("test"), s.set_for("personal"), s.set_for("unrelated")) == ("test", "mine", None)
+    d = make_settings()
+    assert [d.set_for(r) for r in ("test", "personal", "unrelated")] == ["test", "personal", "unrelated"]
+    with pytest.raises(SettingsError, match=r"^setting roles = 'tset=test' is not allowed: give role=set pairs"):
+        make_settings({"roles": "tset=test"})
+    with pytest.raises(SettingsError, match="give the role test once"):
+        make_settings({"roles": "test=a,test=b"})
+    with pytest.raises(SettingsError, match=r"setting roles = '\.\./x' is not allowed: use the name of a visible"):
+        make_settings({"roles": "test=../x"})

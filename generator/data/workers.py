@@ -7,7 +7,9 @@ No torch import: the workers stay small and start fast.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,17 +62,19 @@ def picture_files(asset_dir: Path) -> tuple[str, int, int] | None:
     return name, w, h
 
 
-def forked_map(fn, items: list, processes: int, chunksize: int = 1) -> list:
-    """[fn(item) for item in items], computed by `processes` forked workers where the system forks (they inherit
-    the caller's memory, so the work needs no pickling: the report, the templates), else in this process.
+def forked_map(fn: Callable[[Any, Any], Any], context: Any, items: list, processes: int, chunksize: int = 1) -> list:
+    """[fn(context, item) for item in items], computed by `processes` forked workers where the system forks, else
+    in this process. The workers inherit `context` (the report, the templates...) with the caller's memory, so it
+    is never pickled; only the items and the results are. Each worker has its own copy of it.
 
     Forked workers ignore Ctrl-C (the caller handles it and ends them) and take the default SIGTERM, with which
     the pool ends them, instead of the command's own handler."""
     if processes < 2 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fn(item) for item in items]
-    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_forked_worker)
+        return [fn(context, item) for item in items]
+    # Pool hands initargs to the forked processes as they are: fn and context travel by fork, not by pickle.
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_forked_worker, initargs=(fn, context))
     try:
-        done = pool.map(fn, items, chunksize=chunksize)
+        done = pool.map(_in_forked_worker, items, chunksize=chunksize)
         pool.close()
     finally:
         pool.terminate()
@@ -78,11 +82,21 @@ def forked_map(fn, items: list, processes: int, chunksize: int = 1) -> list:
     return done
 
 
-def _forked_worker() -> None:
+_FORKED_JOB: tuple[Callable[[Any, Any], Any], Any] | None = None  # set only inside a forked worker, by its pool
+
+
+def _forked_worker(fn: Callable[[Any, Any], Any], context: Any) -> None:
     import signal
 
+    global _FORKED_JOB
+    _FORKED_JOB = (fn, context)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _in_forked_worker(item: Any) -> Any:
+    fn, context = _FORKED_JOB
+    return fn(context, item)
 
 
 def _ignore_interrupts() -> None:

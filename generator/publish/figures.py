@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,7 +20,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from generator.config import Settings
+from generator.config import ROLES, Settings
 from generator.data.imaging import decode_bytes  # noqa: E402
 from generator.data.scan import CLASSES  # noqa: E402
 from generator.explain.overlay import blend, heat_rgb  # noqa: E402
@@ -275,7 +277,7 @@ def ood_figure(report, lang: Lang, path: Path) -> bool:
     for i, x in enumerate(sets):
         v = report.rows(x.key)["pet_p"].dropna().to_numpy()
         jitter = np.random.default_rng(i).uniform(-0.18, 0.18, len(v))
-        color = NEITHER if x.key == "unrelated" else "#4878cf"
+        color = NEITHER if x is report.unrelated else "#4878cf"
         ax.scatter(np.clip(v, 1e-4, 1), i + jitter, s=5, alpha=0.4, color=color)
     ax.axvline(report.neither_threshold, color="black", lw=1, ls="--",
                label=lang._("threshold %(t)s", t=lang.pct(report.neither_threshold, 1)))
@@ -311,7 +313,8 @@ def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
     """Every figure: (file, draw(report, lang, path) -> drawn?, caption, alt text)."""
     out = [("samples.png", samples_figure, lang._("Training photos of both classes (seeded sample)."),
             lang._("Grid of training photos, cats and dogs, labeled."))]
-    for key, file in (("test", "cam_test.png"), ("personal", "cam_personal.png"), ("unrelated", "cam_unrelated.png")):
+    for role in ROLES:  # one grid per role of the story, drawn from whichever set plays it
+        key, file = report.settings.set_for(role), f"cam_{role}.png"
         if any(x.key == key for x in report.eval_sets):
             out.append((file, functools.partial(_cam_grid, key),
                         lang._("CAM of the predicted class on %(set)s photos; wrong predictions framed in red, photos "
@@ -347,12 +350,19 @@ def _cam_grid(key: str, report, lang: Lang, path: Path) -> bool:
     return cam_grid_figure(report, key, lang, path)
 
 
-_JOB: dict = {}  # what forked figure workers inherit: the report, the language, the catalog, the folder
+@dataclass(frozen=True)
+class FigureJob:
+    """What forked figure workers inherit: the report, the language, the catalog, the folder."""
+
+    report: Any
+    lang: Lang
+    catalog: list[tuple[str, Callable, str, str]]
+    outdir: Path
 
 
-def _draw(i: int) -> bool:
-    file, draw, _caption, _alt = _JOB["catalog"][i]
-    return draw(_JOB["report"], _JOB["lang"], _JOB["outdir"] / file)
+def _draw(job: FigureJob, i: int) -> bool:
+    file, draw, _caption, _alt = job.catalog[i]
+    return draw(job.report, job.lang, job.outdir / file)
 
 
 def make_all(report, settings: Settings, outdir: Path) -> list[dict]:
@@ -364,9 +374,6 @@ def make_all(report, settings: Settings, outdir: Path) -> list[dict]:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     figures = catalog(report, lang)
-    _JOB.update(report=report, lang=lang, catalog=figures, outdir=outdir)
-    try:
-        drawn = forked_map(_draw, list(range(len(figures))), settings.n_workers)
-    finally:
-        _JOB.clear()
+    job = FigureJob(report=report, lang=lang, catalog=figures, outdir=outdir)
+    drawn = forked_map(_draw, job, list(range(len(figures))), settings.n_workers)
     return [{"file": f, "caption": c, "alt": a} for (f, _, c, a), ok in zip(figures, drawn) if ok]

@@ -6,10 +6,10 @@ cache, so memory stays flat however many photos there are. Rendering only: nothi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class Maps:
     def __init__(self, report: Report) -> None:
         self.record = report.record
         self.n_taps = report.n_taps
-        self.chosen = list(report.run["methods_chosen"])
+        self.chosen = list(report.run.methods_chosen)
 
     def entries(self, record: PhotoRecord, methods: list[str], taps: range | list[int],
                 classes: str = "all") -> list[tuple[str, np.ndarray]]:
@@ -80,7 +80,7 @@ class Maps:
 def method_info(report: Report, names: list[str]) -> list[dict]:
     """What the pages say about each method (its registry entry, recorded in the run facts: the pages never
     import the registry, which imports torch)."""
-    return [dict(report.run["methods_info"][n], name=n) for n in names]
+    return [dict(asdict(report.run.methods_info[n]), name=n) for n in names]
 
 
 SIGNED_PERCENTILE = 99  # the signed maps' scale: this percentile of the set's photos (the page says so)
@@ -111,7 +111,7 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
     return {
         "nav": nav, "run": run, "classes": CLASSES, "settings": report.settings, "threshold": report.neither_threshold,
         "n_taps": report.n_taps, "tap_labels": tap_labels(run, lang),
-        "generated": lang.date(run.get("started", datetime.now().isoformat())),
+        "generated": lang.date(run.started),
     }
 
 
@@ -132,7 +132,7 @@ def report_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
 def overview_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
     total = int(len(report.results))
     yield "overview.html", {"summaries": report.sets, "figures": report.figures, "total_files": total,
-                            "antisymmetry": max(report.run.get("antisymmetry", [math.inf]))}
+                            "antisymmetry": max(report.run.antisymmetry, default=math.inf)}
 
 
 # ---- galleries and photo pages --------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def gallery_script(entries: list[dict]) -> str:
     return f"window.CAM_PHOTOS = {payload_json(entries)};\n"
 
 
-def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict | PhotoPages]]:
     """Per set: the gallery pages, then one page per photo; each record is read once, and the set's photos.js
     (which needs every photo's map) is written after its photo pages."""
     settings = report.settings
@@ -178,8 +178,8 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
                 "template": "gallery.html", "set": summary, "photos": chunk, "tag_counts": tag_counts,
                 "labeled": bool(summary.counts["labeled"]), "page_no": i + 1, "pages": n_pages, "page_names": names,
                 "words": words}
-        yield f"sets/{summary.slug}/photos.js", {
-            "photo_pages": PhotoPages(summary, photos, page_of, signed_scales(report, summary.key))}
+        # Not a page model: the set's image pages, rendered in parallel after every other page, then photos.js
+        yield f"sets/{summary.slug}/photos.js", PhotoPages(summary, photos, page_of, signed_scales(report, summary.key))
 
 
 @dataclass
@@ -202,24 +202,32 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
             "signed_scale": pp.scales[-1], "signed_percentile": SIGNED_PERCENTILE / 100}
 
 
-# Rendering the image pages is most of a re-render's time and needs no state but the report: forked workers
-# inherit it from `_JOB` (set just before they start) and each renders a slice of a set's photos.
-_JOB: dict[str, Any] = {}
+@dataclass
+class PhotoJob:
+    """What rendering image pages needs (most of a re-render's time): forked workers inherit it, and each renders
+    slices of a set's photos."""
+
+    build_dir: Path
+    report: Report
+    maps: Maps
+    base: dict[str, Any]
+    sets: list[PhotoPages]
+    lang: str
+
+    @functools.cached_property
+    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process
+        return SiteWriter(self.build_dir, Lang(self.lang))
 
 
-def _render_slice(task: tuple[int, int, int]) -> list[dict]:
+def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> list[dict]:
     which, start, stop = task
-    job = _JOB
-    if "writer" not in job:  # one Jinja2 environment per worker process
-        job["writer"] = SiteWriter(job["build_dir"], Lang(job["lang"]))
-    report, maps, pp = job["report"], job["maps"], job["sets"][which]
+    report, maps, pp = job.report, job.maps, job.sets[which]
     entries = []
     for i in range(start, stop):
         record = maps.record(pp.photos[i]["sha256"])
         entries.append(gallery_entry(pp.photos[i], record, maps))
         if record is not None:
-            job["writer"].page(pp.photos[i]["page"], "photo.html", **job["base"],
-                               **photo_page(report, maps, pp, i, record))
+            job.writer.page(pp.photos[i]["page"], "photo.html", **job.base, **photo_page(report, maps, pp, i, record))
     return entries
 
 
@@ -228,14 +236,10 @@ def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[P
     """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order."""
     from generator.data.workers import forked_map
 
-    _JOB.clear()
-    _JOB.update(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
+    job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
-    try:
-        done = forked_map(_render_slice, tasks, processes)
-    finally:
-        _JOB.clear()
+    done = forked_map(_render_slice, job, tasks, processes)
     out: list[list[dict]] = [[] for _ in sets]
     for (k, _, _), entries in zip(tasks, done):
         out[k] += entries
@@ -250,7 +254,7 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
                for m in method_info(report, maps.chosen)]
     data = {"payload": payload, "methods": methods, "classes": list(CLASSES),
-            "pred": record.pred, "taps": report.run["tap_modules"], "grid": s.input_size,
+            "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
     return payload_json(data)
 
@@ -260,7 +264,7 @@ def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
     pred = record.pred
     other = record.runner_up
     cam = record.cam(-1).astype(np.float64)
-    bias = report.run.get("head_bias", [0.0] * len(CLASSES))
+    bias = report.run.head_bias
     signed_mean = float((cam[pred] - cam[other]).mean())
     margin = float(record.logits[pred] - record.logits[other])
     return {"other": CLASSES[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
@@ -345,14 +349,14 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
 
     per_tap: dict[str, list[dict | None]] = {}
     for r in rows:
-        if r["set"] == "all" and report.run["methods_info"].get(r["method"], {}).get("needs") == "gradients":
+        if r["set"] == "all" and getattr(report.run.methods_info.get(r["method"]), "needs", None) == "gradients":
             per_tap.setdefault(r["method"], [None] * report.n_taps)[r["tap"]] = r
     yield "methods.html", {
         "titles": titles, "verdict": verdict, "pooled": at_last("all"),
         "per_set": [(s.name, at_last(s.key)) for s in report.eval_sets if at_last(s.key)],
         "per_tap": sorted(per_tap.items(), key=lambda kv: -(kv[1][last] or {"combined": -9})["combined"]),
         "sanity": report.sanity_table.to_dict("records"),
-        "methods": method_info(report, report.run["methods_scored"]),
+        "methods": method_info(report, list(report.run.methods_scored)),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
         "bootstrap": analysis.BOOTSTRAP,
     }
@@ -369,6 +373,7 @@ def skipped_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
 
 
 NAV_BEFORE_SETS = ("report", "overview")
+PHOTO_KIND = "photo"  # the image pages, rendered by the "sets" kind after every other page
 PAGES: tuple[PageKind, ...] = (
     PageKind("report", "report.html", N_("Report"), "report.html", report_pages),
     PageKind("overview", "overview.html", N_("Overview"), "overview.html", overview_pages),
@@ -382,8 +387,11 @@ PAGES: tuple[PageKind, ...] = (
 )
 
 
-def write_site(build_dir: Path, report: Report, settings: Settings) -> None:
-    """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir."""
+def write_site(build_dir: Path, report: Report, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir.
+
+    Returns, per page kind of the registry (and PHOTO_KIND for the image pages the sets render), how many pages
+    were written and the first three: run.json keeps it, and the browser tests visit one page of each kind."""
     lang = Lang(settings.lang)
     writer = SiteWriter(build_dir, lang)
     writer.static()
@@ -392,19 +400,23 @@ def write_site(build_dir: Path, report: Report, settings: Settings) -> None:
     ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
     base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
     deferred: list[tuple[str, PhotoPages]] = []
+    written: dict[str, list[str]] = {kind.name: [] for kind in PAGES}
     for kind in PAGES:
         for rel, model in kind.pages(report, ctx):
-            if "photo_pages" in model:
-                deferred.append((rel, model["photo_pages"]))
+            if isinstance(model, PhotoPages):
+                deferred.append((rel, model))
                 continue
             template = model.pop("template", kind.template)
             writer.page(rel, template, **base, **model)
+            written[kind.name].append(rel)
     entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
                                  settings.n_workers)
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
+    written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]
     write_tables(writer, report)
     post.write(writer, report, lang)
+    return {name: {"count": len(rels), "first": rels[:3]} for name, rels in written.items()}
 
 
 def link_pictures(writer: SiteWriter, results: pd.DataFrame) -> None:

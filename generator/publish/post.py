@@ -43,8 +43,8 @@ def write(writer: SiteWriter, report, lang: Lang) -> None:
     for f in figures:
         writer.link(writer.path(f"figures/{f}"), f"post/assets/images/post_images/{PREFIX}{f}")
     alt = {f["file"]: f["alt"] for f in report.figures}
-    writer.page(f"post/{post_name(report.run['started'])}", "post.md",
+    writer.page(f"post/{post_name(report.run.started)}", "post.md",
                 sections=sections, title=yaml_str(lang._("Where does a cat-vs-dog classifier look? CAM, step by step")),
-                date=datetime.fromisoformat(report.run["started"]).date().isoformat(),
+                date=datetime.fromisoformat(report.run.started).date().isoformat(),
                 assets=s.post_assets_url, prefix=PREFIX, alt=alt, shown=shown, site_url=s.site_url,
                 md=md_escape, yaml=yaml_str)

@@ -55,8 +55,8 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     train = analysis.labeled_ok(results[results["set"] == train_set])
     test = results[results["set"] == test_set]
     counts = train["label"].value_counts()
-    last = len(run["tap_modules"]) - 1
-    cv = run.get("train_scores", {}).get(f"tap{last}_cv5_accuracy")
+    last = run.n_taps - 1
+    cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     text = lang._(
         "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which it "
         "gets %(acc)s right (%(wrong)s wrong); 5-fold cross-validation on the training photos gives %(cv)s.",
@@ -297,10 +297,10 @@ def story(report, lang: Lang) -> list[Section]:
     results, run, s = report.results, report.run, report.settings
     eval_keys = [x.key for x in report.eval_sets]
     labeled = [x.key for x in report.labeled_sets]
-    test = "test" if "test" in eval_keys else (labeled[0] if labeled else "")
-    own = "personal" if "personal" in labeled else None
+    test = s.set_for("test") if s.set_for("test") in eval_keys else (labeled[0] if labeled else "")
+    own = s.set_for("personal") if s.set_for("personal") in labeled else None
     unrelated = report.unrelated.key if report.unrelated is not None else None
-    titles = {n: i["title"] for n, i in run["methods_info"].items()}
+    titles = {n: i.title for n, i in run.methods_info.items()}
     keep = [f for f in (
         own_photo_mistakes(results, own, lang) if own else None,
         unrelated_photos(results, unrelated, report.neither_threshold, s.neither_keep, test, lang)
@@ -317,7 +317,7 @@ def story(report, lang: Lang) -> list[Section]:
         ], [], formula=True),
         Section("model", lang._("The data and the model"), [
             lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
-                   "is %(backbone)s with its ImageNet weights.", backbone=run["backbone"]),
+                   "is %(backbone)s with its ImageNet weights.", backbone=run.backbone),
         ], [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
         Section("cam", lang._("CAM on the photos"), [
             lang._("Each photo below carries the map of the class the model chose; wrong predictions are framed in "

@@ -7,7 +7,7 @@ Imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,12 +19,11 @@ from generator.data.scan import CLASSES
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import load_npz
 from generator.report import analysis
+from generator.report.facts import RunFacts
 from generator.report.names import safe_name, set_slug
 
-UNRELATED = "unrelated"  # the set of photos that are neither cats nor dogs (by its usual name)
 
-
-@dataclass
+@dataclass(frozen=True)
 class SetSummary:
     name: str  # as shown (file-system name made printable)
     key: str  # the set's name in the results table
@@ -36,10 +35,12 @@ class SetSummary:
     ece: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
+    """Everything the pages and figures show, computed before any of them is drawn: they only read it."""
+
     settings: Settings
-    run: dict[str, Any]
+    run: RunFacts
     results: pd.DataFrame  # one row per file, tagged (analysis.tag_rows)
     scores: pd.DataFrame  # leaderboard: one row per (photo, map)
     sanity: pd.DataFrame  # one row per (photo, method, randomisation)
@@ -49,11 +50,11 @@ class Report:
     board: pd.DataFrame  # analysis.leaderboard
     verdict: analysis.Verdict | None
     sanity_table: pd.DataFrame  # analysis.sanity_summary
-    figures: list[dict] = field(default_factory=list)  # filled by the figures stage
+    figures: tuple[dict, ...] = ()  # the figures drawn (file, caption, alt): a Report with them is made by the build
 
     @property
     def n_taps(self) -> int:
-        return len(self.run["tap_modules"])
+        return self.run.n_taps
 
     @property
     def eval_sets(self) -> list[SetSummary]:
@@ -65,7 +66,8 @@ class Report:
 
     @property
     def unrelated(self) -> SetSummary | None:
-        return next((s for s in self.eval_sets if s.key == UNRELATED), None)
+        key = self.settings.set_for("unrelated")  # the photos that are neither class, by its role
+        return next((s for s in self.eval_sets if s.key == key), None)
 
     def rows(self, set_key: str, ok_only: bool = True) -> pd.DataFrame:
         d = self.results[self.results["set"] == set_key]
@@ -73,7 +75,7 @@ class Report:
 
     def record(self, sha: str) -> PhotoRecord | None:
         """The photo's record (maps and all) from the cache the compute stage wrote, or None."""
-        z = load_npz(record_path(self.settings.cache_dir, self.run["model_fingerprint"], sha)) if sha else None
+        z = load_npz(record_path(self.settings.cache_dir, self.run.model_fingerprint, sha)) if sha else None
         return PhotoRecord.from_npz(z, self.n_taps) if z is not None else None
 
 
@@ -84,21 +86,22 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     threshold = analysis.keep_threshold(train.loc[train["status"] == "ok", "pet_p"].dropna().to_numpy(),
                                         settings.neither_keep)
     results = analysis.tag_rows(results, threshold)
-    n_taps = len(run["tap_modules"])
+    n_taps = run.n_taps
     sets = []
-    for s in run["sets"]:
+    for s in run.sets:
         df = results[results["set"] == s]
-        summary = SetSummary(name=safe_name(s), key=s, slug=set_slug(s), is_train=s == settings.train_set,
-                             counts=analysis.set_summary(df))
-        if summary.counts["labeled"]:
-            summary.confusion = analysis.confusion(df).to_dict(orient="index")
-            summary.ece = analysis.set_reliability(df).ece
-            if not summary.is_train:
-                summary.probe_accuracy = analysis.probe_accuracy(df, n_taps)
-        sets.append(summary)
+        counts = analysis.set_summary(df)
+        is_train = s == settings.train_set
+        labeled = bool(counts["labeled"])
+        sets.append(SetSummary(
+            name=safe_name(s), key=s, slug=set_slug(s), is_train=is_train, counts=counts,
+            confusion=analysis.confusion(df).to_dict(orient="index") if labeled else None,
+            ece=analysis.set_reliability(df).ece if labeled else None,
+            probe_accuracy=analysis.probe_accuracy(df, n_taps) if labeled and not is_train else None))
     labeled = [s.key for s in sets if not s.is_train and s.counts["labeled"]]
-    has_unrelated = any(s.key == UNRELATED for s in sets)
-    ood = analysis.ood_separation(results, train, labeled, UNRELATED, settings.neither_keep) if has_unrelated \
+    unrelated = settings.set_for("unrelated")
+    has_unrelated = any(s.key == unrelated for s in sets)
+    ood = analysis.ood_separation(results, train, labeled, unrelated, settings.neither_keep) if has_unrelated \
         else pd.DataFrame()
     scores, sanity = bundle["scores"], bundle["sanity"]
     board = analysis.leaderboard(scores, settings.seed)
@@ -112,14 +115,14 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
 
 def map_titles(report: Report, lang) -> dict[str, str]:
     """Every scored map's title as readers see it: the methods' own, and the two reference maps."""
-    titles = {n: i["title"] for n, i in report.run["methods_info"].items()}
+    titles = {n: i.title for n, i in report.run.methods_info.items()}
     titles.update(random=lang._("random map"), gaussian=lang._("centred Gaussian"))
     return titles
 
 
 def tap_labels(run: dict, lang) -> list[str]:
     """'stage 5 (blocks.4)': each tap as readers call it, in their language, with the module it taps."""
-    return [f"{lang._(name)} ({module})" for name, module in zip(run["tap_names"], run["tap_modules"])]
+    return [f"{lang._(name)} ({module})" for name, module in zip(run.tap_names, run.tap_modules)]
 
 
 def asset_path(sha: str, name: str) -> str:

@@ -1,0 +1,52 @@
+"""What was run: the typed facts of one build (model, weights, taps, methods, runtime), as pages state them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """A map method as the pages describe it (from the method registry)."""
+
+    title: str
+    citation: str
+    needs: str  # features, gradients or forwards
+    cost: str  # a message id: the pages translate it
+    per_class: bool
+    last_tap_only: bool
+    opt_in: bool
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    started: str  # ISO time the compute stage started, to the second
+    backbone: str
+    weights_file: str
+    weights_sha256: str
+    checkpoint: str
+    model_fingerprint: str  # keys every per-photo record of this model
+    recipe: dict[str, Any]
+    train_scores: dict[str, float]  # cross-validated accuracy of the head and probes on the training photos
+    seed: int
+    runtime: dict[str, Any]  # device, autocast, channels_last
+    versions: dict[str, str]  # library versions
+    sets: tuple[str, ...]  # every set scanned, the training set included
+    tap_names: tuple[str, ...]  # message ids ("stage 3"); the pages translate them
+    tap_modules: tuple[str, ...]
+    tap_sizes: tuple[int, ...]  # side of each tap's map at the network input size
+    methods_chosen: tuple[str, ...]
+    methods_scored: tuple[str, ...]
+    methods_info: dict[str, MethodFacts]
+    antisymmetry: tuple[float, ...]  # per tap, largest |w_cat + w_dog| of the two-class heads
+    head_bias: tuple[float, ...]
+    compute_timings: dict[str, float] = field(default_factory=dict)  # seconds per compute stage
+
+    @property
+    def n_taps(self) -> int:
+        return len(self.tap_modules)
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON types, for run.json."""
+        return asdict(self)
