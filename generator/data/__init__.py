@@ -1,0 +1,1 @@
+"""Stage 1: photos in: fetch, scan, decode, annotations."""

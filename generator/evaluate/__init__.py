@@ -1,0 +1,1 @@
+"""Stage 4: scores of the maps: localisation against ground truth, faithfulness."""
