@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,9 +62,7 @@ class Region:
     @property
     def mask(self) -> np.ndarray:
         """(height, width) bool: True where the category is."""
-        from pycocotools import mask as mask_utils
-
-        return mask_utils.decode(self.rle).astype(bool)
+        return _decode(self.rle).astype(bool)
 
     @property
     def box(self) -> BoxXYXY:
@@ -99,6 +98,14 @@ class Annotations:
         return sum(kind in p.regions for p in self.photos.values())
 
 
+def _decode(rle: dict) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():  # pycocotools 2.0.11 under numpy 2 warns about its own np.array(copy=False)
+        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy keyword", DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
 # ---- what the parsers hand on: raw shapes, checked and rasterised in one place ------------------------------
 
 
@@ -106,7 +113,8 @@ class Annotations:
 class _Shape:
     kind: str
     where: str  # "annotation id 7" / "object 2": completes "<file>, <where> of '<photo>'"
-    box: BoxXYXY | None = None  # (x0, y0, x1, y1) as written, converted to exclusive pixel bounds
+    box: BoxXYXY | None = None  # (x0, y0, x1, y1): exclusive pixel bounds from 0
+    shown: str = "box"  # the box as the file writes it, for the sentences: "bbox [x, y, w, h]"
     polygons: Any = None  # COCO segmentation list, unchecked
     rle: Any = None  # COCO RLE dict, unchecked
     mask: np.ndarray | None = None  # a trimap's boolean mask, already at the photo's size
@@ -137,11 +145,11 @@ def _rasterise(shape: _Shape, width: int, height: int) -> tuple[dict, BoxXYXY] |
     if shape.box is not None:
         x0, y0, x1, y1 = shape.box
         if not _finite(x0, y0, x1, y1):
-            return f"its box {_fmt(shape.box)} is not four numbers"
+            return f"its {shape.shown} is not four numbers"
         if x1 <= x0 or y1 <= y0:
-            return f"its box (x0, y0, x1, y1) = {_fmt(shape.box)} has a negative or zero width or height"
+            return f"its {shape.shown} has a negative or zero width or height"
         if x0 < -EDGE_SLACK or y0 < -EDGE_SLACK or x1 > width + EDGE_SLACK or y1 > height + EDGE_SLACK:
-            return f"its box (x0, y0, x1, y1) = {_fmt(shape.box)} reaches outside the {width}x{height} photo"
+            return f"its {shape.shown} reaches outside the {width}x{height} photo"
     if shape.mask is not None:
         rle = mask_utils.encode(np.asfortranarray(shape.mask.astype(np.uint8)))
     elif shape.polygons is not None:
@@ -152,7 +160,7 @@ def _rasterise(shape: _Shape, width: int, height: int) -> tuple[dict, BoxXYXY] |
             if not isinstance(p, list) or not all(_finite(v) for v in p) or len(p) % 2:
                 return f"its polygon {i + 1} is not a list of x, y numbers"
             if len(p) < 6:
-                return f"its polygon {i + 1} has {len(p) // 2} point(s); a polygon needs at least 3"
+                return f"its polygon {i + 1} has {len(p) // 2} point(s), fewer than the 3 a polygon needs"
             xs, ys = p[0::2], p[1::2]
             if min(xs) < -EDGE_SLACK or min(ys) < -EDGE_SLACK or max(xs) > width + EDGE_SLACK \
                     or max(ys) > height + EDGE_SLACK:
@@ -177,7 +185,7 @@ def _rasterise(shape: _Shape, width: int, height: int) -> tuple[dict, BoxXYXY] |
         else:
             return "its RLE counts are neither a list of numbers nor COCO's compressed text"
         try:  # pycocotools checks that the counts cover exactly the mask (ValueError otherwise)
-            mask_utils.decode(rle)
+            _decode(rle)
         except (ValueError, TypeError):
             return "its compressed RLE counts do not describe a mask of the photo's size"
     elif shape.box is not None:
@@ -310,7 +318,7 @@ def _coco(path: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
                 left.append(f"{src}: {where} of '{photos[a['image_id']].name}': its bbox {b!r} is not four numbers "
                             "[x, y, width, height]; it is left out.")
                 continue
-            shape.box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
+            shape.box, shape.shown = (b[0], b[1], b[0] + b[2], b[1] + b[3]), f"bbox {_fmt(b)}"
         seg = a.get("segmentation")
         if isinstance(seg, dict):
             shape.rle = seg
@@ -383,7 +391,8 @@ def _voc_file(path: Path, left: list[str], kind: str | None = None) -> _Photo | 
                         "ymax; it is left out.")
             continue
         # VOC devkit: 1-based pixel indices, xmax/ymax inclusive -> exclusive bounds from 0.
-        photo.shapes.append(_Shape(label, where, box=(xmin - 1, ymin - 1, xmax, ymax)))
+        shown = f"<bndbox> (xmin {xmin:g}, ymin {ymin:g}, xmax {xmax:g}, ymax {ymax:g})"
+        photo.shapes.append(_Shape(label, where, box=(xmin - 1, ymin - 1, xmax, ymax), shown=shown))
     return photo
 
 
