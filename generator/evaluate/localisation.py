@@ -33,7 +33,7 @@ import numpy as np
 
 from generator.analysis import bootstrap_mean
 from generator.data.annotations import BoxXYXY, Region
-from generator.overlay import cam_box, upsample
+from generator.overlay import Box, cam_box, upsample
 
 TOLERANCE = 15  # pixels: TorchRay's pointing game default
 IOU_HIT = 0.5  # the CAM paper's localisation threshold
@@ -58,12 +58,14 @@ class PhotoScore:
         return self.iou >= IOU_HIT
 
 
-def peak(up: np.ndarray) -> tuple[int, int] | None:
-    """(x, y) of the first maximum in raster order, or None when every value is the same (no peak)."""
-    flat = int(np.argmax(up))
-    if up.flat[flat] == up.min():
+def peak(up: np.ndarray, native: np.ndarray | None = None) -> tuple[int, int] | None:
+    """(x, y) of the first maximum in raster order, or None when every value is the same (no peak).
+
+    `native`: the map `up` was upsampled from; a constant map is recognised on it, which is cheaper."""
+    flat_map = native if native is not None else up
+    if flat_map.max() == flat_map.min():
         return None
-    y, x = divmod(flat, up.shape[1])
+    y, x = divmod(int(np.argmax(up)), up.shape[1])
     return x, y
 
 
@@ -82,11 +84,18 @@ def pointing(point: tuple[int, int] | None, mask: np.ndarray, tolerance: int = 0
     return bool((mask[y0:y1, x0:x1] & near).any())
 
 
-def energy(up: np.ndarray, mask: np.ndarray) -> float:
-    """Share of the positive part of the (upsampled) map inside the mask; NaN when nothing is positive."""
-    pos = np.maximum(up, 0.0)
+def energy(up: np.ndarray, mask: np.ndarray, nonnegative: bool = False) -> float:
+    """Share of the positive part of the (upsampled) map inside the mask; NaN when nothing is positive.
+
+    mask: bool, or float 0/1 (a dot product, faster when one mask serves many maps); `nonnegative`: the caller
+    knows up >= 0 everywhere (bilinear values are weighted means, so a map >= 0 upsamples to values >= 0)."""
+    pos = up if nonnegative else np.maximum(up, 0.0)
     total = pos.sum()
-    return float(pos[mask].sum() / total) if total > 0 else float("nan")
+    if not total > 0:
+        return float("nan")
+    # einsum, not np.dot: BLAS would wake its threads for every map, which costs more than the sum on a busy CPU
+    inside = np.einsum("ij,ij->", pos, mask) if mask.dtype != bool else pos[mask].sum()
+    return float(inside / total)
 
 
 def box_iou(a: BoxXYXY, b: BoxXYXY) -> float:
@@ -105,20 +114,29 @@ def cam_box_pixels(m: np.ndarray, width: int, height: int, threshold: float = BO
     return b.x0 * width, b.y0 * height, b.x1 * width, b.y1 * height
 
 
-def score_maps(maps: Iterable[np.ndarray], region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID,
-               tolerance: int = TOLERANCE) -> list[PhotoScore]:
-    """Every map of one photo against one region (the mask is decoded once)."""
+def score_maps(maps: Sequence[np.ndarray], region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID,
+               tolerance: int = TOLERANCE, cam_boxes: Sequence[Box] | None = None) -> list[PhotoScore]:
+    """Every map of one photo against one region (the mask is decoded once).
+
+    cam_boxes: overlay.cam_box(map, threshold, grid) of each map when the caller has them already (the explain
+    stage computes them for the pages): the same boxes, not computed twice."""
+    if cam_boxes is not None and len(cam_boxes) != len(maps):
+        raise ValueError(f"{len(maps)} maps but {len(cam_boxes)} CAM boxes")
     mask = region.mask
+    weights = np.ascontiguousarray(mask, dtype=np.float64)  # one float copy: a product per map, not a gather
+    w, h = region.width, region.height
     out = []
-    for m in maps:
+    for i, m in enumerate(maps):
         m = np.asarray(m, dtype=np.float64)
         if not np.isfinite(m).all():
             raise ValueError("a map holds NaN or infinite values")
-        up = upsample(m, region.width, region.height)
-        p = peak(up)
-        box = cam_box_pixels(m, region.width, region.height, threshold, grid)
-        out.append(PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance), energy(up, mask),
-                              max(box_iou(box, b) for b in region.boxes), box))
+        up = upsample(m, w, h)
+        p = peak(up, native=m)
+        b = cam_boxes[i] if cam_boxes is not None else cam_box(m, threshold, grid)
+        box = (b.x0 * w, b.y0 * h, b.x1 * w, b.y1 * h)
+        out.append(PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance),
+                              energy(up, weights, nonnegative=bool(m.min() >= 0)),
+                              max(box_iou(box, r) for r in region.boxes), box))
     return out
 
 

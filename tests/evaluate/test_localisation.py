@@ -17,7 +17,7 @@ from pycocotools import mask as mask_utils
 
 from generator.data.annotations import Region
 from generator.evaluate import localisation as L
-from generator.overlay import upsample
+from generator.overlay import cam_box, upsample
 
 
 def region(mask: np.ndarray, boxes: list[tuple[float, float, float, float]] | None = None) -> Region:
@@ -89,6 +89,13 @@ def test_energy_is_the_positive_mass_inside():
     assert math.isnan(L.energy(-np.abs(up), np.ones((2, 2), dtype=bool)))  # no positive mass at all
 
 
+def test_energy_with_a_float_mask_and_a_map_known_to_be_nonnegative():
+    up = np.array([[3.0, 0.0], [1.0, 0.5]])
+    mask = np.array([[True, False], [False, True]])
+    assert L.energy(up, mask) == 3.5 / 4.5
+    assert L.energy(up, mask.astype(np.float64), nonnegative=True) == 3.5 / 4.5
+
+
 def test_energy_after_upsampling_worked_out_by_hand():
     # A 2x2 map with 1 in its top-left cell, upsampled to 4x4: along each axis the weights of that cell are
     # 1, 3/4, 1/4, 0 (sx = -1/4 clamped to 0, then 1/4, 3/4, 5/4 clamped to 1), so the picture is their outer
@@ -146,8 +153,12 @@ def test_the_best_of_several_boxes_counts():
 def test_score_maps_scores_each_map_as_score_map_does():
     rng = np.random.default_rng(0)
     r = region(box_mask(3, 2, 9, 7, width=12, height=9))
-    maps = [rng.normal(size=(7, 7)) for _ in range(3)]
+    maps = [rng.normal(size=(7, 7)) for _ in range(3)] + [rng.random(size=(5, 6))]  # the last one >= 0
     assert L.score_maps(maps, r) == [L.score_map(m, r) for m in maps]
+    boxes = [cam_box(m, 0.2, 224) for m in maps]  # the boxes the explain stage already has: the same scores
+    assert L.score_maps(maps, r, cam_boxes=boxes) == L.score_maps(maps, r)
+    with pytest.raises(ValueError, match="4 maps but 1 CAM boxes"):
+        L.score_maps(maps, r, cam_boxes=boxes[:1])
     with pytest.raises(ValueError, match="NaN"):
         L.score_map(np.full((2, 2), np.nan), r)
 
