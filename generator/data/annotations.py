@@ -130,6 +130,10 @@ class _Photo:
     shapes: list[_Shape]
 
 
+def _whole(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def _finite(*xs: Any) -> bool:
     return all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
 
@@ -255,8 +259,8 @@ def _coco(path: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
                         "'annotations' list); give a COCO instances JSON.")
     src = str(path)
 
-    def key(entry: Any) -> Any:
-        return entry.get("id") if isinstance(entry, dict) else None
+    def key(entry: Any) -> int | None:  # ids that are not whole numbers are reported where the entry is read
+        return entry["id"] if isinstance(entry, dict) and _whole(entry.get("id")) else None
 
     categories: dict[int, str] = {}
     cat_entries = doc.get("categories")
@@ -265,7 +269,7 @@ def _coco(path: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
         cat_entries = []
     cat_ids = Counter(key(c) for c in cat_entries)
     for i, c in enumerate(cat_entries):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
+        if not isinstance(c, dict) or not _whole(c.get("id")) or not isinstance(c.get("name"), str):
             left.append(f"{src}: category entry {i + 1} has no whole-number id and name; it is left out.")
         elif cat_ids[c["id"]] > 1:
             left.append(f"{src}: category id {c['id']} ('{c['name']}') appears {cat_ids[c['id']]} times; "
@@ -276,13 +280,14 @@ def _coco(path: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
     photos: dict[int, _Photo] = {}
     image_ids = Counter(key(im) for im in doc["images"])
     for i, im in enumerate(doc["images"]):
-        ok = isinstance(im, dict) and isinstance(im.get("id"), int) and not isinstance(im.get("id"), bool) \
-            and isinstance(im.get("file_name"), str) and im["file_name"] != ""
+        ok = isinstance(im, dict) and _whole(im.get("id")) and isinstance(im.get("file_name"), str) \
+            and im["file_name"] != ""
         if not ok:
-            left.append(f"{src}: image entry {i + 1} has no whole-number id and file_name; it is left out.")
+            left.append(f"{src}: image entry {i + 1} has no whole-number id and file_name; it is left out with any "
+                        "annotation of it.")
             continue
         w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        if not (_whole(w) and _whole(h) and w > 0 and h > 0):
             w = h = None  # the set's own photo sizes may still tell (checked when matched)
         if image_ids[im["id"]] > 1:
             left.append(f"{src}: image id {im['id']} ('{im['file_name']}') appears {image_ids[im['id']]} times; "
@@ -292,8 +297,7 @@ def _coco(path: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
 
     ann_ids = Counter(key(a) for a in doc["annotations"])
     for i, a in enumerate(doc["annotations"]):
-        if not isinstance(a, dict) or not isinstance(a.get("id"), int) or not isinstance(a.get("image_id"), int) \
-                or not isinstance(a.get("category_id"), int):
+        if not isinstance(a, dict) or not all(_whole(a.get(k)) for k in ("id", "image_id", "category_id")):
             left.append(f"{src}: annotation entry {i + 1} has no whole-number id, image_id and category_id; "
                         "it is left out.")
             continue
@@ -520,9 +524,10 @@ def load_annotations(source: Path | str, files: Iterable[str], kinds: Iterable[s
         if not entries:
             continue
         if len(entries) > 1:
+            n = len(entries) - 1
             for e in entries:
-                left.append(f"{_entry(e)} names the photo '{e.name}', as {len(entries) - 1} other entry(ies) do for "
-                            f"the set's photo '{file}'; which is right is unclear, so all are left out.")
+                left.append(f"{_entry(e)} names the photo '{e.name}' (the set's '{file}'), and so do {n} other "
+                            f"entr{'y' if n == 1 else 'ies'}; which is right is unclear, so all are left out.")
             continue
         photo = entries[0]
         size = sizes.get(file) if sizes is not None else None

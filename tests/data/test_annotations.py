@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -372,3 +374,33 @@ def test_bad_oxford_files_are_left_out(tmp_path):
     assert f"{folder / 'trimaps' / 'pug_3.png'} is 10x8 pixels but" in said and "12x9" in said
     assert sorted(ann.photos) == ["Abyssinian_1.jpg", "pug_3.jpg"]  # pug_3 keeps its head box (12x9)
     assert list(ann.photos["pug_3.jpg"].regions) == ["head"]
+
+
+# ---- any COCO content: ground truth or sentences, never a crash --------------------------------------------------
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.floats(-2, 12), st.just(float("nan")),
+                   st.text(max_size=4), st.lists(st.integers(-1, 12), max_size=8),
+                   st.lists(st.lists(st.floats(-1, 11), max_size=8), max_size=2),
+                   st.fixed_dictionaries({"size": st.sampled_from([[H, W], [2, 2], "x"]),
+                                          "counts": st.one_of(st.lists(st.integers(0, 80), max_size=4),
+                                                              st.text(max_size=6))}))
+entries = st.dictionaries(st.sampled_from(["id", "image_id", "category_id", "bbox", "segmentation", "file_name",
+                                           "width", "height", "name"]), values, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(images=st.lists(st.one_of(entries, st.builds(image, st.integers(1, 3), st.sampled_from(["a.jpg", "b.jpg"]))),
+                       max_size=3),
+       annotations=st.lists(st.one_of(entries, st.builds(box, st.integers(1, 4), st.integers(1, 3),
+                                                         st.lists(st.integers(-2, 12), min_size=4, max_size=4))),
+                            max_size=4))
+def test_any_coco_content_gives_ground_truth_or_sentences(tmp_path, images, annotations):
+    src = coco(tmp_path / "fuzz.json", images, annotations)
+    ann = load_annotations(src, ["a.jpg", "b.jpg"])
+    for sentence in ann.left_out:
+        assert str(src) in sentence and sentence.endswith(".") and "\n" not in sentence
+    for photo in ann.photos.values():
+        for region in photo.regions.values():
+            assert region.mask.shape == (photo.height, photo.width) and region.mask.any()
+            for x0, y0, x1, y1 in region.boxes:
+                assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
