@@ -451,7 +451,7 @@ def _oxford(folder: Path, left: list[str]) -> tuple[list[_Photo], set[str]]:
                             "the trimap is left out.")
                 continue
             photo.width, photo.height = w, h
-            photo.shapes.append(_Shape(PET, f"trimap {p.name}", mask=mask))
+            photo.shapes.append(_Shape(PET, f"trimap {p}", mask=mask))
     return list(by_stem.values()), kinds
 
 

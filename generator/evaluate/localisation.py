@@ -87,7 +87,7 @@ def pointing(point: tuple[int, int] | None, mask: np.ndarray, tolerance: int = 0
 def energy(up: np.ndarray, mask: np.ndarray, nonnegative: bool = False) -> float:
     """Share of the positive part of the (upsampled) map inside the mask; NaN when nothing is positive.
 
-    mask: bool, or float 0/1 (a dot product, faster when one mask serves many maps); `nonnegative`: the caller
+    mask: bool, or float 0/1 (a sum of products, faster when one mask serves many maps); `nonnegative`: the caller
     knows up >= 0 everywhere (bilinear values are weighted means, so a map >= 0 upsamples to values >= 0)."""
     pos = up if nonnegative else np.maximum(up, 0.0)
     total = pos.sum()
@@ -110,7 +110,10 @@ def box_iou(a: BoxXYXY, b: BoxXYXY) -> float:
 def cam_box_pixels(m: np.ndarray, width: int, height: int, threshold: float = BOX_THRESHOLD,
                    grid: int = GRID) -> BoxXYXY:
     """overlay.cam_box on the grid x grid network input (the whole photo resized), in pixels of the photo."""
-    b = cam_box(m, threshold, grid)
+    return _in_pixels(cam_box(m, threshold, grid), width, height)
+
+
+def _in_pixels(b: Box, width: int, height: int) -> BoxXYXY:
     return b.x0 * width, b.y0 * height, b.x1 * width, b.y1 * height
 
 
@@ -132,8 +135,7 @@ def score_maps(maps: Sequence[np.ndarray], region: Region, threshold: float = BO
             raise ValueError("a map holds NaN or infinite values")
         up = upsample(m, w, h)
         p = peak(up, native=m)
-        b = cam_boxes[i] if cam_boxes is not None else cam_box(m, threshold, grid)
-        box = (b.x0 * w, b.y0 * h, b.x1 * w, b.y1 * h)
+        box = _in_pixels(cam_boxes[i] if cam_boxes is not None else cam_box(m, threshold, grid), w, h)
         out.append(PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance),
                               energy(up, weights, nonnegative=bool(m.min() >= 0)),
                               max(box_iou(box, r) for r in region.boxes), box))
