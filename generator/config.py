@@ -28,8 +28,9 @@ _SET_NAME = re.compile(r"[^/\\\x00]+")
 _METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def _setting(default: Any, help: str, check: Callable[[str, Any], None] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "check": check})
+def _setting(default: Any, help: str, check: Callable[[str, Any], None] | None = None, repeat: bool = False) -> Any:
+    """repeat: the flag may be given several times, each adding one value (a tuple setting)."""
+    return field(default=default, metadata={"help": help, "check": check, "repeat": repeat})
 
 
 # ---- checks: each raises SettingsError(one sentence) or returns None ------------------------------------------
@@ -105,6 +106,42 @@ def _methods(name: str, value: tuple[str, ...]) -> None:
     # work starts, since importing the registry imports torch, which a "nothing changed" rerun never does.
     if not value or not all(_METHOD_NAME.fullmatch(v) for v in value):
         raise _bad(name, ",".join(value), "use 'all', 'default' or method names separated by commas, e.g. cam,gradcam")
+
+
+ANNOTATIONS_BESIDE = "{set}.annotations.json"  # in data_dir, beside the set's folder: its ground truth, if any
+
+
+def _annotations(name: str, value: tuple[str, ...]) -> None:
+    seen = set()
+    for v in value:
+        set_name, sep, path = (part.strip() for part in v.partition("="))
+        if not sep or not path:
+            raise _bad(name, v, "use set=path, e.g. personal=labels/personal.json (a COCO instances JSON, a folder "
+                       "of Pascal VOC xml files or the Oxford-IIIT Pet annotations folder)")
+        _set_name(name, set_name)
+        if set_name in seen:
+            raise _bad(name, v, f"give set '{set_name}' one annotations file or folder")
+        seen.add(set_name)
+        if not Path(path).exists():
+            raise SettingsError(f"setting {name}: the annotations of set '{set_name}' ({path}) do not exist; check "
+                                "the path, or leave the set out.")
+
+
+def annotation_sources(settings: Settings, sets: list[str]) -> dict[str, Path]:
+    """Set -> its ground truth: as named by setting annotations, else data_dir/<set>.annotations.json when that
+    file exists. A named set that is not one of `sets` (the sets found in data_dir) is a SettingsError."""
+    out: dict[str, Path] = {}
+    for v in settings.annotations:
+        set_name, _, path = (part.strip() for part in v.partition("="))
+        if set_name not in sets:
+            raise SettingsError(f"setting annotations names set '{set_name}', which is not a set in "
+                                f"{settings.data_dir} (sets: {', '.join(sets) or 'none'}); check the name.")
+        out[set_name] = Path(path)
+    for s in sets:
+        beside = Path(settings.data_dir) / ANNOTATIONS_BESIDE.format(set=s)
+        if s not in out and beside.is_file():
+            out[s] = beside
+    return out
 
 
 def _url(name: str, value: str) -> None:
@@ -196,6 +233,10 @@ class Settings:
     site_url: str = _setting("", "where the site will be published (e.g. https://you.github.io/cam-report/): the "
                              "post links to its pages and the social card names its picture; empty = no links",
                              _site_url)
+    annotations: tuple[str, ...] = _setting(
+        (), "ground truth of a set as set=path (give the flag once per set): a COCO instances JSON, a folder of "
+        "Pascal VOC xml files or the Oxford-IIIT Pet annotations folder; a set not named uses "
+        "data_dir/<set>.annotations.json when that file exists", _annotations, repeat=True)
     post_assets_url: str = _setting("/assets/images/post_images/", "where the Jekyll post's figures are published "
                                     "(the post's image links start with this)", _url_path)
 
@@ -333,7 +374,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=None,
-            metavar=f.name.upper(),
+            metavar="SET=PATH" if f.name == "annotations" else f.name.upper(),
+            action="append" if f.metadata.get("repeat") else "store",
             help=f"{f.metadata['help']} (default: {shown_default(f)})",
         )
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from generator.__main__ import parser
-from generator.config import Settings, make_settings, settings_from_args
+from generator.config import Settings, annotation_sources, make_settings, settings_from_args
 from generator.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,3 +200,57 @@ def test_roles_name_the_set_of_each_part_of_the_story():
         make_settings({"roles": "test=a,test=b"})
     with pytest.raises(SettingsError, match=r"setting roles = '\.\./x' is not allowed: use the name of a visible"):
         make_settings({"roles": "test=../x"})
+
+
+# ---- annotations: set=path, given per set, or found beside the set ---------------------------------------------
+
+
+def test_annotations_are_given_per_set_by_flags_or_toml(tmp_path):
+    coco, voc = tmp_path / "personal.json", tmp_path / "voc"
+    coco.write_text("{}")
+    voc.mkdir()
+    args = parser().parse_args(["site", "--annotations", f"personal={coco}", "--annotations", f"test = {voc}"])
+    s = settings_from_args(args)
+    assert s.annotations == (f"personal={coco}", f"test = {voc}")
+    assert annotation_sources(s, ["test", "personal"]) == {"personal": coco, "test": voc}
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'annotations = ["personal={coco}"]\n')
+    from_toml = settings_from_args(parser().parse_args(["site", "--config", str(cfg)]))
+    assert annotation_sources(from_toml, ["personal"]) == {"personal": coco}
+    assert make_settings().annotations == ()
+
+
+def test_annotations_beside_the_set_are_found_and_a_named_file_wins(tmp_path):
+    data = tmp_path / "data"
+    (data / "personal").mkdir(parents=True)
+    (data / "test").mkdir()
+    beside = data / "personal.annotations.json"
+    beside.write_text("{}")
+    s = make_settings({"data_dir": data})
+    assert annotation_sources(s, ["test", "personal"]) == {"personal": beside}
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    named = make_settings({"data_dir": data, "annotations": [f"personal={other}"]})
+    assert annotation_sources(named, ["test", "personal"]) == {"personal": other}
+
+
+@pytest.mark.parametrize(("value", "sentence"), [
+    ("personal", "setting annotations = 'personal' is not allowed: use set=path"),
+    ("personal=", "setting annotations = 'personal=' is not allowed: use set=path"),
+    ("=x.json", "setting annotations = '' is not allowed: use the name of a visible folder"),
+    (".hidden={here}", "setting annotations = '.hidden' is not allowed"),
+    ("personal={here},personal={here}", "setting annotations = 'personal={here}' is not allowed: give set "
+                                        "'personal' one annotations file or folder."),
+    ("personal={here}/missing.json", "setting annotations: the annotations of set 'personal' ({here}/missing.json) "
+                                     "do not exist; check the path, or leave the set out."),
+])
+def test_bad_annotations_are_refused_with_a_sentence(tmp_path, value, sentence):
+    with pytest.raises(SettingsError) as exc:
+        make_settings({"annotations": value.format(here=tmp_path)})
+    assert str(exc.value).startswith(sentence.format(here=tmp_path)) and "\n" not in str(exc.value)
+
+
+def test_annotations_of_a_set_that_is_not_there_are_refused(tmp_path):
+    s = make_settings({"annotations": [f"persnal={tmp_path}"]})
+    with pytest.raises(SettingsError, match=r"names set 'persnal', which is not a set in data \(sets: test, pers"):
+        annotation_sources(s, ["test", "personal"])

@@ -18,6 +18,7 @@ import pandas as pd
 
 from generator.config import Settings
 from generator.data.scan import CLASSES
+from generator.evaluate.stats import BOOTSTRAP
 from generator.explain.overlay import colormaps_js, encode_maps, payload_json
 from generator.explain.record import PhotoRecord, map_key
 from generator.i18n import N_, Lang
@@ -358,7 +359,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "sanity": report.sanity_table.to_dict("records"),
         "methods": method_info(report, list(report.run.methods_scored)),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
-        "bootstrap": analysis.BOOTSTRAP,
+        "bootstrap": BOOTSTRAP,
     }
 
 

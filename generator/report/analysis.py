@@ -12,9 +12,9 @@ import pandas as pd
 
 from generator.data.scan import CLASSES
 from generator.evaluate.faithfulness import BASELINES
+from generator.evaluate.stats import bootstrap_mean
 
 ECE_BINS = 10  # equal-width confidence bins of the reliability diagram and the ECE
-BOOTSTRAP = 2000  # resamples of the photos for every confidence interval
 RESULT_COLUMNS = ["set", "file", "label", "prediction", "p_cat", "p_dog", "correct", "neither", "tag", "page",
                   "status"]
 TAGS = ("correct", "wrong", "neither", "unlabeled")
@@ -220,17 +220,6 @@ def ood_separation(results: pd.DataFrame, train: pd.DataFrame, labeled_sets: lis
 
 
 # ---- the leaderboard: which map explains the model? -----------------------------------------------------------
-
-
-def bootstrap_mean(values: np.ndarray, seed: int, n: int = BOOTSTRAP) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% percentile interval over n resamples of the values."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    means = np.random.default_rng(seed).choice(values, size=(n, values.size), replace=True).mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(values.mean()), float(lo), float(hi)
 
 
 def leaderboard(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
