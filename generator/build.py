@@ -27,6 +27,7 @@ from .datasets import CLASSES, discover_sets, scan_rows
 from .errors import UserError, from_os_error
 from .files import write_bytes, write_text
 from .lock import site_lock
+from .pause import pause_at
 
 BUNDLE_FORMAT = 1
 
@@ -52,6 +53,7 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
     """The whole job. Returns the run facts, also written to site/run.json."""
     site_dir = Path(settings.site_dir)
     with site_lock(site_dir):
+        pause_at("locked")  # a test-only hook (CAM_PAUSE_AT), a no-op otherwise
         recover_site(site_dir)
         check_writable(settings)
         timer = Timer(log)
@@ -284,6 +286,7 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
                 from . import figures  # matplotlib: imported only when figures are drawn
 
                 report.figures = figures.make_all(report, settings, build_dir / "figures")
+        pause_at("writing-site")
         with timer.stage("pages"):
             pages.write_site(build_dir, report, settings)
         run = dict(bundle["run"], timings=dict(timer.stages, total=sum(timer.stages.values())),

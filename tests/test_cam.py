@@ -12,6 +12,8 @@ from torch import nn
 from generator import methods as registry
 from generator.cam import Explainer, LinearHead, recording
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 
 class TinyGapNet(nn.Module):
     """conv -> relu -> conv -> relu -> (tap 'c2') -> GAP -> linear; the last tap is what the head pools."""

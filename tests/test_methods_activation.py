@@ -10,6 +10,8 @@ from methods_fixtures import batch_inputs, pgc_maps, pgc_scaled, tiny_net, torch
 from generator.methods import REGISTRY, Need, get
 from generator.methods.activation import first_component_projection
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 TOLERANCE = 1e-4
 
 

@@ -13,6 +13,8 @@ from methods_fixtures import batch_inputs, tiny_net, torchcam_maps, torchcam_sca
 
 from generator.methods import REGISTRY, Need, get, score
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 TOLERANCE = 1e-4
 
 
