@@ -301,8 +301,15 @@ class Paused:
         import threading
 
         env = dict(os.environ, CAM_PAUSE_AT=point)
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # A shell starts a background job (`make test &`) with SIGINT ignored, and a child inherits that: the
+        # build would never see the Ctrl-C sent to it. Started from a handled SIGINT, it gets the default, as a
+        # terminal's foreground job has.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         self.watchdog = threading.Timer(limit, self.kill)
         self.watchdog.start()
         self.err: list[str] = []
