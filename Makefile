@@ -37,8 +37,20 @@ weights: $(STAMP)
 site: $(STAMP)
 	$(BIN)/python -m generator site $(data_args) $(ARGS)
 
+# Where bf16 autocast is on (a CPU with AVX512-BF16 or AMX, or a bf16 GPU), the numerics tests run a second time
+# with it forced off (CAM_BF16=0), so that both paths are tested; elsewhere the first pass already ran float32.
+BF16_ON := from generator.config import Settings; from generator.runtime import choose_runtime as c; \
+	raise SystemExit(0 if c(Settings()).autocast else 1)
+
 test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest -q tests
+	@if $(BIN)/python -c '$(BF16_ON)'; then \
+		echo "bf16 autocast is on here: the numerics tests again, in float32 (CAM_BF16=0)"; \
+		CAM_BF16=0 $(BIN)/python -m pytest -q -m numerics tests; \
+	else \
+		echo "no float32 pass needed: bf16 autocast is off here (no AVX512-BF16 or AMX, no bf16 GPU, or CAM_BF16=0)," \
+			"so every test above ran in float32"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check generator tests bench

@@ -27,6 +27,7 @@ from generator.data.scan import CLASSES, discover_sets, scan_rows
 from generator.errors import UserError, from_os_error
 from generator.files import write_bytes, write_text
 from generator.lock import site_lock
+from generator.pause import pause_at
 from generator.report.facts import MethodFacts, RunFacts
 
 BUNDLE_FORMAT = 2  # 2: the run's facts as a typed RunFacts
@@ -53,6 +54,7 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
     """The whole job. Returns the run facts, also written to site/run.json."""
     site_dir = Path(settings.site_dir)
     with site_lock(site_dir):
+        pause_at("locked")  # a test-only hook (CAM_PAUSE_AT), a no-op otherwise
         recover_site(site_dir)
         check_writable(settings)
         timer = Timer(log)
@@ -288,6 +290,7 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
                 from generator.publish import figures  # matplotlib: imported only when figures are drawn
 
                 report = replace(report, figures=tuple(figures.make_all(report, settings, build_dir / "figures")))
+        pause_at("writing-site")
         with timer.stage("pages"):
             written = pages.write_site(build_dir, report, settings)
         run = dict(bundle["run"].as_json(), timings=dict(timer.stages, total=sum(timer.stages.values())),

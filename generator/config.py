@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda")
 LANGUAGES = ("en", "ko")
 COLORMAPS = ("jet", "viridis")
 PUBLIC_ZIP_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
+BF16_ENV = "CAM_BF16"  # 0 forces bf16 autocast off whatever the settings say (make test's float32 pass uses it)
 _SET_NAME = re.compile(r"[^/\\\x00]+")
 _METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -206,7 +207,8 @@ class Settings:
     batch_size: int = _setting(8, "images per forward pass (8 measured fastest on a 2-core CPU, and smallest)",
                                between(1, 1024))
     channels_last: bool = _setting(True, "channels_last memory format for the CNN (faster on CPU)")
-    bf16: bool = _setting(True, "bf16 autocast for the forward pass where the CPU supports it")
+    bf16: bool = _setting(True, "bf16 autocast for the forward pass where the CPU (AVX512-BF16 or AMX) or GPU "
+                          f"supports it; {BF16_ENV}=0 in the environment forces it off")
     device: str = _setting("auto", "auto (cuda when present), cpu or cuda", one_of(*DEVICES))
     methods: tuple[str, ...] = _setting(("default",), "map methods drawn on every page: 'default' (cam,gradcam), "
                                         "'all', or names such as cam,gradcam,layercam", _methods)
@@ -268,6 +270,18 @@ class Settings:
         import os
 
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+
+def bf16_wanted(settings: Settings) -> bool:
+    """Whether bf16 autocast may be used: setting bf16, unless the environment variable CAM_BF16 is 0 (or off,
+    false, no). Whether this machine supports it is decided by generator/runtime.py."""
+    import os
+
+    value = os.environ.get(BF16_ENV, "").strip().lower()
+    if value and value not in _TRUE + _FALSE:
+        raise SettingsError(f"environment variable {BF16_ENV} = {value!r} is not allowed: use 0 to force bf16 "
+                            "autocast off, or 1 (or leave it unset) to let setting bf16 decide.")
+    return settings.bf16 and value not in _FALSE
 
 
 def _check_site_dir(s: Settings) -> None:

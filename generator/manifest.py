@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from generator.config import Settings, jsonable
+from generator.config import Settings, bf16_wanted, jsonable
 from generator.data.scan import ScanRow
 
 MANIFEST_FORMAT = 1
@@ -90,6 +90,7 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
 def make(rows: list[ScanRow], settings: Settings) -> Manifest:
     values = jsonable(settings)
     compute_settings = {k: v for k, v in values.items() if k not in FIGURE_SETTINGS + PAGE_SETTINGS}
+    compute_settings["bf16"] = bf16_wanted(settings)  # CAM_BF16=0 changes the numbers as --bf16 false does
     compute = _hash(MANIFEST_FORMAT, inputs(rows, settings), tree_hash(PACKAGE, (".py",)), versions(),
                     compute_settings)
     figures = _hash(compute, {k: values[k] for k in FIGURE_SETTINGS})

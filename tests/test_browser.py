@@ -617,8 +617,10 @@ def test_browser_pixels_equal_the_python_overlay(browser, site):
         h, wd = (int(page.locator("#heat").get_attribute(a)) for a in ("height", "width"))
         cam = maps[f"cam/{last}/{pred}"]
         assert _agree(_canvas(page, "#heat"), heat_rgb(cam, wd, h, "jet")) >= 0.99
+        drawn = page.evaluate("performance.getEntriesByName('photo-maps-drawn').length")
         page.locator("#cam-cmap").select_option("viridis")
-        page.wait_for_timeout(50)
+        # app.js marks every finished redraw: wait for the one this change makes, not for a guessed time
+        page.wait_for_function(f"performance.getEntriesByName('photo-maps-drawn').length > {drawn}")
         assert _agree(_canvas(page, "#heat"), heat_rgb(cam, wd, h, "viridis")) >= 0.99
         page.locator("#cam-controls label").filter(has=page.locator('input[value="signed"]')).click()
         page.wait_for_function("document.getElementById('main-view').dataset.view === 'cam:signed'")

@@ -17,6 +17,8 @@ import pytest
 from generator.data.scan import CLASSES
 from generator.explain.overlay import decode_maps
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -190,8 +192,59 @@ def test_a_template_change_re_renders_without_the_model(small_site, monkeypatch)
     build.build_site(settings, log=lambda _m: None, progress=False)  # back to the real templates
 
 
+def _stored_results(settings) -> dict[str, tuple[int, int, str]]:
+    """Every cached result and checkpoint by size, modification time and content, except the three files a rerun
+    after a code change writes by design: the results bundle, the analysed report (runs/) and the manifest."""
+    import hashlib
+
+    out = {}
+    for folder in (Path(settings.cache_dir), Path(settings.weights_dir)):
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and not {"runs", "manifests"} & set(p.relative_to(folder).parts):
+                st = p.stat()
+                out[str(p)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def test_a_build_that_needs_more_maps_keeps_the_reported_numbers(small_site, tmp_path):
+    """A second site sharing the cache, drawing one more method (LayerCAM), computes again the photos whose records
+    lack it, in batches of another shape, where float32 results can differ in the 7th digit. The stored record wins
+    (RecordCache.save): this site reports the first build's numbers digit for digit, and the cache keeps them for
+    the first site's next build (the warm rerun below checks that too)."""
+    import dataclasses
+
+    from generator import build, explain
+
+    settings, _ = small_site
+    recomputed = []
+    real_compute = explain._compute
+
+    def counting_compute(model, rows, todo, *a, **k):
+        recomputed.extend((rows[i]["set"], rows[i]["file"]) for i in todo)
+        return real_compute(model, rows, todo, *a, **k)
+
+    other = dataclasses.replace(settings, site_dir=tmp_path / "site", methods=("cam", "gradcam", "layercam"))
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(explain, "_compute", counting_compute)
+        build.build_site(other, log=lambda _m: None, progress=False)
+    finally:
+        mp.undo()
+    assert recomputed, "no photo needed more maps: this test no longer tests what it says"
+    first, second = (results_of(s).query("set != 'train'").set_index(["set", "file"]).sort_index()
+                     for s in (settings, other))
+    assert set(recomputed) <= set(second.index)
+    pd.testing.assert_frame_equal(first[second.columns], second)
+
+
 def test_warm_rerun_reuses_everything(small_site):
-    """A second build after a code change (here: a new manifest format) decodes nothing and fits nothing."""
+    """A second build after a code change (here: a new manifest format) runs no forward pass, decodes and fits
+    nothing, writes no cached result, and reports the first build's numbers exactly: it reuses every stored value
+    (so equality is guaranteed by the code, whatever the batch shapes, thread counts or bf16)."""
+    import collections
+
+    import torch
+
     from generator import build, manifest
     from generator.explain import run as explain
     from generator.model import train
@@ -199,6 +252,7 @@ def test_warm_rerun_reuses_everything(small_site):
     settings, _ = small_site
     calls = {"explain": 0, "features": 0}
     real_compute, real_extract = explain._compute, train.extract  # train calls the name it imported
+    passes: collections.Counter = collections.Counter()  # shapes of the image batches that entered a network
 
     def counting_compute(*a, **k):  # decodes, runs the network and encodes whatever is not cached
         calls["explain"] += 1
@@ -208,16 +262,30 @@ def test_warm_rerun_reuses_everything(small_site):
         calls["features"] += 1
         return real_extract(*a, **k)
 
+    before = results_of(settings)
+    stored = _stored_results(settings)
+    assert any("/records/" in p for p in stored) and any("/leaderboard/" in p for p in stored)
+
+    def count(_module, inputs) -> None:  # every module call of every network in this process
+        x = inputs[0] if inputs else None
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] == 3:
+            passes[tuple(x.shape)] += 1
+
     mp = pytest.MonkeyPatch()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(count)
     try:
         mp.setattr(explain, "_compute", counting_compute)
         mp.setattr(train, "extract", counting_extract)
         mp.setattr(manifest, "MANIFEST_FORMAT", manifest.MANIFEST_FORMAT + 100)
-        before = results_of(settings)
         build.build_site(settings, log=lambda _m: None, progress=False)
     finally:
+        hook.remove()
         mp.undo()
     assert calls == {"explain": 0, "features": 0}
+    # Backbone.channels reads each tap's width off one pass of a 64 px zero image: that computes no result.
+    passes.pop((1, 3, 64, 64), None)
+    assert not passes, f"the rerun ran the network on photos: batches of shape {dict(passes)}"
+    assert _stored_results(settings) == stored, "the rerun wrote a cached result again"
     pd.testing.assert_frame_equal(before, results_of(settings))
     build.build_site(settings, log=lambda _m: None, progress=False)  # the manifest as it really is
 

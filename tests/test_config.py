@@ -89,6 +89,28 @@ def test_help_documents_every_setting():
     for name, f in Settings.__dataclass_fields__.items():
         assert "--" + name.replace("_", "-") in site, name
         assert f"  {name} = " in top and f.metadata["help"] in top, name
+    assert "CAM_BF16=0 in the environment forces it off" in top  # the switch make test's float32 pass uses
+
+
+@pytest.mark.parametrize(("env", "setting", "wanted"), [(None, True, True), (None, False, False), ("0", True, False),
+                                                        ("off", True, False), ("1", True, True), ("1", False, False),
+                                                        (" No ", True, False)])
+def test_cam_bf16_forces_bf16_off(monkeypatch, env, setting, wanted):
+    from generator.config import bf16_wanted
+
+    if env is None:
+        monkeypatch.delenv("CAM_BF16", raising=False)
+    else:
+        monkeypatch.setenv("CAM_BF16", env)
+    assert bf16_wanted(make_settings({"bf16": setting})) is wanted
+
+
+def test_a_bad_cam_bf16_is_one_sentence(monkeypatch):
+    from generator.config import bf16_wanted
+
+    monkeypatch.setenv("CAM_BF16", "maybe")
+    with pytest.raises(SettingsError, match=r"^environment variable CAM_BF16 = 'maybe' is not allowed: use 0 "):
+        bf16_wanted(make_settings())
 
 
 # ---- every setting, every type: a Settings or one sentence, never anything else ------------------------------

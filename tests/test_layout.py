@@ -13,7 +13,7 @@ import pytest
 # the modules may import each other (they are one floor); the stage packages are one layer each.
 TOP = ("__main__", "build", "manifest", "lock")  # the command line and the build that runs the stages in order
 STAGES = ("publish", "report", "evaluate", "explain", "model", "data")
-BASE = ("config", "errors", "files", "i18n")  # settings, errors, safe file writes, languages: read by every stage
+BASE = ("config", "errors", "files", "i18n", "pause")  # settings, errors, file writes, languages, the test hook
 
 
 def layers(package: str = "generator") -> list[grimp.Layer]:

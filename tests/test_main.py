@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unicodedata
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -28,6 +27,9 @@ from PIL import Image
 from generator.report.names import safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
+# Only a guard against a hung build, never a timing the tests rely on: a loaded 2-core machine took over 400 s
+# for the first build here (another test suite running beside it).
+HANG = 1800
 MAX_PIXELS = 1_000_000
 ODD_SET = "odd <xss-set>set & \"q\" #?%"
 EMPTY_SET = "empty #?% set"
@@ -126,7 +128,7 @@ def cli(root: Path, data: Path, site: Path, cache: Path) -> list[str]:
 
 
 def run_build(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
@@ -290,25 +292,58 @@ def test_every_link_resolves(built):
     assert checked > 100
 
 
-def _kill_when(cmd: list[str], ready, limit: float = 300) -> bool:
-    """Start a build, SIGKILL it as soon as ready() is true; False if it finished first."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    start = time.monotonic()
-    try:
-        while proc.poll() is None and time.monotonic() - start < limit:
-            if ready():
-                os.killpg(proc.pid, signal.SIGKILL)  # the build and its worker processes, as a crash would
-                proc.wait()
-                return True
-            time.sleep(0.02)
-        assert proc.poll() is not None, "build did not end"
-        return False
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        proc.stderr.close()
+class Paused:
+    """A build started with CAM_PAUSE_AT=<point> (generator/pause.py), once it has said on stderr that it waits
+    there: the tests stop it at a moment the build itself reports, never by polling for a file that may come and go
+    between two polls. A watchdog kills it if it hangs."""
+
+    def __init__(self, cmd: list[str], point: str, limit: float = HANG) -> None:
+        import threading
+
+        env = dict(os.environ, CAM_PAUSE_AT=point)
+        # A shell starts a background job (`make test &`) with SIGINT ignored, and a child inherits that: the
+        # build would never see the Ctrl-C sent to it. Started from a handled SIGINT, it gets the default, as a
+        # terminal's foreground job has.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        self.watchdog = threading.Timer(limit, self.kill)
+        self.watchdog.start()
+        self.err: list[str] = []
+        for line in self.proc.stderr:  # blocks until the build writes a line or ends
+            self.err.append(line)
+            if line.startswith(f"paused at {point} "):
+                return
+        self.finish()
+        pytest.fail(f"the build ended (status {self.proc.returncode}) before it paused at {point}: "
+                    + "".join(self.err[-20:]))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def go_on(self) -> None:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> subprocess.CompletedProcess:
+        """Wait for the build to end (by itself, or killed by the watchdog) and collect all it wrote."""
+        self.err.append(self.proc.stderr.read())
+        self.proc.wait()
+        self.watchdog.cancel()
+        self.proc.stdin.close()
+        self.proc.stderr.close()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, None, "".join(self.err))
+
+
+def _kill_at(cmd: list[str], point: str) -> None:
+    """Start a build and SIGKILL it, with its worker processes, as a crash would, where it pauses at `point`."""
+    build = Paused(cmd, point)
+    os.killpg(build.proc.pid, signal.SIGKILL)
+    assert build.finish().returncode == -signal.SIGKILL
 
 
 def test_killed_runs_then_rerun(built):
@@ -326,11 +361,13 @@ def test_killed_runs_then_rerun(built):
         return [p for p in (cache / "records").rglob("*.npz") if not p.name.startswith(".")] \
             if (cache / "records").is_dir() else []
 
-    # 1: killed while explaining
-    assert _kill_when(cmd, lambda: bool(eval_files())), "the run finished before it could be killed"
+    # 1: killed while explaining (its first batch of records written)
+    _kill_at(cmd, "explaining")
+    assert eval_files(), "no record was written before the kill"
     assert snapshot(site) == before, "the old site changed while a run was going on"
     # 2: killed while the new site is being written next to the old one
-    assert _kill_when(cmd, build_dir.is_dir), "the run finished before it could be killed"
+    _kill_at(cmd, "writing-site")
+    assert build_dir.is_dir(), "the new site's folder was not being written"
     assert snapshot(site) == before
     # a damaged cache entry: truncated, and one replaced by garbage; both must be recomputed
     entries = sorted(eval_files())
@@ -350,26 +387,12 @@ def test_killed_runs_then_rerun(built):
 # ---- stopped on purpose: Ctrl-C and SIGTERM, while explaining and while writing pages --------------------------
 
 
-def _signal_when(cmd: list[str], ready, sig: int, whole_group: bool, limit: float = 300) -> subprocess.CompletedProcess:
-    """Start a build and send it `sig` as soon as ready() is true (to its process group, as a terminal's Ctrl-C
+def _signal_at(cmd: list[str], point: str, sig: int, whole_group: bool) -> subprocess.CompletedProcess:
+    """Start a build and send it `sig` where it pauses at `point` (to its process group, as a terminal's Ctrl-C
     does, or to the main process only, as `kill` does); wait for it to stop by itself."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    start = time.monotonic()
-    sent = False
-    try:
-        while proc.poll() is None and time.monotonic() - start < limit:
-            if not sent and ready():
-                (os.killpg if whole_group else os.kill)(proc.pid, sig)
-                sent = True
-            time.sleep(0.02)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert sent, "the run finished before the signal could be sent"
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    build = Paused(cmd, point)
+    (os.killpg if whole_group else os.kill)(build.proc.pid, sig)
+    return build.finish()
 
 
 @pytest.mark.parametrize(("sig", "code", "whole_group"), [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
@@ -380,16 +403,10 @@ def test_interrupted_runs_leave_the_old_site_and_the_caches_valid(built, sig, co
     before = snapshot(site)
     build_dir = site.with_name(f".{site.name}.new")
 
-    def explaining() -> bool:
-        return (cache / "records").is_dir() and any((cache / "records").rglob("*.npz"))
-
-    def writing_pages() -> bool:
-        return (build_dir / "sets").is_dir()
-
-    for ready in (explaining, writing_pages):
-        for sub in ("records", "manifests") if ready is explaining else ("manifests",):
+    for point in ("explaining", "writing-site"):
+        for sub in ("records", "manifests") if point == "explaining" else ("manifests",):
             shutil.rmtree(cache / sub, ignore_errors=True)
-        done = _signal_when(cmd, ready, sig, whole_group)
+        done = _signal_at(cmd, point, sig, whole_group)
         assert done.returncode == code, done.stderr[-3000:]
         lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -456,7 +473,8 @@ def test_read_only_places(built, tmp_path):
     for folder in (site, built["root"] / "weights"):
         before = snapshot(site)
         with read_only(folder):
-            proc = subprocess.run(cmd + ["--page-size", "9"], cwd=ROOT, capture_output=True, text=True, timeout=400)
+            proc = subprocess.run(cmd + ["--page-size", "9"], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=HANG)
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: cannot write ") and str(folder) in lines[0], lines
@@ -471,23 +489,20 @@ def test_two_builds_of_one_site_never_interleave(built):
     import shutil
 
     site, cache, cmd = built["site"], built["cache"], built["cmd"]
-    for sub in ("records", "manifests"):
-        shutil.rmtree(cache / sub, ignore_errors=True)
-    lock = site.with_name(f".{site.name}.lock")
-    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    shutil.rmtree(cache / "manifests", ignore_errors=True)  # the first build has pages to write after the pause
+    first = Paused(cmd, "locked")  # holds the lock and waits
     try:
-        deadline = time.monotonic() + 120
-        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
-            assert time.monotonic() < deadline and first.poll() is None, "the first build never took the lock"
-            time.sleep(0.02)
-        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert first.poll() is None, "the first build ended before the second one was refused"
+        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG)
+        assert first.proc.poll() is None, "the first build ended before the second one was refused"
         assert second.returncode == 2
         lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
-        assert lines == [f"error: another build of {site}/ is running (process {first.pid}); wait for it to "
+        assert lines == [f"error: another build of {site}/ is running (process {first.proc.pid}); wait for it to "
                          "finish, then run `make site` again."]
-        assert first.wait(timeout=400) == 0, first.stderr.read()[-3000:]
+        first.go_on()
+        done = first.finish()
+        assert done.returncode == 0, done.stderr[-3000:]
     finally:
-        if first.poll() is None:
-            first.kill()
+        first.kill()
+        if first.proc.returncode is None:
+            first.finish()
     run_build(cmd)  # the lock is free again

@@ -53,6 +53,15 @@ def test_settings_land_in_the_right_key(tmp_path):
     assert numbers.compute != base.compute
 
 
+def test_cam_bf16_0_changes_the_compute_key_as_the_setting_does(tmp_path, monkeypatch):
+    """Forcing bf16 off changes the numbers: a rerun with CAM_BF16=0 must not say "nothing changed"."""
+    monkeypatch.delenv("CAM_BF16", raising=False)
+    on, off = _make(tmp_path), _make(tmp_path, bf16=False)
+    monkeypatch.setenv("CAM_BF16", "0")
+    forced = _make(tmp_path)
+    assert forced.compute == off.compute != on.compute
+
+
 def test_the_check_imports_neither_torch_nor_pandas(tmp_path):
     _data(tmp_path)
     code = ("import sys; from generator import manifest; from generator.config import make_settings; "

@@ -32,6 +32,7 @@ from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead
 from generator.model.ood import energy, pet_probability, top_classes
 from generator.model.runtime import Runtime
+from generator.pause import pause_at
 
 # Where each stage looks is compared across stages by the median box of each, measured on a 112 x 112 grid: a
 # quarter of the pixels of the network input's (the box the pages draw), and a quarter of the time, for an area
@@ -64,16 +65,19 @@ class RecordCache:
             return None
         return record
 
-    def save(self, sha: str, record: PhotoRecord) -> None:
-        """Write the record, keeping the maps of methods that the file already held and `record` lacks: a build
-        with fewer methods (another site folder sharing this cache, say) never takes maps away from one with more.
-        Maps are a function of model, photo and method alone, so the merged record is what either would compute."""
+    def save(self, sha: str, record: PhotoRecord) -> PhotoRecord:
+        """Write the record and return what the file now holds. A record already there wins: its numbers and maps
+        are kept and only the maps of methods it lacks are added from `record`. So a build with fewer methods never
+        takes maps away from one with more, and a build that needs more maps of a photo (another leaderboard
+        sample, say) never changes the numbers an earlier build reported: it computes the photo again in another
+        batch, and float32 results depend on the batch's shape (they moved in the 7th digit)."""
         old = self.load(sha)
         if old is not None:
-            for name in old.methods():
-                if name not in record.maps:
-                    record.maps[name] = old.maps[name]
+            for name, per_tap in record.maps.items():
+                old.maps.setdefault(name, per_tap)
+            record = old
         save_npz(self.path(sha), record.to_npz())
+        return record
 
 
 class PictureCache:
@@ -227,11 +231,12 @@ def _compute(model, rows, todo, need, settings: Settings, pool, runtime, caches:
         trim()
         x = model.backbone.to_input(np.stack([d["input"] for _, d in batch]), runtime.channels_last, runtime.device)
         records = records_of(explainer(x), [(d["width"], d["height"]) for _, d in batch])
-        for (i, _), record in zip(batch, records):
-            caches.records.save(rows[i]["sha256"], record)
+        for (i, _), computed in zip(batch, records):
+            record = caches.records.save(rows[i]["sha256"], computed)  # the stored numbers, if it had some
             _finish_row(rows[i], record, picture_files(Path(rows[i]["pictures"])), settings, categories)
         bar.update(len(batch))
         batch.clear()
+        pause_at("explaining")  # a test-only hook (CAM_PAUSE_AT), a no-op otherwise
 
     stream = decoded_in_chunks(pool, decode_for_report, _decode_jobs(rows, todo, settings))
     with explainer:  # hooks on every tap for the whole pass, removed on the way out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from generator.config import Settings
+from generator.config import Settings, bf16_wanted
 from generator.errors import SettingsError
 
 
@@ -35,10 +35,8 @@ def choose_runtime(settings: Settings) -> Runtime:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise SettingsError("setting device = 'cuda' but this machine has no usable CUDA GPU; use auto or cpu.")
-    if device == "cuda":
-        bf16 = settings.bf16 and torch.cuda.is_bf16_supported()
-    else:
-        bf16 = settings.bf16 and cpu_has_bf16()
+    wanted = bf16_wanted(settings)  # setting bf16, unless CAM_BF16=0 forces it off
+    bf16 = wanted and (torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_bf16())
     return Runtime(device=device, autocast=bf16, channels_last=settings.channels_last)
 
 

@@ -15,6 +15,9 @@ from generator.explain.explainer import Explainer
 from generator.model.heads import LinearHead
 from generator.model.taps import recording
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
+
 
 def _net_and_heads(seed: int = 0):
     torch.manual_seed(seed)

@@ -12,6 +12,8 @@ from fixtures_models import batch_inputs, pgc_maps, pgc_scaled, tiny_net, torchc
 from generator.explain.methods import REGISTRY, get, resolve
 from generator.explain.methods.activation import first_component_projection
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 TOLERANCE = 1e-4
 
 

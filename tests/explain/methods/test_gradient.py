@@ -14,6 +14,8 @@ from fixtures_models import batch_inputs, pgc_maps, pgc_scaled, tiny_net, torchc
 from generator.explain.methods import REGISTRY, Need, get
 from generator.explain.methods.activation import class_activation_maps
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 FAMILY = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam")
 # (our method, the library, its class there); Grad-CAM++ only against pytorch-grad-cam, the one that follows the
 # paper's eq. 19 (see the GradCAMPlusPlus docstring).

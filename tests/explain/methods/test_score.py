@@ -13,6 +13,8 @@ from fixtures_models import batch_inputs, tiny_net, torchcam_maps, torchcam_scal
 
 from generator.explain.methods import REGISTRY, get, resolve, score
 
+pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
+
 TOLERANCE = 1e-4
 
 
