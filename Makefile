@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AXE := tests/node_modules/axe-core/axe.min.js
+VNU := tests/node_modules/vnu-jar/build/dist/vnu.jar
 CHROMIUM ?= chromium
 SOURCE ?=
 PERSONAL ?=
@@ -27,6 +28,12 @@ setup: $(STAMP)
 $(AXE):
 	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix tests axe-core@4.14.1
 
+# The W3C's Nu HTML Checker (npm's vnu-jar), run with Debian's Java (apt-get install default-jre-headless); its
+# install script, which would download a Java of its own, is skipped. Without npm or Java the test skips with a reason.
+$(VNU):
+	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix tests \
+		axe-core@4.14.1 vnu-jar@26.9.27
+
 # Downloads cats_and_dogs_filtered.zip (about 65 MB) unless SOURCE names a local copy of the same layout.
 data: $(STAMP)
 	$(BIN)/python -m generator data $(data_args)
@@ -37,7 +44,7 @@ weights: $(STAMP)
 site: $(STAMP)
 	$(BIN)/python -m generator site $(data_args) $(ARGS)
 
-test: $(STAMP) $(AXE)
+test: $(STAMP) $(AXE) $(VNU)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
@@ -66,5 +73,8 @@ messages: $(STAMP)
 	$(BIN)/pybabel -q update --ignore-obsolete -i templates/locale/messages.pot -d templates/locale
 	rm templates/locale/messages.pot
 
+# Deletes site/ (and .site.new, .site.old, .site.lock) and .cache/ only if this tool wrote them: a folder holding
+# anything else is named and left alone. Runs with the system's python3 when there is no virtual environment.
 clean:
-	rm -rf site .site.new .site.old .site.lock .cache .pytest_cache tests/artifacts
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m generator clean
+	rm -rf .pytest_cache tests/artifacts
