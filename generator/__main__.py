@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                            download=not args.no_download, only_missing=True, url=settings.data_url,
                            progress=not args.quiet, log=log):
         log(line)
-    build_site(settings, log=log, progress=not args.quiet)
+    build_site(settings, log=log, progress=not args.quiet, paths_checked=True)
     return 0
 
 

@@ -49,13 +49,17 @@ class Timer:
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
 
 
-def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str, Any]:
-    """The whole job. Returns the run facts, also written to site/run.json."""
+def build_site(settings: Settings, log=print, progress: bool = True, paths_checked: bool = False) -> dict[str, Any]:
+    """The whole job. Returns the run facts, also written to site/run.json.
+
+    paths_checked: ownership.check_paths(settings) has just been called (by the command line, before importing
+    photos); it walks the whole site, which is worth doing once, not twice."""
     site_dir = Path(settings.site_dir)
-    ownership.check_paths(settings)  # each folder setting: one sentence now, not after minutes of computing
+    if not paths_checked:  # each folder setting, and a site folder this tool did not write: one sentence now
+        ownership.check_paths(settings)
     with site_lock(site_dir):
-        ownership.recover_site(site_dir)
-        ownership.check_site(site_dir)  # never replace a folder (or .new/.old/.lock) this tool did not write
+        ownership.recover_site(site_dir)  # only a .site.old the tool wrote
+        ownership.check_siblings(site_dir)
         timer = Timer(log)
         with timer.stage("scan"):
             sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
@@ -333,7 +337,7 @@ def swap_in(build_dir: Path, site_dir: Path) -> None:
     old = ownership.siblings(site_dir)["old"]
     ownership.recover_site(site_dir)
     ownership.remove_site_folder(old, site_dir)
-    ownership.check_site(site_dir)
+    ownership.check_site_folder(site_dir)
     if site_dir.exists():
         os.replace(site_dir, old)
     os.replace(build_dir, site_dir)

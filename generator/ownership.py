@@ -50,12 +50,17 @@ def entries(folder: Path) -> list[str]:
     out: list[str] = []
 
     def walk(path: str, prefix: str) -> None:
-        with os.scandir(path) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    walk(e.path, prefix + e.name + "/")
-                else:
-                    out.append(prefix + e.name)
+        try:
+            with os.scandir(path) as it:
+                found = list(it)
+        except OSError:  # a folder that cannot be read: counted as an entry, so it is never taken for the tool's
+            out.append(prefix.rstrip("/") or ".")
+            return
+        for e in found:
+            if e.is_dir(follow_symlinks=False):
+                walk(e.path, prefix + e.name + "/")
+            else:
+                out.append(prefix + e.name)
 
     walk(str(folder), "")
     return sorted(out)
@@ -116,7 +121,8 @@ def siblings(site_dir: Path) -> dict[str, Path]:
             "lock": site_dir.with_name(f".{site_dir.name}.lock")}
 
 
-def _refuse_site(site_dir: Path) -> None:
+def check_site_folder(site_dir: Path) -> None:
+    """Refuse a site folder that is a link, a file, or holds a file this tool did not write."""
     site_dir = Path(site_dir)
     if site_dir.is_symlink():
         raise NotOurs(f"setting site_dir = '{site_dir}' is a symbolic link (to {os.readlink(site_dir)}), and a build "
@@ -154,21 +160,27 @@ def _refuse_lock(lock: Path, site_dir: Path) -> None:
                       "and this one holds something else); move or rename it, or choose another --site-dir.")
 
 
-def check_site(site_dir: Path) -> None:
-    """Refuse, before any work, a site folder (or one of its siblings) that the build may not replace."""
-    site_dir = Path(site_dir)
-    _refuse_site(site_dir)
+def check_siblings(site_dir: Path) -> None:
+    """Refuse a .<site>.new or .<site>.old that the build may not clear."""
     sib = siblings(site_dir)
     _refuse_sibling(sib["new"], site_dir)
     _refuse_sibling(sib["old"], site_dir)
-    _refuse_lock(sib["lock"], site_dir)
+
+
+def check_site(site_dir: Path) -> None:
+    """Refuse, before any work, a site folder (or one of its siblings, or its lock file) that the build may not
+    replace."""
+    site_dir = Path(site_dir)
+    check_site_folder(site_dir)
+    check_siblings(site_dir)
+    _refuse_lock(siblings(site_dir)["lock"], site_dir)
 
 
 def remove_site_folder(path: Path, site_dir: Path) -> None:
     """Delete a site folder (or .new/.old sibling) the tool wrote; NotOurs, and nothing deleted, otherwise."""
     path = Path(path)
     if path == Path(site_dir):
-        _refuse_site(path)
+        check_site_folder(path)
     else:
         _refuse_sibling(path, site_dir)
     if path.is_dir():
@@ -209,12 +221,13 @@ def check_folder(name: str, value: Path, writable: bool = True) -> None:
     path = Path(value)
     at = _existing(path)
     if not at.is_dir():
-        kind = "a file" if at.is_file() else "a broken link" if at.is_symlink() else "not a folder"
+        kind = "is a file, not a folder" if at.is_file() else \
+            "is a broken link, not a folder" if at.is_symlink() else "is not a folder"
         if at == path.absolute():
-            raise NotOurs(f"setting {name} = '{value}' is {kind}, not a folder; give the path of a folder (it is "
-                          "made if missing), or move that file away.")
-        raise NotOurs(f"setting {name} = '{value}' cannot be made: {at} is {kind}, not a folder; give another "
-                      "path, or move that file away.")
+            raise NotOurs(f"setting {name} = '{value}' {kind}; give the path of a folder (it is made if missing), "
+                          "or move that file away.")
+        raise NotOurs(f"setting {name} = '{value}' cannot be made: {at} {kind}; give another path, or move that "
+                      "file away.")
     if writable:
         _try_write(at)
 
@@ -225,8 +238,7 @@ def check_paths(settings) -> None:
     for name in FOLDER_SETTINGS:
         check_folder(name, getattr(settings, name), writable=name != "data_dir")
     site = Path(settings.site_dir)
-    _refuse_site(site)
-    _refuse_lock(siblings(site)["lock"], site)  # before the lock is taken: taking it empties the file
+    check_site(site)  # the lock file too, before the lock is taken: taking it empties the file
     _try_write(_existing(site.absolute().parent))  # the new site is renamed into place there
     if site.is_dir():
         _try_write(site)

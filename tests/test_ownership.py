@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,73 @@ def test_make_clean_deletes_only_what_the_tool_wrote(tmp_path):
     proc = clean(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# ---- through the command line, on the warm tiny project -----------------------------------------------------------
+
+
+def site_cmd(root: Path, **dirs) -> list[str]:
+    folders = {"data-dir": root / "data", "site-dir": root / "site", "cache-dir": root / "cache",
+               "weights-dir": root / "w"} | {k.replace("_", "-"): v for k, v in dirs.items()}
+    cmd = [sys.executable, "-m", "generator", "site", "--quiet", "--no-download", "--workers", "1",
+           "--faithfulness-sample", "1", "--faithfulness-steps", "2"]
+    for flag, value in folders.items():
+        cmd += [f"--{flag}", str(value)]
+    return cmd
+
+
+def one_sentence(proc: subprocess.CompletedProcess) -> str:
+    """The one line of a refusal (after the "[stage] ..." lines of the stages that ran before it, if any)."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not re.match(r"\[\w+\] ", ln)]
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    return lines[0]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+
+
+def test_the_blog_folder_of_the_issue_is_refused_before_any_work(tiny_project, tmp_path):
+    folder = blog(tmp_path / "my-blog")
+    before, around = snapshot(folder), sorted(tmp_path.iterdir())
+    line = one_sentence(run(site_cmd(tiny_project, site_dir=folder)))
+    assert line == (f"error: {folder} holds files this tool did not write (such as _posts/2020-01-01-hello.md), "
+                    "and a build replaces that folder whole; choose another --site-dir (a new or empty folder), or "
+                    f"empty {folder} yourself if nothing in it is needed.")
+    assert snapshot(folder) == before and sorted(tmp_path.iterdir()) == around  # not even a lock file
+
+
+@pytest.mark.parametrize("flag", ["site_dir", "cache_dir", "weights_dir"])
+def test_a_file_given_as_a_folder_is_refused_and_left_as_it_was(tiny_project, tmp_path, flag):
+    f = tmp_path / "a-file"
+    f.write_bytes(b"keep me\n")
+    line = one_sentence(run(site_cmd(tiny_project, **{flag: f})))
+    assert line == (f"error: setting {flag} = '{f}' is a file, not a folder; give the path of a folder (it is made "
+                    "if missing), or move that file away.")
+    assert f.read_bytes() == b"keep me\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_an_eval_set_that_is_not_there_is_named_with_the_sets_that_are(tiny_project):
+    line = one_sentence(run(site_cmd(tiny_project) + ["--eval-sets", "nope"]))
+    assert line == (f"error: setting eval_sets = 'nope' names no folder of photos in {tiny_project / 'data'} (sets "
+                    "there: personal, test, train, unrelated); name one of them.")
+
+
+def test_an_empty_folder_is_used_then_its_old_site_replaced_but_not_once_a_user_file_is_added(tiny_project,
+                                                                                               tmp_path):
+    site = tmp_path / "report"
+    site.mkdir()
+    assert run(site_cmd(tiny_project, site_dir=site)).returncode == 0
+    first = json.loads((site / "run.json").read_text())
+    assert first["tool"] == "cam-report" and first["site_format"] == 1
+    assert set(first["files"]) == set(ownership.entries(site)) - {"run.json"}
+    proc = run(site_cmd(tiny_project, site_dir=site) + ["--page-size", "1"])  # pages change: the site is replaced
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads((site / "run.json").read_text())
+    assert second["manifest"] != first["manifest"] and (site / "sets" / "test" / "page-2.html").is_file()
+    assert not (tmp_path / ".report.new").exists() and not (tmp_path / ".report.old").exists()
+    (site / "CNAME").write_text("cats.example.org\n")
+    before = snapshot(site)
+    line = one_sentence(run(site_cmd(tiny_project, site_dir=site)))
+    assert "(such as CNAME)" in line
+    assert snapshot(site) == before
