@@ -69,7 +69,8 @@ def entries(folder: Path) -> list[str]:
 def site_marker(files: list[str] | None) -> dict:
     """The keys run.json carries so that the next build knows the folder is its own: files=None for a folder
     still being built (the build writes this stub first), else every file of the finished site."""
-    return {"tool": TOOL, "site_format": SITE_FORMAT, "files": files}
+    return {"tool": TOOL, "site_format": SITE_FORMAT,
+            "files": None if files is None else [f for f in files if f != MARKER]}
 
 
 def write_stub(folder: Path) -> None:
