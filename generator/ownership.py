@@ -29,6 +29,7 @@ SITE_FORMAT = 1
 MARKER = "run.json"
 # run.json keys of sites written before "tool" existed (all of them, so a user's own run.json never matches)
 _LEGACY_KEYS = ("model_fingerprint", "manifest", "settings", "timings", "methods_chosen")
+_STUB_TMP = re.compile(r"\.run\.json\.\d+\.tmp")
 CACHE_TAG = "CACHEDIR.TAG"
 CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                   f"# This file is a cache directory tag created by {TOOL} (python -m generator).\n"
@@ -105,7 +106,9 @@ def foreign_file(folder: Path) -> str | None:
         return None
     marker = _marker(folder)
     if marker is None:
-        return next((f for f in found if f != MARKER), found[0])
+        # a build killed while it wrote its stub leaves only the stub's temporary file (files.write_with's name)
+        other = [f for f in found if not _STUB_TMP.fullmatch(f)]
+        return next((f for f in other if f != MARKER), other[0]) if other else None
     listed = marker.get("files")
     if not isinstance(listed, list):  # a folder being built, or a site from before the list
         return None

@@ -97,6 +97,12 @@ def test_a_run_json_decides_only_when_it_is_the_tools(tmp_path):
     del keys["manifest"]
     (legacy / "run.json").write_text(json.dumps(keys))
     assert ownership.foreign_file(legacy) == "index.html"
+    stub_cut = tmp_path / "cut"  # a build killed while writing its stub: only the stub's temporary file
+    stub_cut.mkdir()
+    (stub_cut / ".run.json.4242.tmp").write_text('{"tool": "cam-re')
+    assert ownership.foreign_file(stub_cut) is None
+    (stub_cut / "mine.txt").write_text("x")
+    assert ownership.foreign_file(stub_cut) == "mine.txt"
     building = tmp_path / ".site.new"  # a build killed half-way: only the stub says whose it is
     building.mkdir()
     ownership.write_stub(building)
