@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AXE := tests/node_modules/axe-core/axe.min.js
+VNU := tests/node_modules/vnu-jar/build/dist/vnu.jar
 CHROMIUM ?= chromium
 SOURCE ?=
 PERSONAL ?=
@@ -27,6 +28,12 @@ setup: $(STAMP)
 $(AXE):
 	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix tests axe-core@4.14.1
 
+# The W3C's Nu HTML Checker (npm's vnu-jar), run with Debian's Java (apt-get install default-jre-headless); its
+# install script, which would download a Java of its own, is skipped. Without npm or Java the test skips with a reason.
+$(VNU):
+	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix tests \
+		axe-core@4.14.1 vnu-jar@26.9.27
+
 # Downloads cats_and_dogs_filtered.zip (about 65 MB) unless SOURCE names a local copy of the same layout.
 data: $(STAMP)
 	$(BIN)/python -m generator data $(data_args)
@@ -39,10 +46,10 @@ site: $(STAMP)
 
 # Where bf16 autocast is on (a CPU with AVX512-BF16 or AMX, or a bf16 GPU), the numerics tests run a second time
 # with it forced off (CAM_BF16=0), so that both paths are tested; elsewhere the first pass already ran float32.
-BF16_ON := from generator.config import Settings; from generator.runtime import choose_runtime as c; \
+BF16_ON := from generator.config import Settings; from generator.model.runtime import choose_runtime as c; \
 	raise SystemExit(0 if c(Settings()).autocast else 1)
 
-test: $(STAMP) $(AXE)
+test: $(STAMP) $(AXE) $(VNU)
 	$(BIN)/python -m pytest -q tests
 	@if $(BIN)/python -c '$(BF16_ON)'; then \
 		echo "bf16 autocast is on here: the numerics tests again, in float32 (CAM_BF16=0)"; \
@@ -78,5 +85,8 @@ messages: $(STAMP)
 	$(BIN)/pybabel -q update --ignore-obsolete -i templates/locale/messages.pot -d templates/locale
 	rm templates/locale/messages.pot
 
+# Deletes site/ (and .site.new, .site.old, .site.lock) and .cache/ only if this tool wrote them: a folder holding
+# anything else is named and left alone. Runs with the system's python3 when there is no virtual environment.
 clean:
-	rm -rf site .site.new .site.old .site.lock .cache .pytest_cache tests/artifacts
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m generator clean
+	rm -rf .pytest_cache tests/artifacts

@@ -1,4 +1,4 @@
-"""Command line: `python -m generator site|data|weights`. Parsing and error reporting only; the work is in the
+"""Command line: `python -m generator site|data|weights|clean`. Parsing and error reporting only; the work is in the
 modules.
 
 A mistake the user can fix (UserError) is one line on stderr and exit status 2; Ctrl-C (SIGINT) and SIGTERM
@@ -51,16 +51,28 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", type=Path, default=Path("data"))
     weights = sub.add_parser("weights", help="download torchvision's ResNet18 ImageNet weights into weights/")
     weights.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    clean = sub.add_parser("clean", help="delete the site, its build leftovers and the cache (only if this tool "
+                           "wrote them)")
+    clean.add_argument("--site-dir", type=Path, default=Settings.site_dir)
+    clean.add_argument("--cache-dir", type=Path, default=Settings.cache_dir)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     log = _log
+    from generator.ownership import check_folder, check_paths
+
+    if args.command == "clean":
+        from generator.ownership import clean
+
+        clean(args.site_dir, args.cache_dir, log=print)
+        return 0
     if args.command == "data":
         from generator.config import check_url
         from generator.data.fetch import import_all
 
         check_url(args.url)
+        check_folder("data_dir", args.data_dir)
         for line in import_all(args.data_dir, args.source, args.personal, args.unrelated,
                                download=not args.no_download, url=args.url, log=log):
             print(line)
@@ -68,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "weights":
         from generator.model.backbones import download_resnet18
 
+        check_folder("weights_dir", args.weights_dir)
         print(download_resnet18(args.weights_dir))
         return 0
     settings = settings_from_args(args)
+    check_paths(settings)  # before the photos are imported: every folder mistake is one sentence, exit 2
     from generator.build import build_site
     from generator.data.fetch import import_all
 
@@ -78,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                            download=not args.no_download, only_missing=True, url=settings.data_url,
                            progress=not args.quiet, log=log):
         log(line)
-    build_site(settings, log=log, progress=not args.quiet)
+    build_site(settings, log=log, progress=not args.quiet, paths_checked=True)
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import manifest as manifest_mod
+from generator import ownership
 from generator.config import Settings, jsonable
 from generator.data.scan import CLASSES, discover_sets, scan_rows
 from generator.errors import UserError, from_os_error
@@ -50,27 +51,37 @@ class Timer:
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
 
 
-def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str, Any]:
-    """The whole job. Returns the run facts, also written to site/run.json."""
+def build_site(settings: Settings, log=print, progress: bool = True, paths_checked: bool = False) -> dict[str, Any]:
+    """The whole job. Returns the run facts, also written to site/run.json.
+
+    paths_checked: ownership.check_paths(settings) has just been called (by the command line, before importing
+    photos); it walks the whole site, which is worth doing once, not twice."""
     site_dir = Path(settings.site_dir)
+    if not paths_checked:  # each folder setting, and a site folder this tool did not write: one sentence now
+        ownership.check_paths(settings)
     with site_lock(site_dir):
         pause_at("locked")  # a test-only hook (CAM_PAUSE_AT), a no-op otherwise
-        recover_site(site_dir)
-        check_writable(settings)
+        ownership.recover_site(site_dir)  # only a .site.old the tool wrote
+        ownership.check_siblings(site_dir)
         timer = Timer(log)
         with timer.stage("scan"):
             sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
-            if settings.train_set not in sets:
-                if settings.train_set != Settings.train_set:  # a set the user named: most likely a typo
+            named = [] if settings.train_set == Settings.train_set else [("train_set", settings.train_set)]
+            if settings.eval_sets != Settings.eval_sets:
+                named += [("eval_sets", s) for s in settings.eval_sets]
+            for setting, name in named:  # a set the user named that is not there: most likely a typo
+                if name not in sets:
                     present = ", ".join(sorted(sets)) or "none"
-                    raise UserError(f"setting train_set = {settings.train_set!r} names no folder of photos in "
+                    raise UserError(f"setting {setting} = {name!r} names no folder of photos in "
                                     f"{settings.data_dir} (sets there: {present}); name one of them.")
+            if settings.train_set not in sets:
                 raise UserError(f"{settings.data_dir}/{settings.train_set} is missing or empty: run `make site` where "
                                 "a network exists to download the photos, or give SOURCE=<folder or .zip laid out "
                                 "like cats_and_dogs_filtered>.")
             rows = scan_rows(settings.data_dir, sets)
             now = manifest_mod.make(rows, settings)
             before = manifest_mod.load(settings)
+        ownership.tag_cache(settings.cache_dir)  # CACHEDIR.TAG: `make clean` knows the folder is ours
         if before == now and manifest_mod.site_matches(settings, now):
             log(f"nothing changed since the last build: {site_dir}/index.html is up to date.")
             return json.loads((site_dir / "run.json").read_text())
@@ -85,22 +96,6 @@ def build_site(settings: Settings, log=print, progress: bool = True) -> dict[str
         run = publish(settings, bundle, now, timer, log, reuse_figures)
         write_text(manifest_mod.stored_path(settings), now.to_json())
         return run
-
-
-def check_writable(settings: Settings) -> None:
-    """The folders a build writes into, tried before any work starts: a read-only one is one sentence now, not
-    after minutes of computing. (The photos' folders are only read.)"""
-    import tempfile
-
-    site = Path(settings.site_dir)
-    for folder in [Path(settings.cache_dir), Path(settings.weights_dir), site.parent] + ([site] if site.is_dir()
-                                                                                          else []):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            raise (from_os_error(exc, folder, "writing into") or exc) from None
 
 
 # ---- compute: the stages that need the model ------------------------------------------------------------------
@@ -278,11 +273,13 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
         if report is None:
             report = build_report(bundle, settings)
             save_report(settings, now.figures, report)
-    build_dir = site_dir.with_name(f".{site_dir.name}.new")
+    build_dir = ownership.siblings(site_dir)["new"]
+    made = False
     try:
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
+        ownership.remove_site_folder(build_dir, site_dir)  # a killed build's leftovers, never anyone else's
         build_dir.mkdir(parents=True)
+        made = True
+        ownership.write_stub(build_dir)  # from its first moment the folder says it is the tool's
         with timer.stage("figures"):
             if reuse_figures:
                 report = replace(report, figures=tuple(reuse_figures_of(site_dir, build_dir / "figures")))
@@ -295,14 +292,15 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
             written = pages.write_site(build_dir, report, settings)
         run = dict(bundle["run"].as_json(), timings=dict(timer.stages, total=sum(timer.stages.values())),
                    settings=jsonable(settings), manifest=now.publish, figures=list(report.figures),
-                   pages=written)
+                   pages=written, **ownership.site_marker(ownership.entries(build_dir)))
         write_text(build_dir / "run.json", json.dumps(run, indent=2, default=str))
         swap_in(build_dir, site_dir)
     except OSError as exc:
         user = from_os_error(exc, getattr(exc, "filename", None) or build_dir, "writing")
         raise (user or exc) from None
     finally:
-        shutil.rmtree(build_dir, ignore_errors=True)  # only what a failed build left; the swap moved a good one
+        if made:  # only what this failed build left; the swap moved a good one
+            shutil.rmtree(build_dir, ignore_errors=True)
     log(f"site written to {site_dir}/index.html in {run['timings']['total']:.1f} s")
     return run
 
@@ -340,19 +338,13 @@ def reuse_figures_of(site_dir: Path, new: Path) -> list[dict]:
 
 
 def swap_in(build_dir: Path, site_dir: Path) -> None:
-    """Replace site_dir by build_dir: the old site stays whole until the two renames at the very end."""
-    old = site_dir.with_name(f".{site_dir.name}.old")
-    recover_site(site_dir)
-    if old.exists():
-        shutil.rmtree(old)
+    """Replace site_dir by build_dir: the old site stays whole until the two renames at the very end. Each folder
+    moved aside or deleted is checked again to be the tool's (minutes have passed since the first check)."""
+    old = ownership.siblings(site_dir)["old"]
+    ownership.recover_site(site_dir)
+    ownership.remove_site_folder(old, site_dir)
+    ownership.check_site_folder(site_dir)
     if site_dir.exists():
         os.replace(site_dir, old)
     os.replace(build_dir, site_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_site(site_dir: Path) -> None:
-    """A run killed between the two renames of swap_in leaves only .site.old: put it back."""
-    old = site_dir.with_name(f".{site_dir.name}.old")
-    if not site_dir.exists() and old.exists():
-        os.replace(old, site_dir)
+    shutil.rmtree(old, ignore_errors=True)  # the previous site, checked to be the tool's just above

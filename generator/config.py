@@ -103,7 +103,7 @@ def _roles(name: str, value: tuple[str, ...]) -> None:
 
 
 def _methods(name: str, value: tuple[str, ...]) -> None:
-    # Only the form is checked here: the names are checked against the registry (generator.methods) before any
+    # Only the form is checked here: the names are checked against the registry (generator.explain.methods) before any
     # work starts, since importing the registry imports torch, which a "nothing changed" rerun never does.
     if not value or not all(_METHOD_NAME.fullmatch(v) for v in value):
         raise _bad(name, ",".join(value), "use 'all', 'default' or method names separated by commas, e.g. cam,gradcam")

@@ -11,7 +11,7 @@ import pytest
 
 # Top to bottom: a layer may import the layers below it, never one above. Within the first and the last layer
 # the modules may import each other (they are one floor); the stage packages are one layer each.
-TOP = ("__main__", "build", "manifest", "lock")  # the command line and the build that runs the stages in order
+TOP = ("__main__", "build", "manifest", "lock", "ownership")  # the command line, the build and its folders
 STAGES = ("publish", "report", "evaluate", "explain", "model", "data")
 BASE = ("config", "errors", "files", "i18n", "pause")  # settings, errors, file writes, languages, the test hook
 

@@ -41,7 +41,7 @@ class Explainer:
         model: nn.Module,
         taps: tuple[str, ...],
         heads: list[LinearHead],
-        methods: list,  # generator.methods.MapMethod instances
+        methods: list,  # generator.explain.methods.MapMethod instances
         autocast_dtype: torch.dtype | None = None,
         score_batch: int = 32,
         channels_last: bool = False,

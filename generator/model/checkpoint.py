@@ -141,6 +141,9 @@ def load_matching(path: Path, backbone: Backbone, wanted: dict[str, Any],
         heads, meta = read_checkpoint(path)
         check_heads(path, heads, backbone, CLASSES, meta)
     except WeightsError as exc:
+        if not _written_here(path):  # a build never overwrites a file it did not write
+            raise WeightsError(f"{exc}; a build never overwrites a file it did not write, so move that file away "
+                               "or choose another --weights-dir.") from None
         log(f"{exc}; retraining and replacing it.")
         return None
     diff = mismatch(meta, wanted)
@@ -148,6 +151,16 @@ def load_matching(path: Path, backbone: Backbone, wanted: dict[str, Any],
         log(f"{path}: made for other {', '.join(diff)}; retraining and replacing it.")
         return None
     return heads, meta
+
+
+def _written_here(path: Path) -> bool:
+    """Whether the file is a checkpoint this generator wrote (of any format, whole or not as expected): a dict with
+    its two keys. Anything else at the checkpoint's path (damaged, or someone else's file) is not replaced."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(blob, dict) and "format" in blob and "meta_json" in blob
 
 
 def antisymmetry(heads: list[LinearHead]) -> list[float]:

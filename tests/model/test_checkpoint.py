@@ -158,3 +158,23 @@ def test_two_class_heads_are_mirror_images():
     assert max(checkpoint.antisymmetry([head])) < 1e-6
     lopsided = LinearHead(weight=head.weight * torch.tensor([[1.0], [0.5]]), bias=head.bias)
     assert max(checkpoint.antisymmetry([lopsided])) > 0.1
+
+
+def test_only_a_checkpoint_this_tool_wrote_is_replaced(tmp_path):
+    """At the checkpoint's path, a file of ours that does not fit is retrained and replaced; anything else (damaged,
+    or someone else's file) stops the build with one sentence and is left byte-identical."""
+    logged = []
+    ours = {"wrong-format.pt", "bad-json.pt", "meta-list.pt", "meta-incomplete.pt", "no-heads.pt",
+            "heads-not-tensors.pt", "heads-missing-bias.pt"}
+    for name, p in bad_checkpoints(tmp_path).items():
+        before = p.read_bytes()
+        if name in ours:
+            assert checkpoint.load_matching(p, tiny_backbone(), meta_for(), log=logged.append) is None, name
+            assert logged[-1].endswith("; retraining and replacing it.")
+            continue
+        with pytest.raises(WeightsError) as info:
+            checkpoint.load_matching(p, tiny_backbone(), meta_for(), log=logged.append)
+        msg = str(info.value)
+        assert msg.startswith(f"{p}: ") and msg.endswith("a build never overwrites a file it did not write, so "
+                                                         "move that file away or choose another --weights-dir."), msg
+        assert p.read_bytes() == before

@@ -1,12 +1,21 @@
 """generator/publish/pages.py: one registry of page kinds drives the build, run.json and the browser tests; pages
-are pure functions of the Report (rendered twice, the same bytes)."""
+are pure functions of the Report (rendered twice, the same bytes); and every page kind is valid HTML: the W3C's Nu
+HTML Checker (vnu.jar, from npm's vnu-jar, run with Java) finds no error on one page of each kind of a small real
+site. All pages go to ONE checker run: the JVM takes seconds to start, the pages a fraction of that.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from generator.publish import pages
+from generator.publish import pages as pages_mod
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -41,3 +50,60 @@ def test_pages_are_a_pure_function_of_the_report(small_report, tmp_path):
     ta, tb = _tree(a), _tree(b)
     assert ta.keys() == tb.keys() and len(ta) > 50
     assert [k for k in ta if ta[k] != tb[k]] == []
+
+
+VNU = Path(__file__).resolve().parents[1] / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
+
+
+def one_page_of_each_kind(site: Path) -> list[Path]:
+    """The first page of every kind in the page registry (as run.json lists what the build wrote); then every
+    top-level page, and under sets/ the first gallery page of each set, the first photo page and the first
+    confusion-cell page found (sorted, so the choice is the same every run)."""
+    written = json.loads((site / "run.json").read_text())["pages"]
+    assert set(written) == {k.name for k in pages_mod.PAGES} | {pages_mod.PHOTO_KIND}
+    firsts = [site / w["first"][0] for w in written.values() if w["count"]]
+    pages = sorted(site.glob("*.html"))
+    sets = sorted(p for p in (site / "sets").iterdir() if p.is_dir())
+    pages += [s / "index.html" for s in sets if (s / "index.html").is_file()]
+    inside = sorted(p for s in sets for p in s.glob("*.html") if p.name != "index.html")
+    cells = [p for p in inside if p.name.startswith("cell-")]
+    photos = [p for p in inside if not p.name.startswith(("cell-", "page-"))]
+    galleries_2 = [p for p in inside if p.name.startswith("page-")]
+    return list(dict.fromkeys(firsts + pages + cells[:1] + photos[:1] + galleries_2[:1]))
+
+
+def vnu_errors(pages: list[Path]) -> list[str]:
+    """The checker's errors on these pages, each as 'page:line: message' (one Java start for all of them)."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("Java is not installed (apt-get install default-jre-headless): the Nu HTML Checker needs it")
+    if not VNU.is_file():
+        pytest.skip(f"the Nu HTML Checker is not installed at {VNU} (make test installs vnu-jar with npm)")
+    proc = subprocess.run([java, "-Xss4m", "-jar", str(VNU), "--errors-only", "--format", "json",
+                           *map(str, pages)], capture_output=True, text=True, timeout=300)
+    report = json.loads(proc.stderr or proc.stdout)
+    out = [f"{Path(m.get('url', '')).name}:{m.get('lastLine', '?')}: {m['message']}"
+           for m in report["messages"] if m.get("type") == "error"]
+    assert out or proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def test_the_checker_finds_errors(tmp_path):
+    """The check can fail: a page with a label around two controls and a repeated id gets both errors."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>t</title></head><body>'
+                   '<label>x <input id="a"> <output id="a">1</output></label></body></html>')
+    errors = vnu_errors([bad])
+    assert any(re.search(r"label.*(descendant|more than one)", e) for e in errors), errors
+    assert any("Duplicate ID" in e for e in errors), errors
+
+
+def test_every_page_kind_is_valid_html(small_site):
+    settings, _run = small_site
+    site = Path(settings.site_dir)
+    pages = one_page_of_each_kind(site)
+    kinds = {p.name for p in pages}
+    assert {"index.html", "report.html", "overview.html", "errors.html", "layers.html", "methods.html",
+            "figures.html", "skipped.html"} <= kinds
+    assert any(p.name.startswith("cell-") for p in pages) and len(pages) >= 12, pages
+    assert vnu_errors(pages) == []
