@@ -103,7 +103,6 @@ def build_site(settings: Settings, log=print, progress: bool = True, paths_check
 
 def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progress: bool) -> dict[str, Any]:
     """Model, explanations and leaderboard: the bundle of results the pages are made from."""
-    import pandas as pd
     import torch
 
     from generator.data.scan import as_table
@@ -112,6 +111,7 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
     from generator.evaluate import leaderboard
     from generator.explain import methods as registry
     from generator.explain import run as explain
+    from generator.frames import pd
     from generator.model import backbones, train
     from generator.model.checkpoint import antisymmetry
     from generator.model.runtime import choose_runtime
@@ -183,7 +183,8 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
 def _train_rows(rows, trained) -> Any:
     """The training files as result rows: the head's prediction on each (from the cached features)."""
     import numpy as np
-    import pandas as pd
+
+    from generator.frames import pd
 
     out = []
     for r in rows.to_dict("records"):

@@ -13,7 +13,7 @@ import pytest
 # the modules may import each other (they are one floor); the stage packages are one layer each.
 TOP = ("__main__", "build", "manifest", "lock", "ownership")  # the command line, the build and its folders
 STAGES = ("publish", "report", "evaluate", "explain", "model", "data")
-BASE = ("config", "errors", "files", "i18n", "pause")  # settings, errors, file writes, languages, the test hook
+BASE = ("config", "errors", "files", "frames", "i18n", "pause")  # settings, errors, files, pandas, languages, a hook
 
 
 def layers(package: str = "generator") -> list[grimp.Layer]:

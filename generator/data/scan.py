@@ -108,7 +108,7 @@ def scan_rows(data_dir: Path, sets: list[str]) -> list[ScanRow]:
 
 def as_table(rows: list[ScanRow]):
     """The image table (a pandas DataFrame with the columns of ScanRow)."""
-    import pandas as pd
+    from generator.frames import pd
 
     return pd.DataFrame(rows, columns=["set", "file", "path", "label", "status"])
 

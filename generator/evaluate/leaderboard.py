@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from scipy import stats
 
@@ -27,6 +26,7 @@ from generator.explain import methods as registry
 from generator.explain.record import PhotoRecord
 from generator.explain.run import RecordCache, make_explainer, scored_methods
 from generator.files import load_npz, save_npz, write_text
+from generator.frames import pd
 from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime

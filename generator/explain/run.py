@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -27,6 +26,7 @@ from generator.explain.explainer import BatchResult, Explainer
 from generator.explain.overlay import cam_box
 from generator.explain.record import PhotoRecord, as_stored, record_path
 from generator.files import file_sha256, load_npz, save_npz
+from generator.frames import pd
 from generator.model.backbones import imagenet_categories
 from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead

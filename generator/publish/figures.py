@@ -16,7 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -24,6 +23,7 @@ from generator.config import ROLES, Settings
 from generator.data.imaging import decode_bytes  # noqa: E402
 from generator.data.scan import CLASSES  # noqa: E402
 from generator.explain.overlay import blend, heat_rgb  # noqa: E402
+from generator.frames import pd  # noqa: E402
 from generator.i18n import Lang  # noqa: E402
 from generator.report import analysis  # noqa: E402
 from generator.report.names import safe_name  # noqa: E402

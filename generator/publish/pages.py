@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from generator.config import Settings
 from generator.data.scan import CLASSES
 from generator.evaluate.stats import BOOTSTRAP
 from generator.explain.overlay import colormaps_js, encode_maps, payload_json
 from generator.explain.record import PhotoRecord, map_key
+from generator.frames import pd
 from generator.i18n import N_, Lang
 from generator.publish import post
 from generator.publish.render import SiteWriter

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from generator.data.scan import CLASSES
 from generator.evaluate.faithfulness import BASELINES
 from generator.evaluate.stats import bootstrap_mean
+from generator.frames import pd
 
 ECE_BINS = 10  # equal-width confidence bins of the reliability diagram and the ECE
 RESULT_COLUMNS = ["set", "file", "label", "prediction", "p_cat", "p_dog", "correct", "neither", "tag", "page",

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from generator.data.scan import CLASSES
+from generator.frames import pd
 from generator.i18n import Lang
 from generator.report import analysis
 from generator.report.names import safe_name, set_slug

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from generator.config import Settings
 from generator.data.imaging import fit_size
 from generator.data.scan import CLASSES
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import load_npz
+from generator.frames import pd
 from generator.report import analysis
 from generator.report.facts import RunFacts
 from generator.report.names import safe_name, set_slug
