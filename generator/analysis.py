@@ -293,12 +293,125 @@ def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame 
     return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above)
 
 
-def sanity_summary(sanity: pd.DataFrame) -> pd.DataFrame:
-    """Median Spearman correlation (original vs randomised map) per method and randomisation, with the share
-    of photos whose map barely changed (|rho| >= 0.5)."""
+# ---- verdicts: each comparison that matters, decided or not ----------------------------------------------------
+
+ALPHA = 0.05  # family-wise: every interval of a board's comparisons at once
+# Two methods whose mean insertion minus deletion differ by less than MARGIN (AUC units, the score's range is
+# -1..1) are called equivalent. Why 0.03: it is about a tenth of what separates a good map from the random one
+# on this model (0.2 to 0.3), so a reader choosing between two equivalent maps loses little; and it is well above
+# the error the curves' few steps add to a paired difference (measured: median 0.004, 95th percentile 0.02 at
+# 6 steps against 48, see faithfulness_steps), so "equivalent" is not an artefact of coarse curves.
+MARGIN = 0.03
+TAIL_RESAMPLES = 25  # bootstrap resamples in each tail of the strictest interval (sets the number of resamples)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str  # a method or a baseline
+    n: int  # photos both were scored on
+    mean: float  # mean of a - b (insertion minus deletion)
+    lo: float
+    hi: float  # the interval at the corrected level
+    verdict: str  # better | worse | equivalent | undecided | same map
+    needed: float  # photos a decision would need if the mean and spread held (interval ~ 1 / sqrt(n)); nan
+
+
+def decide(mean: float, lo: float, hi: float, margin: float = MARGIN) -> str:
+    """One comparison's verdict from its interval: inside +-margin = equivalent, else above 0 = better, below 0 =
+    worse, else undecided."""
+    if -margin < lo and hi < margin:
+        return "equivalent"
+    if lo > 0:
+        return "better"
+    if hi < 0:
+        return "worse"
+    return "undecided"
+
+
+def photos_needed(n: int, mean: float, lo: float, hi: float, margin: float = MARGIN) -> float:
+    """Photos at which the interval (its half width shrinking as 1 / sqrt(n)) would decide, if the mean stayed:
+    the sooner of clearing zero (better or worse) and fitting inside the margin (equivalent)."""
+    half = (hi - lo) / 2
+    if half <= 0:
+        return float(n)
+    mu = abs(mean)
+    ways = [n * (half / mu) ** 2] if mu > 0 else []
+    if mu < margin:
+        ways.append(n * (half / (margin - mu)) ** 2)
+    return float(np.ceil(min(ways))) if ways else float("inf")
+
+
+def paired_intervals(diffs: np.ndarray, alpha: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means and (1 - alpha) percentile bootstrap intervals of each column of diffs (n photos, m comparisons),
+    from the same resamples of the photos for every column. Enough resamples that each tail holds
+    TAIL_RESAMPLES of them."""
+    n, m = diffs.shape
+    b = int(min(400_000, max(BOOTSTRAP, np.ceil(2 * TAIL_RESAMPLES / alpha))))
+    rng = np.random.default_rng(seed)
+    means = np.empty((b, m))
+    for a in range(0, b, 4096):  # (resamples, photos) counts, a block at a time
+        k = min(4096, b - a)
+        counts = rng.multinomial(n, np.full(n, 1 / n), size=k)
+        means[a:a + k] = counts @ diffs / n
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
+    return diffs.mean(0), lo, hi
+
+
+def comparisons(scores: pd.DataFrame, tap: int, seed: int, looks: int = 1, margin: float = MARGIN,
+                alpha: float = ALPHA) -> list[Comparison]:
+    """At `tap`, pooled over sets, on insertion minus deletion: every method against each baseline, and each pair
+    of methods (the better-scoring one first). Paired over the photos all were scored on. Bonferroni: each
+    interval is at level 1 - alpha / (comparisons x looks), `looks` being how many times a stopping rule may
+    look at the data, so that all the verdicts of all the looks hold together with probability 1 - alpha. Maps
+    equal on every photo (scored once, e.g. Grad-CAM and HiResCAM at a linear head) are "same map" and count
+    for nothing."""
+    d = scores[scores["tap"] == tap]
+    if d.empty:
+        return []
+    wide = (d.assign(c=d["insertion_auc"] - d["deletion_auc"])
+            .pivot_table(index=["set", "file"], columns="method", values="c", aggfunc="first").dropna())
+    if wide.empty:
+        return []
+    methods = sorted((m for m in wide.columns if m not in BASELINES), key=lambda m: -wide[m].mean())
+    pairs = [(m, b) for m in methods for b in BASELINES if b in wide.columns]
+    pairs += [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
+    same = [bool((wide[a] == wide[b]).all()) for a, b in pairs]
+    live = [p for p, s in zip(pairs, same) if not s]
+    alpha_each = alpha / max(1, len(live) * looks)
+    out = {}
+    if live:
+        diffs = np.stack([(wide[a] - wide[b]).to_numpy() for a, b in live], axis=1)
+        mean, lo, hi = paired_intervals(diffs, alpha_each, seed)
+        for (a, b), mu, low, high in zip(live, mean, lo, hi):
+            v = decide(mu, low, high, margin)
+            need = photos_needed(len(wide), mu, low, high, margin) if v == "undecided" else float("nan")
+            out[a, b] = Comparison(a, b, len(wide), float(mu), float(low), float(high), v, need)
+    for (a, b), s in zip(pairs, same):
+        if s:
+            out[a, b] = Comparison(a, b, len(wide), 0.0, 0.0, 0.0, "same map", float("nan"))
+    return [out[p] for p in pairs]
+
+
+def comparison_table(comps: list[Comparison]) -> pd.DataFrame:
+    return pd.DataFrame([c.__dict__ for c in comps],
+                        columns=["a", "b", "n", "mean", "lo", "hi", "verdict", "needed"])
+
+
+def sanity_summary(sanity: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Median Spearman correlation (original vs randomised map) per method and randomisation, with its 95%
+    bootstrap interval over the photos, and the share of photos whose map barely changed (|rho| >= 0.5)."""
+    columns = ["method", "randomised", "n", "median", "median_lo", "median_hi", "unchanged"]
     if sanity.empty:
-        return pd.DataFrame(columns=["method", "randomised", "n", "median", "unchanged"])
-    g = sanity.groupby(["method", "randomised"], sort=False)["spearman"]
-    out = pd.DataFrame({"n": g.count(), "median": g.median(),
-                        "unchanged": g.apply(lambda s: float((s.abs() >= 0.5).mean()))}).reset_index()
-    return out
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (method, how), g in sanity.groupby(["method", "randomised"], sort=False)["spearman"]:
+        v = g.dropna().to_numpy()
+        lo = hi = float("nan")
+        if v.size:
+            idx = np.random.default_rng(seed).integers(0, v.size, size=(BOOTSTRAP, v.size))
+            lo, hi = (float(q) for q in np.percentile(np.median(v[idx], axis=1), [2.5, 97.5]))
+        rows.append({"method": method, "randomised": how, "n": int(v.size),
+                     "median": float(np.median(v)) if v.size else float("nan"), "median_lo": lo, "median_hi": hi,
+                     "unchanged": float((np.abs(v) >= 0.5).mean()) if v.size else float("nan")})
+    return pd.DataFrame(rows, columns=columns)

@@ -163,8 +163,11 @@ class Settings:
                                    "training photos", between(0.5, 1, open_lo=True))
     layer_sample: int = _setting(8, "photos per set shown on layers.html (plus every mistake)", between(0, 100_000))
     figure_sample: int = _setting(16, "photos per blog figure", between(1, 1000))
-    faithfulness_sample: int = _setting(2, "photos per set scored for the leaderboard, seeded (0 = all)",
+    faithfulness_sample: int = _setting(0, "photos per set scored for the leaderboard, seeded; 0 = adaptive: add "
+                                        "photos until its comparisons are decided or faithfulness_budget_s runs out",
                                         between(0, 1_000_000))
+    faithfulness_budget_s: float = _setting(0.0, "seconds the adaptive leaderboard sample may take; 0 = 18 on a CPU, "
+                                            "no limit on a GPU (every photo)", between(0, 1e6))
     faithfulness_steps: int = _setting(6, "perturbation steps of the deletion/insertion curves", between(2, 200))
     lang: str = _setting("en", "language of the site and the post: en or ko", one_of(*LANGUAGES))
     site_url: str = _setting("", "where the site will be published (e.g. https://you.github.io/cam-report/): the "

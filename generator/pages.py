@@ -29,7 +29,9 @@ N_ = str  # marks a message for extraction whose translation happens later, in t
 
 # Words the templates translate from data (class names, tags, outcomes, needs, randomisations).
 DATA_WORDS = (N_("cat"), N_("dog"), N_("correct"), N_("wrong"), N_("neither"), N_("unlabeled"), N_("right"),
-              N_("features"), N_("gradients"), N_("forwards"), N_("head"), N_("head + last stage"))
+              N_("features"), N_("gradients"), N_("forwards"), N_("head"), N_("head + last stage"),
+              # the leaderboard's verdicts (analysis.decide)
+              N_("better"), N_("worse"), N_("equivalent"), N_("undecided"), N_("same map"))
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,12 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "methods": method_info(report, report.run["methods_scored"]),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
         "bootstrap": analysis.BOOTSTRAP,
+        "outcome": report.run.get("leaderboard", {}), "margin": analysis.MARGIN,
+        "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
+        "live": int((report.comparisons["verdict"] != "same map").sum()) if not report.comparisons.empty else 0,
+        # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
+        # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
+        "extra_columns": [],
     }
 
 

@@ -49,6 +49,7 @@ class Report:
     board: pd.DataFrame  # analysis.leaderboard
     verdict: analysis.Verdict | None
     sanity_table: pd.DataFrame  # analysis.sanity_summary
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # analysis.comparison_table, last tap
     figures: list[dict] = field(default_factory=list)  # filled by the figures stage
 
     @property
@@ -106,7 +107,9 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
         neither_threshold=threshold, ood=ood, board=board,
         verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board),
-        sanity_table=analysis.sanity_summary(sanity),
+        sanity_table=analysis.sanity_summary(sanity, settings.seed),
+        comparisons=analysis.comparison_table(analysis.comparisons(
+            scores, n_taps - 1, settings.seed, run.get("leaderboard", {}).get("looks", 1))),
     )
 
 

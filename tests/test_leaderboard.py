@@ -90,3 +90,109 @@ def test_sample_is_seeded_per_set():
     assert list(one["set"]) == ["a", "a", "b", "b"]
     assert list(leaderboard.sample_rows(df, ["a", "b"], 2, seed=0)["file"]) == list(one["file"])
     assert len(leaderboard.sample_rows(df, ["a", "b"], 0, seed=0)) == 13  # 0 = every photo
+
+
+# ---- the adaptive sample: stream, stopping rule --------------------------------------------------------------
+
+
+def test_stream_is_stratified_by_set_and_by_right_or_wrong():
+    rows = [{"set": "a", "file": f"a{i}", "status": "ok", "correct": "yes" if i < 12 else "no"} for i in range(16)]
+    rows += [{"set": "u", "file": f"u{i}", "status": "ok", "correct": ""} for i in range(5)]
+    rows += [{"set": "a", "file": "bad", "status": "skipped: unreadable", "correct": ""}]
+    df = pd.DataFrame(rows)
+    order = leaderboard.photo_stream(df, ["a", "u"], seed=0)
+    assert len(order) == 21 and "bad" not in set(order["file"])
+    first = order.iloc[:8]
+    assert list(first["set"]) == ["a", "u"] * 4  # the sets in turn
+    a8 = order[order["set"] == "a"].iloc[:8]
+    assert (a8["correct"] == "no").sum() == 2  # a quarter of set a is wrong: 2 of its first 8
+    assert list(leaderboard.photo_stream(df, ["a", "u"], seed=0)["file"]) == list(order["file"])
+    assert list(leaderboard.photo_stream(df, ["a", "u"], seed=1)["file"]) != list(order["file"])
+
+
+def _stream_scores(n: int, effects: dict[str, float], noise: float, seed: int) -> pd.DataFrame:
+    """Simulated scores of n photos: each map's insertion minus deletion is a photo effect plus its own effect
+    plus noise; the right verdict of each comparison is known from the effects."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        photo = rng.normal(0.3, 0.1)
+        for m, e in effects.items():
+            c = photo + e + rng.normal(0, noise)
+            rows.append({"set": "s", "file": f"f{i}", "method": m, "tap": 1, "deletion_auc": 0.5 - c / 2,
+                         "insertion_auc": 0.5 + c / 2, "average_drop": 0.1, "increase": 0.0})
+    return pd.DataFrame(rows)
+
+
+def _run_rule(effects, noise, pool, seconds_per_photo, budget_s):
+    """The stopping rule as the stage runs it (rounds from next_size, looks from FIRST_LOOK on, the Bonferroni
+    factor from planned_looks) on a simulated stream, with a simulated clock."""
+    from generator import analysis
+
+    full = _stream_scores(pool, effects, noise, seed=3)
+    looks = leaderboard.planned_looks(pool)
+    done, spent, stopped, comps = 0, 0.0, "all photos", []
+    while done < pool:
+        k, cut = leaderboard.next_size(done, seconds_per_photo if done else None, budget_s - spent, pool, True)
+        if k <= 0:
+            stopped = "budget"
+            break
+        done += k
+        spent += k * seconds_per_photo
+        if done >= leaderboard.FIRST_LOOK:
+            scores = full[full["file"].isin([f"f{i}" for i in range(done)])]
+            comps = analysis.comparisons(scores, 1, 0, looks)
+            if all(c.verdict != "undecided" for c in comps):
+                stopped = "resolved"
+                break
+        if cut:
+            stopped = "budget"
+            break
+    return stopped, done, {(c.a, c.b): c for c in comps}
+
+
+def test_stopping_rule_stops_early_when_a_method_is_clearly_better():
+    stopped, n, comps = _run_rule({"good": 0.25, "random": 0.0, "gaussian": 0.1}, 0.03, 400, 1.0, 1e9)
+    assert stopped == "resolved" and n < 400
+    assert comps["good", "random"].verdict == "better" and comps["good", "gaussian"].verdict == "better"
+
+
+def test_stopping_rule_calls_two_equal_methods_equivalent():
+    stopped, n, comps = _run_rule({"a": 0.2, "b": 0.2, "random": 0.0, "gaussian": -0.3}, 0.02, 400, 1.0, 1e9)
+    assert stopped == "resolved"
+    assert next(c for k, c in comps.items() if set(k) == {"a", "b"}).verdict == "equivalent"
+    assert comps["a", "random"].verdict == "better"
+
+
+def test_stopping_rule_reports_the_budget_and_the_photos_a_verdict_needs():
+    """A difference of 0.03 (at the margin) under noise 0.2: undecidable in a 30-photo budget."""
+    stopped, n, comps = _run_rule({"a": 0.23, "b": 0.2, "random": 0.0, "gaussian": 0.1}, 0.2, 400, 1.0, 30.0)
+    assert stopped == "budget" and n <= 30
+    pair = next(c for k, c in comps.items() if set(k) == {"a", "b"})
+    assert pair.verdict == "undecided" and pair.needed > n
+    # the extrapolation: the half width at `needed` photos (~1/sqrt(n)) reaches the distance to a verdict
+    half = (pair.hi - pair.lo) / 2
+    from generator.analysis import MARGIN
+    gap = max(abs(pair.mean), MARGIN - abs(pair.mean))
+    assert half * np.sqrt(n / pair.needed) <= gap * 1.001
+
+
+def test_identical_maps_are_the_same_map_and_count_for_nothing():
+    from generator import analysis
+
+    s = _stream_scores(20, {"gradcam": 0.2, "random": 0.0, "gaussian": 0.1}, 0.01, 0)
+    s = pd.concat([s, s[s["method"] == "gradcam"].assign(method="hirescam")])
+    comps = {(c.a, c.b): c for c in analysis.comparisons(s, 1, 0)}
+    pair = next(c for k, c in comps.items() if set(k) == {"gradcam", "hirescam"})
+    assert pair.verdict == "same map"
+
+
+def test_gpu_default_scores_every_photo_and_settings_override():
+    class S:
+        faithfulness_budget_s = 0.0
+
+    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == float("inf")
+    assert leaderboard.budget_of(S, Runtime("cpu", False, False)) == leaderboard.CPU_BUDGET_S
+    S.faithfulness_budget_s = 5.0
+    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == 5.0
+    assert leaderboard.next_size(0, None, float("inf"), 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
