@@ -376,21 +376,32 @@ def comparisons(scores: pd.DataFrame, tap: int, seed: int, looks: int = 1, margi
     methods = sorted((m for m in wide.columns if m not in BASELINES), key=lambda m: -wide[m].mean())
     pairs = [(m, b) for m in methods for b in BASELINES if b in wide.columns]
     pairs += [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
-    same = [bool((wide[a] == wide[b]).all()) for a, b in pairs]
-    live = [p for p, s in zip(pairs, same) if not s]
+    # Maps equal on every photo are one map: compared once (their first in `methods` stands for all of them).
+    rep = {}
+    for m in wide.columns:
+        rep[m] = next(r for r in wide.columns if (wide[r] == wide[m]).all())
+    live = list(dict.fromkeys((rep[a], rep[b]) for a, b in pairs if rep[a] != rep[b]))
     alpha_each = alpha / max(1, len(live) * looks)
-    out = {}
+    decided = {}
     if live:
         diffs = np.stack([(wide[a] - wide[b]).to_numpy() for a, b in live], axis=1)
         mean, lo, hi = paired_intervals(diffs, alpha_each, seed)
         for (a, b), mu, low, high in zip(live, mean, lo, hi):
             v = decide(mu, low, high, margin)
             need = photos_needed(len(wide), mu, low, high, margin) if v == "undecided" else float("nan")
-            out[a, b] = Comparison(a, b, len(wide), float(mu), float(low), float(high), v, need)
-    for (a, b), s in zip(pairs, same):
-        if s:
-            out[a, b] = Comparison(a, b, len(wide), 0.0, 0.0, 0.0, "same map", float("nan"))
-    return [out[p] for p in pairs]
+            decided[a, b] = (float(mu), float(low), float(high), v, need)
+    out = []
+    for a, b in pairs:
+        if rep[a] == rep[b]:
+            out.append(Comparison(a, b, len(wide), 0.0, 0.0, 0.0, "same map", float("nan")))
+        else:
+            out.append(Comparison(a, b, len(wide), *decided[rep[a], rep[b]]))
+    return out
+
+
+def live_comparisons(comps: list[Comparison]) -> int:
+    """How many distinct comparisons the Bonferroni correction counted (maps equal on every photo are one)."""
+    return len({(c.mean, c.lo, c.hi, c.verdict) for c in comps if c.verdict != "same map"})
 
 
 def comparison_table(comps: list[Comparison]) -> pd.DataFrame:

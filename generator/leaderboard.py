@@ -36,11 +36,11 @@ from .analysis import BASELINES
 from .cam import LinearHead
 from .checkpoint import TrainedModel
 from .config import Settings
-from .explain import RecordCache, make_explainer, records_of, scored_methods
+from .explain import RecordCache, make_explainer, scored_methods
 from .faithfulness import SCORES, PhotoMaps, gaussian_map, random_map, score_photos, upsampled01
 from .files import load_npz, save_npz, write_text
 from .imaging import SkipImage, decode_bytes, read_image_file
-from .record import PhotoRecord
+from .record import PhotoRecord, as_stored
 from .runtime import Runtime
 
 LEADERBOARD_VERSION = 2  # 2: sanity rows cached per photo
@@ -221,7 +221,7 @@ class Outcome:
         return asdict(self)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class _Photo:
     row: dict
     record: PhotoRecord | None = None
@@ -362,7 +362,7 @@ class Stage:
                     if self.runtime.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     self.passes += 2 * len(part)  # a forward and a backward
-                    for ph, rec in zip(part, records_of(explainer(x), [(1, 1)] * len(part))):
+                    for ph, rec in zip(part, _records(explainer(x))):
                         ph.record = rec
 
     def _sanity(self, photos: list[_Photo]) -> None:
@@ -377,6 +377,19 @@ class Stage:
         for j, ph in enumerate(photos):
             ph.sanity = [{k: v for k, v in r.items() if k != "photo"} for r in rows if r["photo"] == j]
             write_text(self._sanity_path(ph.row["sha256"]), json.dumps(ph.sanity))
+
+
+def _records(result) -> list[PhotoRecord]:
+    """In-memory records of a batch, holding what the leaderboard reads (maps and the head's logits, stored as
+    the record cache stores them); the backbone's own outputs are left empty (any classifier, K classes)."""
+    out = []
+    for j in range(len(result.logits)):
+        logits = result.logits[j].detach().float().cpu().numpy()
+        maps = {name: [None if m is None else as_stored(m[j].float().cpu().numpy()) for m in per_tap]
+                for name, per_tap in result.maps.items()}
+        out.append(PhotoRecord(width=0, height=0, logits=logits, probe_logits=logits[None], imagenet_top=np.zeros(0),
+                               imagenet_top_p=np.zeros(0), pet_p=float("nan"), energy=float("nan"), maps=maps))
+    return out
 
 
 def _score_rows(photos: list[_Photo]) -> list[dict]:

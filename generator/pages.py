@@ -360,7 +360,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "bootstrap": analysis.BOOTSTRAP,
         "outcome": report.run.get("leaderboard", {}), "margin": analysis.MARGIN,
         "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
-        "live": int((report.comparisons["verdict"] != "same map").sum()) if not report.comparisons.empty else 0,
+        "live": analysis.live_comparisons([analysis.Comparison(**r) for r in report.comparisons.to_dict("records")]),
         # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
         # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
         "extra_columns": [],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from test_cam import TinyGapNet
 from test_record import make_record
@@ -196,3 +197,75 @@ def test_gpu_default_scores_every_photo_and_settings_override():
     S.faithfulness_budget_s = 5.0
     assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == 5.0
     assert leaderboard.next_size(0, None, float("inf"), 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
+
+
+def _tiny_photos(tmp_path, model, n: int):
+    """n small PNG photos on disk, their records in the record cache (maps from the tiny model's explainer), and
+    the results rows the stage reads."""
+    from PIL import Image
+
+    from generator.datasets import file_sha256
+    from generator.explain import RecordCache, make_explainer, scored_methods
+    from generator.record import PhotoRecord, as_stored
+
+    rng = np.random.default_rng(0)
+    runtime = Runtime("cpu", False, False)
+    names = scored_methods(())
+    cache = RecordCache(tmp_path / "cache", model.fingerprint, 2)
+    rows = []
+    for i in range(n):
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+        sha = file_sha256(path)
+        x = model.backbone.to_input(np.asarray(Image.open(path).convert("RGB"))[None])
+        with make_explainer(model, names, runtime) as ex:
+            out = ex(x)
+        maps = {m: [None if t is None else as_stored(t[0].float().numpy()) for t in per_tap]
+                for m, per_tap in out.maps.items()}
+        logits = out.logits[0].detach().float().numpy()
+        cache.save(sha, PhotoRecord(width=32, height=32, logits=logits, probe_logits=np.stack([logits, logits]),
+                                    imagenet_top=np.array([1, 2, 3]), imagenet_top_p=np.full(3, 0.1, np.float32),
+                                    pet_p=0.5, energy=-1.0, maps=maps))
+        rows.append({"set": "s" if i % 2 else "t", "file": path.name, "path": str(path), "sha256": sha,
+                     "status": "ok", "correct": "yes" if i % 3 else "no"})
+    return pd.DataFrame(rows)
+
+
+def _quiet(*_):
+    pass
+
+
+def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(tmp_path):
+    from generator.checkpoint import IDENTITY
+    from generator.config import make_settings
+
+    model = _tiny_model()
+    model.meta.update({k: "tiny" for k in IDENTITY})
+    results = _tiny_photos(tmp_path, model, 6)
+    runtime = Runtime("cpu", False, False)
+    settings = make_settings({"cache_dir": tmp_path / "cache", "input_size": 32, "faithfulness_steps": 3,
+                              "faithfulness_budget_s": 1e5, "device": "cpu"})
+    scores, sanity, outcome = leaderboard.leaderboard_stage(model, results, ["t", "s"], settings, runtime, log=_quiet)
+    assert outcome.stopped in ("all photos", "resolved") and outcome.photos == 6
+    assert set(scores["file"]) == set(results["file"]) and {0, 1} == set(scores["tap"])  # earlier taps too
+    assert set(sanity["file"]) == set(results["file"]) and set(sanity["randomised"]) == set(leaderboard.RANDOMISATIONS)
+    # scores batched across the photos equal each photo's alone (float32 tolerance, see test_faithfulness)
+    stage = leaderboard.Stage(model, settings, runtime)
+    one = stage.run([results.iloc[0].to_dict()], {1}, with_sanity=False)  # from the cache: nothing computed
+    assert stage.passes == 0
+    again, _, _ = leaderboard.leaderboard_stage(model, results, ["t", "s"], settings, runtime, log=_quiet)
+    pd.testing.assert_frame_equal(again, scores)
+    fresh = make_settings({**{k: getattr(settings, k) for k in ("input_size", "faithfulness_steps")},
+                           "cache_dir": tmp_path / "fresh", "device": "cpu"})
+    alone = leaderboard.Stage(model, fresh, runtime)
+    alone.records = stage.records
+    solo = alone.run([results.iloc[0].to_dict()], {1}, with_sanity=False)[0].scores
+    for key, s in one[0].scores.items():
+        for name, v in s.items():
+            assert v == pytest.approx(solo[key][name], abs=1e-5), (key, name)
+    # a budget that the probe round alone spends: the stage stops there, and says so
+    tight = make_settings({"cache_dir": tmp_path / "tight", "input_size": 32, "faithfulness_steps": 3,
+                           "faithfulness_budget_s": 1e-3, "device": "cpu"})
+    s2, _, out2 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
+    assert out2.stopped == "budget" and out2.photos == leaderboard.PROBE and out2.stage_photos == 0
+    assert set(s2["tap"]) == {1}
