@@ -251,17 +251,6 @@ def leaderboard(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_difference(scores: pd.DataFrame, a: tuple[str, int], b: tuple[str, int], seed: int,
-                      column: str = "combined") -> tuple[float, float, float]:
-    """Mean and 95% interval of (a - b) over the photos both were scored on: the honest way to ask whether
-    method a beats method b on these photos (the same photos' noise cancels)."""
-    d = scores.assign(combined=scores["insertion_auc"] - scores["deletion_auc"])
-    left = d[(d["method"] == a[0]) & (d["tap"] == a[1])].set_index(["set", "file"])[column]
-    right = d[(d["method"] == b[0]) & (d["tap"] == b[1])].set_index(["set", "file"])[column]
-    both = left.to_frame("a").join(right.to_frame("b"), how="inner")
-    return bootstrap_mean((both["a"] - both["b"]).to_numpy(), seed)
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What the leaderboard says at the last tap, pooled over all sets."""
@@ -273,8 +262,11 @@ class Verdict:
     beats_baselines: bool  # the best is clearly above both baselines
 
 
-def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None) -> Verdict | None:
-    """`board`: leaderboard(scores, seed) when the caller has it already (the bootstrap is the costly part)."""
+def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None,
+            looks: int = 1) -> Verdict | None:
+    """`board`: leaderboard(scores, seed) when the caller has it already (the bootstrap is the costly part).
+    Ties, wins and the baselines are read off `comparisons` (the corrected intervals the verdicts table shows),
+    so that the sentence and the table agree."""
     board = leaderboard(scores, seed) if board is None else board
     if board.empty:
         return None
@@ -283,13 +275,15 @@ def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame 
     if methods.empty:
         return None
     best = str(methods.sort_values("combined", ascending=False, kind="stable").iloc[0]["method"])
+    said = {}
+    for c in comparisons(scores, last_tap, seed, looks):
+        said[c.a, c.b] = c.verdict
+        said[c.b, c.a] = {"better": "worse", "worse": "better"}.get(c.verdict, c.verdict)
     tied, beaten = [], []
     for m in methods["method"]:
-        if m == best:
-            continue
-        _, lo, hi = paired_difference(scores, (best, last_tap), (m, last_tap), seed)
-        (beaten if lo > 0 else tied).append(str(m))
-    above = all(paired_difference(scores, (best, last_tap), (b, last_tap), seed)[1] > 0 for b in BASELINES)
+        if m != best:
+            (beaten if said.get((best, m)) == "better" else tied).append(str(m))
+    above = all(said.get((best, b)) == "better" for b in BASELINES)
     return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above)
 
 

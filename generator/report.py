@@ -103,13 +103,14 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         else pd.DataFrame()
     scores, sanity = bundle["scores"], bundle["sanity"]
     board = analysis.leaderboard(scores, settings.seed)
+    looks = run.get("leaderboard", {}).get("looks", 1)
     return Report(
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
         neither_threshold=threshold, ood=ood, board=board,
-        verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board),
+        verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board, looks),
         sanity_table=analysis.sanity_summary(sanity, settings.seed),
         comparisons=analysis.comparison_table(analysis.comparisons(
-            scores, n_taps - 1, settings.seed, run.get("leaderboard", {}).get("looks", 1))),
+            scores, n_taps - 1, settings.seed, looks)),
     )
 
 
