@@ -297,6 +297,9 @@ ALPHA = 0.05  # family-wise: every interval of a board's comparisons at once
 # maps: median 0.022 at the default 8 steps; its 95th percentile, 0.054, is not below it, so "equivalent" speaks
 # of the 8-step score).
 MARGIN = 0.03
+# Fewer photos than this decide nothing: a percentile bootstrap of 2 or 3 values has a handful of distinct means,
+# and its intervals are far too narrow (a real build on 2 photos called every method "better" than random).
+MIN_PHOTOS = 10
 TAIL_RESAMPLES = 25  # bootstrap resamples in each tail of the strictest interval (sets the number of resamples)
 
 
@@ -382,8 +385,9 @@ def comparisons(scores: pd.DataFrame, tap: int, seed: int, looks: int = 1, margi
         diffs = np.stack([(wide[a] - wide[b]).to_numpy() for a, b in live], axis=1)
         mean, lo, hi = paired_intervals(diffs, alpha_each, seed)
         for (a, b), mu, low, high in zip(live, mean, lo, hi):
-            v = decide(mu, low, high, margin)
-            need = photos_needed(len(wide), mu, low, high, margin) if v == "undecided" else float("nan")
+            v = decide(mu, low, high, margin) if len(wide) >= MIN_PHOTOS else "undecided"
+            need = max(MIN_PHOTOS, photos_needed(len(wide), mu, low, high, margin)) if v == "undecided" \
+                else float("nan")
             decided[a, b] = (float(mu), float(low), float(high), v, need)
     out = []
     for a, b in pairs:

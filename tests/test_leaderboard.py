@@ -178,6 +178,15 @@ def test_stopping_rule_reports_the_budget_and_the_photos_a_verdict_needs():
     assert half * np.sqrt(n / pair.needed) <= gap * 1.001
 
 
+def test_too_few_photos_decide_nothing():
+    from generator import analysis
+
+    s = _stream_scores(3, {"good": 0.3, "random": 0.0, "gaussian": 0.1}, 0.001, 0)
+    comps = analysis.comparisons(s, 1, 0)
+    assert {c.verdict for c in comps} == {"undecided"}
+    assert all(c.needed >= analysis.MIN_PHOTOS for c in comps)
+
+
 def test_identical_maps_are_the_same_map_and_count_for_nothing():
     from generator import analysis
 
