@@ -266,6 +266,8 @@ def next_size(done: int, per_photo_s: float | None, left_s: float, pool: int, ad
         while target <= done:
             target *= 2
         want = min(target, pool) - done
+    if per_photo_s is None:  # nothing computed yet (the photos so far came from the caches): probe again
+        want = min(want, PROBE)
     if per_photo_s is not None and math.isfinite(left_s):
         fits = int(left_s / max(per_photo_s, 1e-9))
         if fits < want:
