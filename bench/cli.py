@@ -292,14 +292,22 @@ def maps_part(args, plan: Plan, row: dict, summary: list[str]) -> bool:
     n_lb = min(plan.leaderboard_photos, len(photos))
     log(f"leaderboard: scoring {n_lb} photos ...")
     cost = leaderboard_cost(base.with_photos(photos[:n_lb], 1), paths[:n_lb], log)
-    summary += ["", f"Leaderboard (faithfulness scores of every candidate map, {cost.steps} steps, {cost.photos} "
-                    f"photos): {cost.seconds_per_photo:.2f} s per photo (median), {cost.passes_per_photo:.0f} "
-                    f"images through the network per photo, {cost.maps_per_photo:.0f} candidate maps per photo "
-                    f"({cost.distinct_maps_per_photo:.0f} distinct, each scored once)"]
-    row.update(leaderboard_photos=cost.photos, leaderboard_steps=cost.steps,
-               leaderboard_s_per_photo=fmt(cost.seconds_per_photo, 2),
-               leaderboard_passes_per_photo=fmt(cost.passes_per_photo, 0),
-               leaderboard_maps_per_photo=fmt(cost.maps_per_photo, 0))
+    summary += ["", f"Leaderboard, {n_lb} photos, old code ({cost.side('before').steps} steps, every tap, one photo "
+                    "at a time) beside this code (same maps; then batched; then the default: last tap, default "
+                    "steps, batched):"]
+    for s in cost.sides:
+        summary.append(f"  {s.name}: {s.seconds_per_photo:.2f} s per photo, {s.passes_per_photo:.0f} images through "
+                       f"the network per photo, {s.maps_per_photo:.0f} maps; photos at default {s.default_photos}, "
+                       f"95% interval width of Grad-CAM's insertion minus deletion {s.width:.3f}")
+    before, after = cost.side("before"), cost.side("default")
+    row.update(leaderboard_photos=n_lb, leaderboard_steps=after.steps,
+               leaderboard_s_per_photo_before=fmt(before.seconds_per_photo, 2),
+               leaderboard_s_per_photo=fmt(after.seconds_per_photo, 2),
+               leaderboard_passes_per_photo_before=fmt(before.passes_per_photo, 0),
+               leaderboard_passes_per_photo=fmt(after.passes_per_photo, 0),
+               leaderboard_default_photos_before=before.default_photos,
+               leaderboard_default_photos=after.default_photos,
+               leaderboard_width_before=fmt(before.width, 3), leaderboard_width=fmt(after.width, 3))
     return agreement.ok
 
 

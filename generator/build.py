@@ -31,7 +31,7 @@ from generator.lock import site_lock
 from generator.pause import pause_at
 from generator.report.facts import MethodFacts, RunFacts
 
-BUNDLE_FORMAT = 2  # 2: the run's facts as a typed RunFacts
+BUNDLE_FORMAT = 3  # 2: the run's facts as a typed RunFacts; 3: with the leaderboard's outcome
 
 
 class Timer:
@@ -135,8 +135,10 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
             trained = train.train_or_load(backbone, trows, settings, pool, runtime, log=log, progress=progress)
             model = trained.model
         eval_sets = [s for s in sets if s != settings.train_set]
-        # The leaderboard's sample, drawn from the files that scanned well: its photos get every map scored.
-        sampled = leaderboard.sample_rows(table, eval_sets, settings.faithfulness_sample, settings.seed)
+        # A fixed leaderboard sample (faithfulness_sample > 0), drawn from the files that scanned well, gets every
+        # scored map here; the adaptive sample's photos get theirs in the leaderboard stage.
+        sampled = leaderboard.sample_rows(table, eval_sets, settings.faithfulness_sample, settings.seed) \
+            if settings.faithfulness_sample > 0 else table.iloc[0:0]
         with timer.stage("explain"):
             explained = explain.explain_sets(model, table[table["set"] != settings.train_set], settings, pool,
                                              runtime, progress=progress,
@@ -145,11 +147,7 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
     results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
     results = finish_table(results, settings)
     with timer.stage("leaderboard"):
-        keys = set(zip(sampled["set"], sampled["file"]))
-        sample = results[[(s, f) in keys for s, f in zip(results["set"], results["file"])]]
-        sample = sample[sample["status"] == "ok"]
-        scores = leaderboard.faithfulness_scores(model, sample, settings, runtime, log)
-        sanity = leaderboard.sanity_check(model, sample, settings, runtime)
+        scores, sanity, outcome = leaderboard.leaderboard_stage(model, results, eval_sets, settings, runtime, log)
     b = model.backbone
     size = settings.input_size
     run = RunFacts(
@@ -176,6 +174,7 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         antisymmetry=tuple(antisymmetry(model.heads)),
         head_bias=tuple(float(v) for v in model.heads[-1].bias),
         compute_timings=dict(timer.stages),
+        leaderboard=outcome.as_dict(),
     )
     return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run}
 

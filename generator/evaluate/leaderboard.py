@@ -1,9 +1,16 @@
-"""Which map to trust: every method scored by perturbation on a seeded sample of photos, and the
-parameter-randomisation sanity check of Adebayo et al. 2018.
+"""Which map to trust: every method scored by perturbation on an adaptive, stratified sample of photos, and the
+parameter-randomisation sanity check of Adebayo et al. 2018 on the same photos.
 
-Scored maps per photo (the predicted class): every computed method at the last tap, each method of the gradient
-family at every earlier tap too, and the two baselines. Maps equal after min-max scaling (at a GAP-linear last
-tap Grad-CAM, XGrad-CAM and HiResCAM are one map) are scored once. Scores are cached per photo by content.
+Scored maps per photo (the predicted class): every computed method at the last tap and the two baselines; each
+method of the gradient family at every earlier tap too once the last tap's comparisons are done and time is
+left (the verdicts are about the last tap; the earlier taps' table is descriptive). Maps equal after min-max
+scaling (at a GAP-linear last tap Grad-CAM, XGrad-CAM and HiResCAM are one map) are scored once. Scores and
+sanity rows are cached per photo by content.
+
+The sample: photos are taken in a seeded order stratified by set and by right or wrong (`photo_stream`), in
+rounds that double, until every comparison of `evaluate.stats.comparisons` has a verdict (the stopping rule, checked
+after each round from 10 photos on), the time budget runs out, or every photo is scored. On a GPU the default is
+every explained photo; `faithfulness_sample` (a fixed number per set) and `faithfulness_budget_s` override.
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +31,18 @@ from scipy import stats
 
 from generator.config import Settings
 from generator.data.imaging import SkipImage, decode_bytes, read_image_file
-from generator.evaluate.faithfulness import BASELINES, SCORES, gaussian_map, random_map, score_maps, upsampled01
+from generator.evaluate.faithfulness import (
+    BASELINES,
+    SCORES,
+    PhotoMaps,
+    gaussian_map,
+    random_map,
+    score_photos,
+    upsampled01,
+)
+from generator.evaluate.stats import Comparison, comparisons
 from generator.explain import methods as registry
-from generator.explain.record import PhotoRecord
+from generator.explain.record import PhotoRecord, as_stored
 from generator.explain.run import RecordCache, make_explainer, scored_methods
 from generator.files import load_npz, save_npz, write_text
 from generator.frames import pd
@@ -31,7 +50,11 @@ from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime
 
-LEADERBOARD_VERSION = 1
+LEADERBOARD_VERSION = 2  # 2: sanity rows cached per photo
+CPU_BUDGET_S = 18.0  # the default time budget on a CPU: the stage at most ~15% of a cold build (~150 s here)
+PROBE = 2  # photos of the first round, which measures the time a photo takes (the budget cannot cut it)
+FIRST_LOOK = 10  # the stopping rule first looks at this many photos, then at twice as many each time
+GPU_ROUND = 256  # photos per round where every photo is scored (bounds memory, not decisions)
 RANDOMISATIONS = ("head", "head + last stage")  # Adebayo et al.'s cascade, as far as it matters here
 SAME_MAP = 0.01  # largest difference of two min-max scaled maps that are scored as one
 
@@ -83,18 +106,22 @@ def _photo_input(model: TrainedModel, path: str, settings: Settings) -> torch.Te
     return model.backbone.to_input(d.model_input[None])[0]
 
 
-def score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps: int,
-                 settings) -> dict[str, dict[str, float]]:
+def photo_maps(record: PhotoRecord, sha: str, n_taps: int, settings, taps: set[int] | None = None
+               ) -> tuple[list[torch.Tensor], dict[str, int]]:
+    """The distinct [0, 1] maps of a photo to score, and each candidate key's index among them. `taps`: the taps
+    whose candidates are wanted (None: all); the baselines sit at the last tap."""
     size = settings.input_size
     shape = record.cam(-1).shape[-2:]
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + int(sha[:12], 16) % 1_000_003)
     named: list[tuple[str, torch.Tensor]] = [(c.key, upsampled01(torch.from_numpy(m), size))
-                                            for c, m in candidates(record, n_taps)]
-    named += [(f"random@{n_taps - 1}", random_map(tuple(shape), size, gen)),
-              (f"gaussian@{n_taps - 1}", gaussian_map(size))]
+                                            for c, m in candidates(record, n_taps) if taps is None or c.tap in taps]
+    rnd = random_map(tuple(shape), size, gen)  # drawn whatever the taps, so that it is the same map every time
+    if taps is None or n_taps - 1 in taps:
+        named += [(f"random@{n_taps - 1}", rnd), (f"gaussian@{n_taps - 1}", gaussian_map(size))]
     # Score each distinct map once: after min-max scaling several methods give the same map (Grad-CAM, XGrad-CAM
     # and HiResCAM at a GAP-linear last tap). Stored as float16, such maps agree to about 1e-3, so two maps count
     # as one when no scaled value differs by more than SAME_MAP: their curves could differ only among near-ties.
+    # (faithfulness.score_photos then shares the curves of distinct maps whose pixel order is the same.)
     unique: list[torch.Tensor] = []
     index: dict[str, int] = {}
     for key, m in named:
@@ -103,8 +130,24 @@ def score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps
             unique.append(m)
             same = len(unique) - 1
         index[key] = same
-    scores = score_maps(probs_of, x, unique, record.pred, settings.faithfulness_steps)
-    return {key: scores[i] for key, i in index.items()}
+    return unique, index
+
+
+def score_photo(probs_of, x: torch.Tensor, record: PhotoRecord, sha: str, n_taps: int,
+                settings, taps: set[int] | None = None) -> dict[str, dict[str, float]]:
+    """The scores of every candidate map of one photo (see score_batch for several at once)."""
+    return score_batch(probs_of, [(x, record, sha)], n_taps, settings, taps)[0]
+
+
+def score_batch(probs_of, photos: list[tuple[torch.Tensor, PhotoRecord, str]], n_taps: int, settings,
+                taps: set[int] | None = None) -> list[dict[str, dict[str, float]]]:
+    """Per photo (input, record, content hash): the scores of its candidate maps, every perturbed input of every
+    photo batched together."""
+    made = [photo_maps(record, sha, n_taps, settings, taps) for _, record, sha in photos]
+    scores = score_photos(probs_of, [PhotoMaps(x, unique, record.pred)
+                                     for (x, record, _), (unique, _) in zip(photos, made)],
+                          settings.faithfulness_steps)
+    return [{key: got[i] for key, i in index.items()} for got, (_, index) in zip(scores, made)]
 
 
 class ScoreCache:
@@ -121,43 +164,328 @@ class ScoreCache:
         return {k: dict(zip(SCORES, map(float, v))) for k, v in zip(z["keys"].tolist(), z["values"])}
 
     def save(self, sha: str, scores: dict[str, dict[str, float]]) -> None:
+        """Stores these scores beside those already stored for the photo (another tap's, another method's)."""
+        old = self.load(sha, set())
+        scores = {**(old or {}), **scores}
         keys = sorted(scores)
         save_npz(self.root / sha[:2] / f"{sha}.npz",
                  {"keys": np.array(keys), "values": np.array([[scores[k][s] for s in SCORES] for k in keys])})
 
 
-def faithfulness_scores(model: TrainedModel, sample: pd.DataFrame, settings: Settings, runtime: Runtime,
-                        log=print) -> pd.DataFrame:
-    """One row per (photo, candidate map): set, file, method, tap and the four scores."""
-    n_taps = len(model.backbone.taps)
-    records = RecordCache(settings.cache_dir, model.fingerprint, n_taps)
-    cache = ScoreCache(settings.cache_dir, model.fingerprint, settings)
-    explainer = make_explainer(model, (), runtime)
-    rows = []
-    with explainer:
-        def probs_of(batch: torch.Tensor) -> torch.Tensor:
-            return explainer.class_scores(batch.to(runtime.device)).float().softmax(1).cpu()
-
-        scored = scored_methods(registry.resolve(settings.methods))
-        for r in sample.to_dict("records"):
-            record = records.load(r["sha256"], scored)
-            if record is None:
+def photo_stream(results: pd.DataFrame, sets: list[str], seed: int) -> pd.DataFrame:
+    """Every explained photo of `sets`, in the order the sample takes them: the sets in turn, and within a set
+    the stratum (right, wrong, or without a label) furthest below its share of the set so far, each stratum in a
+    seeded random order. Any prefix is a stratified sample (both strata of a set in proportion, within one
+    photo) with the sets equally represented while each lasts."""
+    queues: list[list[list[int]]] = []  # per set, per stratum: row positions, in seeded order
+    sizes: list[list[int]] = []
+    d = results.reset_index(drop=True)
+    for s in sets:
+        rows = d[(d["set"] == s) & (d["status"] == "ok")]
+        if rows.empty:
+            continue
+        correct = rows["correct"] if "correct" in rows else pd.Series("", index=rows.index)
+        strata = []
+        for name, mask in (("right", correct == "yes"), ("wrong", correct == "no"),
+                           ("other", ~correct.isin(["yes", "no"]))):
+            idx = rows.index[mask.to_numpy()].to_numpy()
+            if idx.size:
+                rng = np.random.default_rng([seed, zlib.crc32(f"{s}/{name}".encode("utf-8", "surrogateescape"))])
+                strata.append(list(idx[rng.permutation(idx.size)]))
+        queues.append(strata)
+        sizes.append([len(q) for q in strata])
+    order: list[int] = []
+    taken = [[0] * len(q) for q in queues]
+    while True:
+        moved = False
+        for k, strata in enumerate(queues):
+            open_ = [j for j, q in enumerate(strata) if taken[k][j] < len(q)]
+            if not open_:
                 continue
-            # this build's methods only: the cached file may hold more (another build sharing the cache chose them)
-            record.maps = {name: record.maps[name] for name in scored}
-            want = {c.key for c, _ in candidates(record, n_taps)} | {f"{b}@{n_taps - 1}" for b in BASELINES}
-            scores = cache.load(r["sha256"], want)
-            if scores is None:
-                x = _photo_input(model, r["path"], settings)
-                if x is None:
-                    continue
-                scores = score_photo(probs_of, x, record, r["sha256"], n_taps, settings)
-                cache.save(r["sha256"], scores)
-            for key in sorted(want):
-                method, tap = key.rsplit("@", 1)
-                rows.append({"set": r["set"], "file": r["file"], "method": method, "tap": int(tap),
-                             **scores[key]})
-    return pd.DataFrame(rows, columns=["set", "file", "method", "tap", *SCORES])
+            j = min(open_, key=lambda j: (taken[k][j] / sizes[k][j], j))
+            order.append(strata[j][taken[k][j]])
+            taken[k][j] += 1
+            moved = True
+        if not moved:
+            break
+    return d.iloc[order]
+
+
+@dataclass
+class Outcome:
+    """How the sample ended, for the page."""
+
+    stopped: str  # resolved | budget | all photos | fixed
+    photos: int  # photos scored at the last tap
+    seconds: float  # the stage's time
+    budget_s: float  # 0 = none
+    looks: int  # the most times the stopping rule could look (its Bonferroni factor)
+    needed: float = float("nan")  # photos every comparison would need, when the budget ran out
+    stage_photos: int = 0  # photos whose earlier taps were scored too
+    steps: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(eq=False)  # compared by identity
+class _Photo:
+    row: dict
+    record: PhotoRecord | None = None
+    x: torch.Tensor | None = None
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    sanity: list[dict] | None = None
+
+
+def _want(record_or_names, n_taps: int, taps: set[int]) -> set[str]:
+    names = record_or_names
+    keys = set()
+    for name in names:
+        m = registry.get(name)
+        for t in (range(n_taps) if m.needs == registry.Need.GRADIENTS else (n_taps - 1,)):
+            if t in taps:
+                keys.add(f"{name}@{t}")
+    if n_taps - 1 in taps:
+        keys |= {f"{b}@{n_taps - 1}" for b in BASELINES}
+    return keys
+
+
+def planned_looks(pool: int) -> int:
+    """How many times the stopping rule may look, at most: at FIRST_LOOK photos, then at twice as many each
+    time until the pool is spent, plus one look at whatever the budget leaves (a partial round)."""
+    looks, n = 1, FIRST_LOOK
+    while n < pool:
+        n *= 2
+        looks += 1
+    return looks + 1
+
+
+def next_size(done: int, per_photo_s: float | None, left_s: float, pool: int, adaptive: bool
+              ) -> tuple[int, bool]:
+    """Photos of the next round: the probe, then up to the next look (FIRST_LOOK, then doubling), cut to what the
+    time left allows at the measured seconds per photo (0 = stop); and whether the time left cut it."""
+    if not adaptive:
+        return min(pool - done, GPU_ROUND), False
+    if done == 0:
+        want = min(PROBE, pool)
+    else:
+        target = FIRST_LOOK
+        while target <= done:
+            target *= 2
+        want = min(target, pool) - done
+    if per_photo_s is None:  # nothing computed yet (the photos so far came from the caches): probe again
+        want = min(want, PROBE)
+    if per_photo_s is not None and math.isfinite(left_s):
+        fits = int(left_s / max(per_photo_s, 1e-9))
+        if fits < want:
+            return max(0, fits), True
+    return max(0, want), False
+
+
+def budget_of(settings: Settings, runtime: Runtime) -> float:
+    """Seconds the stage may spend: the setting, or (0) CPU_BUDGET_S on a CPU and no limit on a GPU."""
+    b = float(getattr(settings, "faithfulness_budget_s", 0.0))
+    if b > 0:
+        return b
+    return math.inf if runtime.device != "cpu" else CPU_BUDGET_S
+
+
+class Stage:
+    """The leaderboard stage's machinery: model, caches, explainers; photos go in, scores and sanity rows out."""
+
+    def __init__(self, model: TrainedModel, settings: Settings, runtime: Runtime) -> None:
+        self.model, self.settings, self.runtime = model, settings, runtime
+        self.n_taps = len(model.backbone.taps)
+        self.records = RecordCache(settings.cache_dir, model.fingerprint, self.n_taps)
+        self.cache = ScoreCache(settings.cache_dir, model.fingerprint, settings)
+        self.sanity_cache = Path(settings.cache_dir) / "leaderboard" / f"v{LEADERBOARD_VERSION}-{model.fingerprint}"
+        self.scored = scored_methods(registry.resolve(settings.methods))
+        self.sanity_names = [n for n in registry.names() if not registry.get(n).opt_in]
+        self.passes = 0
+
+    def probs_of(self, explainer) -> Callable[[torch.Tensor], torch.Tensor]:
+        def probs(batch: torch.Tensor) -> torch.Tensor:
+            self.passes += len(batch)
+            return explainer.class_scores(batch.to(self.runtime.device)).float().softmax(1).cpu()
+        return probs
+
+    def _sanity_path(self, sha: str) -> Path:
+        key = hashlib.sha256(json.dumps([self.settings.seed, self.sanity_names, sha]).encode()).hexdigest()
+        return self.sanity_cache / sha[:2] / f"sanity-{key[:20]}.json"
+
+    def run(self, rows: list[dict], taps: set[int], with_sanity: bool) -> list[_Photo]:
+        """Scores (at `taps`) and, with_sanity, sanity rows of these photos: from the caches, else computed, every
+        photo's perturbed inputs batched together. Photos that cannot be read again are left out."""
+        want_names = tuple(self.scored)
+        photos = [_Photo(r) for r in rows]
+        need_scores = []
+        for ph in photos:
+            want = _want(want_names, self.n_taps, taps)
+            got = self.cache.load(ph.row["sha256"], want)
+            if got is None:
+                need_scores.append(ph)
+            else:
+                ph.scores = {k: got[k] for k in want}
+            if with_sanity:
+                try:
+                    ph.sanity = json.loads(self._sanity_path(ph.row["sha256"]).read_text())
+                except (OSError, ValueError):
+                    ph.sanity = None
+        todo = [ph for ph in photos if ph in need_scores or (with_sanity and ph.sanity is None)]
+        if not todo:
+            return photos
+        self._prepare(todo)
+        todo = [ph for ph in todo if ph.x is not None]
+        scoring = [ph for ph in need_scores if ph.x is not None]
+        if scoring:
+            explainer = make_explainer(self.model, (), self.runtime)
+            with explainer:
+                got = score_batch(self.probs_of(explainer), [(ph.x, ph.record, ph.row["sha256"]) for ph in scoring],
+                                  self.n_taps, self.settings, taps)
+            for ph, scores in zip(scoring, got):
+                self.cache.save(ph.row["sha256"], scores)
+                ph.scores = scores
+        if with_sanity:
+            self._sanity([ph for ph in todo if ph.sanity is None])
+        return [ph for ph in photos if ph.scores or ph.x is not None]
+
+    def _prepare(self, photos: list[_Photo]) -> None:
+        """Input and record (with every scored method's maps) of each photo: the record from the cache when the
+        explain stage made it, else made here (one forward and one backward per batch of photos)."""
+        missing = []
+        for ph in photos:
+            ph.x = _photo_input(self.model, ph.row["path"], self.settings)
+            if ph.x is None:
+                continue
+            ph.record = self.records.load(ph.row["sha256"], tuple(self.scored))
+            if ph.record is None:
+                missing.append(ph)
+            else:  # this build's methods only: the cached file may hold more (another build chose them)
+                ph.record.maps = {name: ph.record.maps[name] for name in self.scored}
+        if missing:
+            explainer = make_explainer(self.model, tuple(self.scored), self.runtime)
+            with explainer:
+                for a in range(0, len(missing), 16):
+                    part = missing[a:a + 16]
+                    x = torch.stack([ph.x for ph in part]).to(self.runtime.device)
+                    if self.runtime.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    self.passes += 2 * len(part)  # a forward and a backward
+                    for ph, rec in zip(part, _records(explainer(x))):
+                        ph.record = rec
+
+    def _sanity(self, photos: list[_Photo]) -> None:
+        if not photos:
+            return
+        names = self.sanity_names
+        x = torch.stack([ph.x for ph in photos]).to(self.runtime.device)
+        target = torch.tensor([ph.record.pred for ph in photos])
+        original = [{n: ph.record.maps[n][-1] for n in names} for ph in photos]
+        self.passes += 2 * len(RANDOMISATIONS) * len(photos)
+        rows = rank_correlations(self.model, x, target, original, names, self.runtime, self.settings.seed)
+        for j, ph in enumerate(photos):
+            ph.sanity = [{k: v for k, v in r.items() if k != "photo"} for r in rows if r["photo"] == j]
+            write_text(self._sanity_path(ph.row["sha256"]), json.dumps(ph.sanity))
+
+
+def _records(result) -> list[PhotoRecord]:
+    """In-memory records of a batch, holding what the leaderboard reads (maps and the head's logits, stored as
+    the record cache stores them); the backbone's own outputs are left empty (any classifier, K classes)."""
+    out = []
+    for j in range(len(result.logits)):
+        logits = result.logits[j].detach().float().cpu().numpy()
+        maps = {name: [None if m is None else as_stored(m[j].float().cpu().numpy()) for m in per_tap]
+                for name, per_tap in result.maps.items()}
+        out.append(PhotoRecord(width=0, height=0, logits=logits, probe_logits=logits[None], imagenet_top=np.zeros(0),
+                               imagenet_top_p=np.zeros(0), pet_p=float("nan"), energy=float("nan"), maps=maps))
+    return out
+
+
+def _score_rows(photos: list[_Photo]) -> list[dict]:
+    rows = []
+    for ph in photos:
+        for key in sorted(ph.scores):
+            method, tap = key.rsplit("@", 1)
+            rows.append({"set": ph.row["set"], "file": ph.row["file"], "method": method, "tap": int(tap),
+                         **ph.scores[key]})
+    return rows
+
+
+def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str], settings: Settings,
+                      runtime: Runtime, log=print) -> tuple[pd.DataFrame, pd.DataFrame, Outcome]:
+    """Scores (one row per photo and candidate map), sanity rows (per photo, method, randomisation) and how the
+    sample ended. `results`: the explained photos (with sha256, path, correct)."""
+    started = time.perf_counter()
+    stage = Stage(model, settings, runtime)
+    last = stage.n_taps - 1
+    fixed = settings.faithfulness_sample > 0
+    budget = math.inf if fixed else budget_of(settings, runtime)
+    adaptive = math.isfinite(budget)
+    stream = (sample_rows(results, sets, settings.faithfulness_sample, settings.seed) if fixed
+              else photo_stream(results, sets, settings.seed))
+    pool = stream.to_dict("records")
+    looks = planned_looks(len(pool)) if adaptive else 1
+    done: list[_Photo] = []
+    at, computed_s, computed_n = 0, 0.0, 0
+    stopped = "fixed" if fixed else "all photos"
+    comps: list[Comparison] = []
+    while at < len(pool):
+        left = budget - (time.perf_counter() - started)
+        per = computed_s / computed_n if computed_n else None
+        if fixed:
+            k, cut = len(pool) - at, False
+        else:
+            k, cut = next_size(len(done), per, left, len(pool) - at + len(done), adaptive)
+        if k <= 0:
+            stopped = "budget"
+            break
+        t0, p0 = time.perf_counter(), stage.passes
+        got = stage.run(pool[at:at + k], {last}, with_sanity=True)
+        at += k
+        if stage.passes > p0:  # photos that were computed, not read from the caches, measure the time
+            computed_s += time.perf_counter() - t0
+            computed_n += k
+        done += got
+        if adaptive and len(done) >= FIRST_LOOK:  # a look: at FIRST_LOOK photos, then each doubling
+            comps = comparisons(pd.DataFrame(_score_rows(done)), last, settings.seed, looks)
+            if comps and all(c.verdict != "undecided" for c in comps):
+                stopped = "resolved"
+                break
+        if cut:  # the budget cut this round short: there is no time for another
+            stopped = "budget" if at < len(pool) else stopped
+            break
+    # The earlier taps (the gradient family's table), on the same photos in the same order, while time is left.
+    earlier = set(range(last))
+    stage_n = 0
+    if earlier:
+        i = 0
+        while i < len(done):
+            left = budget - (time.perf_counter() - started)
+            per = computed_s / computed_n if computed_n else None
+            k = len(done) - i if not adaptive else min(len(done) - i, GPU_ROUND,
+                                                         int(left / max(per or 1.0, 1e-9) / 2))
+            if k <= 0:
+                break
+            more = stage.run([ph.row for ph in done[i:i + k]], earlier, with_sanity=False)
+            by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
+            for ph in done[i:i + k]:
+                extra = by_file.get((ph.row["set"], ph.row["file"]))
+                if extra is not None:
+                    ph.scores = {**ph.scores, **extra.scores}
+            i += k
+            stage_n = i
+    scores = pd.DataFrame(_score_rows(done), columns=["set", "file", "method", "tap", *SCORES])
+    sanity_rows = [{**r, "set": ph.row["set"], "file": ph.row["file"]} for ph in done for r in (ph.sanity or [])]
+    sanity = pd.DataFrame(sanity_rows, columns=["set", "file", "method", "randomised", "spearman"])
+    needed = float("nan")
+    if stopped == "budget":
+        comps = comparisons(scores, last, settings.seed, looks) if not comps else comps
+        open_ = [c.needed for c in comps if c.verdict == "undecided"]
+        needed = float(max(open_)) if open_ else float("nan")
+    outcome = Outcome(stopped, len(done), time.perf_counter() - started, 0.0 if not adaptive else budget, looks,
+                      needed, stage_n, settings.faithfulness_steps)
+    log(f"leaderboard: {len(done)} photos ({stopped}), {outcome.seconds:.1f} s")
+    return scores, sanity, outcome
 
 
 # ---- sanity check ---------------------------------------------------------------------------------------------
@@ -208,36 +536,3 @@ def rank_correlations(model: TrainedModel, x: torch.Tensor, target: torch.Tensor
                 rho = stats.spearmanr(old.ravel(), new.ravel()).statistic if old.std() and new.std() else np.nan
                 rows.append({"photo": j, "method": name, "randomised": how, "spearman": float(rho)})
     return rows
-
-
-def sanity_check(model: TrainedModel, sample: pd.DataFrame, settings: Settings, runtime: Runtime) -> pd.DataFrame:
-    """Spearman rank correlation between each method's last-tap map and the map of the same photo and class
-    after randomising the model: one row per (photo, method, randomisation). Low = the map depends on what the
-    model learned, as an explanation must (Adebayo et al. 2018)."""
-    n_taps = len(model.backbone.taps)
-    records = RecordCache(settings.cache_dir, model.fingerprint, n_taps)
-    names = [n for n in registry.names() if not registry.get(n).opt_in]
-    photos = []
-    for r in sample.to_dict("records"):
-        record = records.load(r["sha256"], tuple(names))
-        x = _photo_input(model, r["path"], settings) if record is not None else None
-        if x is not None:
-            photos.append((r, record, x))
-    if not photos:
-        return pd.DataFrame(columns=["set", "file", "method", "randomised", "spearman"])
-    # Cached by what it depends on: the model, the photos (by content), the methods and the seed.
-    key = hashlib.sha256(json.dumps([settings.seed, names, [p[0]["sha256"] for p in photos]]).encode()).hexdigest()
-    cached = Path(settings.cache_dir) / "leaderboard" / f"v{LEADERBOARD_VERSION}-{model.fingerprint}" / \
-        f"sanity-{key[:20]}.json"
-    try:
-        rows = json.loads(cached.read_text())
-    except (OSError, ValueError):
-        x = torch.stack([p[2] for p in photos]).to(runtime.device)
-        target = torch.tensor([p[1].pred for p in photos])
-        original = [{n: rec.maps[n][-1] for n in names} for _, rec, _ in photos]
-        rows = rank_correlations(model, x, target, original, names, runtime, settings.seed)
-        write_text(cached, json.dumps(rows))
-    for row in rows:
-        r = photos[row.pop("photo")][0]
-        row.update(set=r["set"], file=r["file"])
-    return pd.DataFrame(rows, columns=["set", "file", "method", "randomised", "spearman"])

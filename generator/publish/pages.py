@@ -17,6 +17,7 @@ import numpy as np
 
 from generator.config import Settings
 from generator.data.scan import CLASSES
+from generator.evaluate import stats
 from generator.evaluate.stats import BOOTSTRAP
 from generator.explain.overlay import colormaps_js, encode_maps, payload_json
 from generator.explain.record import PhotoRecord, map_key
@@ -30,7 +31,9 @@ from generator.report.summary import Report, SetSummary, asset_path, map_titles,
 
 # Words the templates translate from data (class names, tags, outcomes, needs, randomisations).
 DATA_WORDS = (N_("cat"), N_("dog"), N_("correct"), N_("wrong"), N_("neither"), N_("unlabeled"), N_("right"),
-              N_("features"), N_("gradients"), N_("forwards"), N_("head"), N_("head + last stage"))
+              N_("features"), N_("gradients"), N_("forwards"), N_("head"), N_("head + last stage"),
+              # the leaderboard's verdicts (evaluate.stats.decide)
+              N_("better"), N_("worse"), N_("equivalent"), N_("undecided"), N_("same map"))
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,12 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "methods": method_info(report, list(report.run.methods_scored)),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
         "bootstrap": BOOTSTRAP,
+        "outcome": report.run.leaderboard, "margin": stats.MARGIN,
+        "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
+        "live": stats.live_comparisons([stats.Comparison(**r) for r in report.comparisons.to_dict("records")]),
+        # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
+        # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
+        "extra_columns": [],
     }
 
 

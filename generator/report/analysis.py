@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from generator.data.scan import CLASSES
-from generator.evaluate.faithfulness import BASELINES
-from generator.evaluate.stats import bootstrap_mean
+from generator.evaluate.stats import BASELINES, BOOTSTRAP, bootstrap_mean, comparisons
 from generator.frames import pd
 
 ECE_BINS = 10  # equal-width confidence bins of the reliability diagram and the ECE
@@ -240,17 +239,6 @@ def leaderboard(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_difference(scores: pd.DataFrame, a: tuple[str, int], b: tuple[str, int], seed: int,
-                      column: str = "combined") -> tuple[float, float, float]:
-    """Mean and 95% interval of (a - b) over the photos both were scored on: the honest way to ask whether
-    method a beats method b on these photos (the same photos' noise cancels)."""
-    d = scores.assign(combined=scores["insertion_auc"] - scores["deletion_auc"])
-    left = d[(d["method"] == a[0]) & (d["tap"] == a[1])].set_index(["set", "file"])[column]
-    right = d[(d["method"] == b[0]) & (d["tap"] == b[1])].set_index(["set", "file"])[column]
-    both = left.to_frame("a").join(right.to_frame("b"), how="inner")
-    return bootstrap_mean((both["a"] - both["b"]).to_numpy(), seed)
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What the leaderboard says at the last tap, pooled over all sets."""
@@ -262,8 +250,11 @@ class Verdict:
     beats_baselines: bool  # the best is clearly above both baselines
 
 
-def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None) -> Verdict | None:
-    """`board`: leaderboard(scores, seed) when the caller has it already (the bootstrap is the costly part)."""
+def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None,
+            looks: int = 1) -> Verdict | None:
+    """`board`: leaderboard(scores, seed) when the caller has it already (the bootstrap is the costly part).
+    Ties, wins and the baselines are read off `comparisons` (the corrected intervals the verdicts table shows),
+    so that the sentence and the table agree."""
     board = leaderboard(scores, seed) if board is None else board
     if board.empty:
         return None
@@ -272,22 +263,32 @@ def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame 
     if methods.empty:
         return None
     best = str(methods.sort_values("combined", ascending=False, kind="stable").iloc[0]["method"])
+    said = {}
+    for c in comparisons(scores, last_tap, seed, looks):
+        said[c.a, c.b] = c.verdict
+        said[c.b, c.a] = {"better": "worse", "worse": "better"}.get(c.verdict, c.verdict)
     tied, beaten = [], []
     for m in methods["method"]:
-        if m == best:
-            continue
-        _, lo, hi = paired_difference(scores, (best, last_tap), (m, last_tap), seed)
-        (beaten if lo > 0 else tied).append(str(m))
-    above = all(paired_difference(scores, (best, last_tap), (b, last_tap), seed)[1] > 0 for b in BASELINES)
+        if m != best:
+            (beaten if said.get((best, m)) == "better" else tied).append(str(m))
+    above = all(said.get((best, b)) == "better" for b in BASELINES)
     return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above)
 
 
-def sanity_summary(sanity: pd.DataFrame) -> pd.DataFrame:
-    """Median Spearman correlation (original vs randomised map) per method and randomisation, with the share
-    of photos whose map barely changed (|rho| >= 0.5)."""
+def sanity_summary(sanity: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Median Spearman correlation (original vs randomised map) per method and randomisation, with its 95%
+    bootstrap interval over the photos, and the share of photos whose map barely changed (|rho| >= 0.5)."""
+    columns = ["method", "randomised", "n", "median", "median_lo", "median_hi", "unchanged"]
     if sanity.empty:
-        return pd.DataFrame(columns=["method", "randomised", "n", "median", "unchanged"])
-    g = sanity.groupby(["method", "randomised"], sort=False)["spearman"]
-    out = pd.DataFrame({"n": g.count(), "median": g.median(),
-                        "unchanged": g.apply(lambda s: float((s.abs() >= 0.5).mean()))}).reset_index()
-    return out
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (method, how), g in sanity.groupby(["method", "randomised"], sort=False)["spearman"]:
+        v = g.dropna().to_numpy()
+        lo = hi = float("nan")
+        if v.size:
+            idx = np.random.default_rng(seed).integers(0, v.size, size=(BOOTSTRAP, v.size))
+            lo, hi = (float(q) for q in np.percentile(np.median(v[idx], axis=1), [2.5, 97.5]))
+        rows.append({"method": method, "randomised": how, "n": int(v.size),
+                     "median": float(np.median(v)) if v.size else float("nan"), "median_lo": lo, "median_hi": hi,
+                     "unchanged": float((np.abs(v) >= 0.5).mean()) if v.size else float("nan")})
+    return pd.DataFrame(rows, columns=columns)

@@ -42,6 +42,7 @@ class RunFacts:
     antisymmetry: tuple[float, ...]  # per tap, largest |w_cat + w_dog| of the two-class heads
     head_bias: tuple[float, ...]
     compute_timings: dict[str, float] = field(default_factory=dict)  # seconds per compute stage
+    leaderboard: dict[str, Any] = field(default_factory=dict)  # how the leaderboard's sample stopped (Outcome)
 
     @property
     def n_taps(self) -> int:

@@ -241,16 +241,16 @@ def faithfulness(board: pd.DataFrame, verdict: analysis.Verdict | None, last_tap
                     c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3), n=lang.num(int(cam["n"])))]
     name = titles.get(verdict.best, verdict.best)
     if verdict.tied:
-        parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, but %(tied)s are within "
-                            "the noise of it (95%% intervals of the paired difference include zero) on these %(n)s "
-                            "photos.", best=name, tied=", ".join(titles.get(t, t) for t in verdict.tied),
-                            n=lang.num(verdict.n)))
+        parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, but it has no clear "
+                            "lead over %(tied)s on these %(n)s photos (the leaderboard's verdicts say which are "
+                            "equivalent and which need more photos).", best=name,
+                            tied=", ".join(titles.get(t, t) for t in verdict.tied), n=lang.num(verdict.n)))
     else:
         parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, clearly ahead of every "
                             "other method on these %(n)s photos.", best=name, n=lang.num(verdict.n)))
     if not verdict.beats_baselines:
         parts.append(lang._("It is not clearly better than both baselines: more photos are needed to say more "
-                            "(--faithfulness-sample)."))
+                            "(faithfulness_budget_s)."))
     return Finding(" ".join(parts), [("methods.html", lang._("the leaderboard"))], None)
 
 

@@ -7,7 +7,7 @@ Imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from generator.config import Settings
 from generator.data.imaging import fit_size
 from generator.data.scan import CLASSES
+from generator.evaluate import stats
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import load_npz
 from generator.frames import pd
@@ -50,6 +51,7 @@ class Report:
     board: pd.DataFrame  # analysis.leaderboard
     verdict: analysis.Verdict | None
     sanity_table: pd.DataFrame  # analysis.sanity_summary
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # stats.comparison_table, last tap
     figures: tuple[dict, ...] = ()  # the figures drawn (file, caption, alt): a Report with them is made by the build
 
     @property
@@ -105,11 +107,14 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         else pd.DataFrame()
     scores, sanity = bundle["scores"], bundle["sanity"]
     board = analysis.leaderboard(scores, settings.seed)
+    looks = run.leaderboard.get("looks", 1)
     return Report(
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
         neither_threshold=threshold, ood=ood, board=board,
-        verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board),
-        sanity_table=analysis.sanity_summary(sanity),
+        verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board, looks),
+        sanity_table=analysis.sanity_summary(sanity, settings.seed),
+        comparisons=stats.comparison_table(stats.comparisons(
+            scores, n_taps - 1, settings.seed, looks)),
     )
 
 

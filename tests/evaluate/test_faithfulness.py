@@ -52,6 +52,17 @@ def test_a_map_on_the_evidence_beats_the_baselines():
     assert bad_s["increase"] == 0.0
 
 
+def _close(a: list[dict], b: list[dict]) -> None:
+    """Scores equal within float32 rounding. The code does not promise bit-equal results across batch shapes
+    (CPU kernels may block a batch of 7 and one of 1000 differently), so: each probability is within a few ulps
+    (float32 eps 1.2e-7) and an AUC averages at most a few hundred of them, hence 1e-5."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert x[k] == pytest.approx(y[k], abs=1e-5), k
+
+
 def test_curve_end_points_are_shared_and_chunks_do_not_change_scores():
     """The photo, the all-removed photo and the blurred photo are scored once per photo, whatever the number of
     maps; the chunk size only batches the other inputs."""
@@ -66,9 +77,62 @@ def test_curve_end_points_are_shared_and_chunks_do_not_change_scores():
         return _corner_model(size)(batch)
 
     a = fa.score_maps(counting, x, maps, cls=0, steps=5, chunk=7)
-    assert seen[0] == 3 and sum(seen) == 3 + 3 * (2 * 4 + 1)
+    assert max(seen) == 7 and sum(seen) == 3 + 3 * (2 * 4 + 1) == fa.passes([fa.PhotoMaps(x, maps, 0)], 5)
     b = fa.score_maps(_corner_model(size), x, maps, cls=0, steps=5, chunk=1000)
-    assert a == b
+    _close(a, b)
+
+
+def _conv_model(seed: int = 0):
+    """A tiny real network (conv, ReLU, global average pooling, linear, softmax) whose float32 kernels see every
+    batch shape."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    return lambda batch: net(batch).softmax(1)
+
+
+def test_photos_batched_together_score_as_each_alone():
+    """Every perturbed input of every map and photo in shared batches gives each photo's scores unbatched."""
+    size = 16
+    gen = torch.Generator().manual_seed(1)
+    photos = [fa.PhotoMaps(torch.randn(3, size, size, generator=gen),
+                           [fa.upsampled01(torch.rand(4, 4, generator=gen), size) for _ in range(k)], cls=k % 3)
+              for k in (1, 3, 2)]
+    probs_of = _conv_model()
+    calls = []
+
+    def counting(batch):
+        calls.append(len(batch))
+        return probs_of(batch)
+
+    together = fa.score_photos(counting, photos, steps=6, chunk=16)
+    assert sum(calls) == fa.passes(photos, 6) and len(calls) == -(-sum(calls) // 16)  # full chunks across photos
+    for ph, got in zip(photos, together):
+        _close(got, fa.score_maps(probs_of, ph.x, ph.maps, ph.cls, steps=6, chunk=1))
+
+
+def test_maps_with_the_same_ranking_share_their_curves():
+    """A monotone transform keeps the order of the pixels, so the curves (not the masked photo) are shared."""
+    size = 16
+    torch.manual_seed(2)
+    x = torch.randn(3, size, size)
+    m = fa.upsampled01(torch.rand(4, 4), size)
+    other = fa.upsampled01(torch.rand(4, 4), size)
+    maps = [m, m ** 3, other]
+    index, first = fa.curve_index(maps, 6)
+    assert index == [0, 0, 1] and first == [0, 2]
+    calls = []
+
+    def counting(batch):
+        calls.append(len(batch))
+        return _conv_model()(batch)
+
+    s = fa.score_maps(counting, x, maps, cls=0, steps=6)
+    assert sum(calls) == 3 + 2 * (2 * 5) + 3  # two distinct curves, three masked photos
+    assert s[0]["deletion_auc"] == s[1]["deletion_auc"] and s[0]["insertion_auc"] == s[1]["insertion_auc"]
+    alone = fa.score_maps(_conv_model(), x, [m ** 3], cls=0, steps=6)[0]
+    assert s[1]["average_drop"] == pytest.approx(alone["average_drop"], abs=1e-5)
+    assert s[0]["deletion_auc"] != s[2]["deletion_auc"]
 
 
 def test_gaussian_map_is_centred():

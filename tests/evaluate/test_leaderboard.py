@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from fixtures_models import TinyGapNet, make_record
 
@@ -89,3 +90,190 @@ def test_sample_is_seeded_per_set():
     assert list(one["set"]) == ["a", "a", "b", "b"]
     assert list(leaderboard.sample_rows(df, ["a", "b"], 2, seed=0)["file"]) == list(one["file"])
     assert len(leaderboard.sample_rows(df, ["a", "b"], 0, seed=0)) == 13  # 0 = every photo
+
+
+# ---- the adaptive sample: stream, stopping rule --------------------------------------------------------------
+
+
+def test_stream_is_stratified_by_set_and_by_right_or_wrong():
+    rows = [{"set": "a", "file": f"a{i}", "status": "ok", "correct": "yes" if i < 12 else "no"} for i in range(16)]
+    rows += [{"set": "u", "file": f"u{i}", "status": "ok", "correct": ""} for i in range(5)]
+    rows += [{"set": "a", "file": "bad", "status": "skipped: unreadable", "correct": ""}]
+    df = pd.DataFrame(rows)
+    order = leaderboard.photo_stream(df, ["a", "u"], seed=0)
+    assert len(order) == 21 and "bad" not in set(order["file"])
+    first = order.iloc[:8]
+    assert list(first["set"]) == ["a", "u"] * 4  # the sets in turn
+    a8 = order[order["set"] == "a"].iloc[:8]
+    assert (a8["correct"] == "no").sum() == 2  # a quarter of set a is wrong: 2 of its first 8
+    assert list(leaderboard.photo_stream(df, ["a", "u"], seed=0)["file"]) == list(order["file"])
+    assert list(leaderboard.photo_stream(df, ["a", "u"], seed=1)["file"]) != list(order["file"])
+
+
+def _stream_scores(n: int, effects: dict[str, float], noise: float, seed: int) -> pd.DataFrame:
+    """Simulated scores of n photos: each map's insertion minus deletion is a photo effect plus its own effect
+    plus noise; the right verdict of each comparison is known from the effects."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        photo = rng.normal(0.3, 0.1)
+        for m, e in effects.items():
+            c = photo + e + rng.normal(0, noise)
+            rows.append({"set": "s", "file": f"f{i}", "method": m, "tap": 1, "deletion_auc": 0.5 - c / 2,
+                         "insertion_auc": 0.5 + c / 2, "average_drop": 0.1, "increase": 0.0})
+    return pd.DataFrame(rows)
+
+
+def _run_rule(effects, noise, pool, seconds_per_photo, budget_s):
+    """The stopping rule as the stage runs it (rounds from next_size, looks from FIRST_LOOK on, the Bonferroni
+    factor from planned_looks) on a simulated stream, with a simulated clock."""
+    from generator.evaluate import stats
+
+    full = _stream_scores(pool, effects, noise, seed=3)
+    looks = leaderboard.planned_looks(pool)
+    done, spent, stopped, comps = 0, 0.0, "all photos", []
+    while done < pool:
+        k, cut = leaderboard.next_size(done, seconds_per_photo if done else None, budget_s - spent, pool, True)
+        if k <= 0:
+            stopped = "budget"
+            break
+        done += k
+        spent += k * seconds_per_photo
+        if done >= leaderboard.FIRST_LOOK:
+            scores = full[full["file"].isin([f"f{i}" for i in range(done)])]
+            comps = stats.comparisons(scores, 1, 0, looks)
+            if all(c.verdict != "undecided" for c in comps):
+                stopped = "resolved"
+                break
+        if cut:
+            stopped = "budget"
+            break
+    return stopped, done, {(c.a, c.b): c for c in comps}
+
+
+def test_stopping_rule_stops_early_when_a_method_is_clearly_better():
+    stopped, n, comps = _run_rule({"good": 0.25, "random": 0.0, "gaussian": 0.1}, 0.03, 400, 1.0, 1e9)
+    assert stopped == "resolved" and n < 400
+    assert comps["good", "random"].verdict == "better" and comps["good", "gaussian"].verdict == "better"
+
+
+def test_stopping_rule_calls_two_equal_methods_equivalent():
+    stopped, n, comps = _run_rule({"a": 0.2, "b": 0.2, "random": 0.0, "gaussian": -0.3}, 0.02, 400, 1.0, 1e9)
+    assert stopped == "resolved"
+    assert next(c for k, c in comps.items() if set(k) == {"a", "b"}).verdict == "equivalent"
+    assert comps["a", "random"].verdict == "better"
+
+
+def test_stopping_rule_reports_the_budget_and_the_photos_a_verdict_needs():
+    """A difference of 0.03 (at the margin) under noise 0.2: undecidable in a 30-photo budget."""
+    stopped, n, comps = _run_rule({"a": 0.23, "b": 0.2, "random": 0.0, "gaussian": 0.1}, 0.2, 400, 1.0, 30.0)
+    assert stopped == "budget" and n <= 30
+    pair = next(c for k, c in comps.items() if set(k) == {"a", "b"})
+    assert pair.verdict == "undecided" and pair.needed > n
+    # the extrapolation: the half width at `needed` photos (~1/sqrt(n)) reaches the distance to a verdict
+    half = (pair.hi - pair.lo) / 2
+    from generator.evaluate.stats import MARGIN
+    gap = max(abs(pair.mean), MARGIN - abs(pair.mean))
+    assert half * np.sqrt(n / pair.needed) <= gap * 1.001
+
+
+def test_too_few_photos_decide_nothing():
+    from generator.evaluate import stats
+
+    s = _stream_scores(3, {"good": 0.3, "random": 0.0, "gaussian": 0.1}, 0.001, 0)
+    comps = stats.comparisons(s, 1, 0)
+    assert {c.verdict for c in comps} == {"undecided"}
+    assert all(c.needed >= stats.MIN_PHOTOS for c in comps)
+
+
+def test_identical_maps_are_the_same_map_and_count_for_nothing():
+    from generator.evaluate import stats
+
+    s = _stream_scores(20, {"gradcam": 0.2, "random": 0.0, "gaussian": 0.1}, 0.01, 0)
+    s = pd.concat([s, s[s["method"] == "gradcam"].assign(method="hirescam")])
+    comps = {(c.a, c.b): c for c in stats.comparisons(s, 1, 0)}
+    pair = next(c for k, c in comps.items() if set(k) == {"gradcam", "hirescam"})
+    assert pair.verdict == "same map"
+
+
+def test_gpu_default_scores_every_photo_and_settings_override():
+    class S:
+        faithfulness_budget_s = 0.0
+
+    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == float("inf")
+    assert leaderboard.budget_of(S, Runtime("cpu", False, False)) == leaderboard.CPU_BUDGET_S
+    S.faithfulness_budget_s = 5.0
+    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == 5.0
+    assert leaderboard.next_size(0, None, float("inf"), 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
+
+
+def _tiny_photos(tmp_path, model, n: int):
+    """n small PNG photos on disk, their records in the record cache (maps from the tiny model's explainer), and
+    the results rows the stage reads."""
+    from PIL import Image
+
+    from generator.explain.record import PhotoRecord, as_stored
+    from generator.explain.run import RecordCache, make_explainer, scored_methods
+    from generator.files import file_sha256
+
+    rng = np.random.default_rng(0)
+    runtime = Runtime("cpu", False, False)
+    names = scored_methods(())
+    cache = RecordCache(tmp_path / "cache", model.fingerprint, 2)
+    rows = []
+    for i in range(n):
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+        sha = file_sha256(path)
+        x = model.backbone.to_input(np.asarray(Image.open(path).convert("RGB"))[None])
+        with make_explainer(model, names, runtime) as ex:
+            out = ex(x)
+        maps = {m: [None if t is None else as_stored(t[0].float().numpy()) for t in per_tap]
+                for m, per_tap in out.maps.items()}
+        logits = out.logits[0].detach().float().numpy()
+        cache.save(sha, PhotoRecord(width=32, height=32, logits=logits, probe_logits=np.stack([logits, logits]),
+                                    imagenet_top=np.array([1, 2, 3]), imagenet_top_p=np.full(3, 0.1, np.float32),
+                                    pet_p=0.5, energy=-1.0, maps=maps))
+        rows.append({"set": "s" if i % 2 else "t", "file": path.name, "path": str(path), "sha256": sha,
+                     "status": "ok", "correct": "yes" if i % 3 else "no"})
+    return pd.DataFrame(rows)
+
+
+def _quiet(*_):
+    pass
+
+
+def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(tmp_path):
+    from generator.config import make_settings
+    from generator.model.checkpoint import IDENTITY
+
+    model = _tiny_model()
+    model.meta.update({k: "tiny" for k in IDENTITY})
+    results = _tiny_photos(tmp_path, model, 6)
+    runtime = Runtime("cpu", False, False)
+    settings = make_settings({"cache_dir": tmp_path / "cache", "input_size": 32, "faithfulness_steps": 3,
+                              "faithfulness_budget_s": 1e5, "device": "cpu"})
+    scores, sanity, outcome = leaderboard.leaderboard_stage(model, results, ["t", "s"], settings, runtime, log=_quiet)
+    assert outcome.stopped in ("all photos", "resolved") and outcome.photos == 6
+    assert set(scores["file"]) == set(results["file"]) and {0, 1} == set(scores["tap"])  # earlier taps too
+    assert set(sanity["file"]) == set(results["file"]) and set(sanity["randomised"]) == set(leaderboard.RANDOMISATIONS)
+    # scores batched across the photos equal each photo's alone (float32 tolerance, see test_faithfulness)
+    stage = leaderboard.Stage(model, settings, runtime)
+    one = stage.run([results.iloc[0].to_dict()], {1}, with_sanity=False)  # from the cache: nothing computed
+    assert stage.passes == 0
+    again, _, _ = leaderboard.leaderboard_stage(model, results, ["t", "s"], settings, runtime, log=_quiet)
+    pd.testing.assert_frame_equal(again, scores)
+    fresh = make_settings({**{k: getattr(settings, k) for k in ("input_size", "faithfulness_steps")},
+                           "cache_dir": tmp_path / "fresh", "device": "cpu"})
+    alone = leaderboard.Stage(model, fresh, runtime)
+    alone.records = stage.records
+    solo = alone.run([results.iloc[0].to_dict()], {1}, with_sanity=False)[0].scores
+    for key, s in one[0].scores.items():
+        for name, v in s.items():
+            assert v == pytest.approx(solo[key][name], abs=1e-5), (key, name)
+    # a budget that the probe round alone spends: the stage stops there, and says so
+    tight = make_settings({"cache_dir": tmp_path / "tight", "input_size": 32, "faithfulness_steps": 3,
+                           "faithfulness_budget_s": 1e-3, "device": "cpu"})
+    s2, _, out2 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
+    assert out2.stopped == "budget" and out2.photos == leaderboard.PROBE and out2.stage_photos == 0
+    assert set(s2["tap"]) == {1}

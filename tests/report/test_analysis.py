@@ -164,6 +164,9 @@ def test_sanity_summary():
     out = analysis.sanity_summary(df).set_index("method")
     assert out.loc["cam", "median"] == pytest.approx(0.05) and out.loc["cam", "unchanged"] == 0.0
     assert out.loc["eigencam", "unchanged"] == 1.0
+    for m in ("cam", "eigencam"):  # the median's bootstrap interval, within the values' range
+        r = out.loc[m]
+        assert df[df["method"] == m]["spearman"].min() <= r["median_lo"] <= r["median"] <= r["median_hi"]
 
 
 def test_verdict_from_a_board_already_made_is_the_same_verdict():
