@@ -19,10 +19,10 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import chromium
 import numpy as np
-import pandas as pd
 import pytest
 
 from generator.data.scan import CLASSES
+from generator.frames import pd
 
 chromium.require()
 from playwright.sync_api import Browser, Page  # noqa: E402

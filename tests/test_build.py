@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from generator.data.scan import CLASSES
 from generator.explain.overlay import decode_maps
+from generator.frames import pd
 
 pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
 

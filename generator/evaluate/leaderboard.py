@@ -32,7 +32,6 @@ from scipy import stats
 from generator.config import Settings
 from generator.data.imaging import SkipImage, decode_bytes, read_image_file
 from generator.evaluate.faithfulness import (
-    BASELINES,
     SCORES,
     PhotoMaps,
     gaussian_map,
@@ -40,7 +39,7 @@ from generator.evaluate.faithfulness import (
     score_photos,
     upsampled01,
 )
-from generator.evaluate.stats import Comparison, comparisons
+from generator.evaluate.stats import BASELINES, Comparison, comparisons
 from generator.explain import methods as registry
 from generator.explain.record import PhotoRecord, as_stored
 from generator.explain.run import RecordCache, make_explainer, scored_methods

@@ -4,12 +4,12 @@ parameter-randomisation sanity check on a tiny model whose answer is known."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from fixtures_models import TinyGapNet, make_record
 
 from generator.evaluate import leaderboard
+from generator.frames import pd
 from generator.model.backbones import Backbone
 from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead

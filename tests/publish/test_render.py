@@ -10,11 +10,11 @@ import unicodedata
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator.frames import pd
 from generator.i18n import Lang
 from generator.publish.render import SiteWriter
 from generator.report.names import safe_name, set_slug, slugify, unique_slugs

@@ -4,9 +4,9 @@ flips with it."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from generator.frames import pd
 from generator.i18n import Lang
 from generator.report import analysis, findings
 
