@@ -21,6 +21,7 @@ The training-feature pass (model/features.py) and the leaderboard's perturbation
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 from collections.abc import Iterator
@@ -285,6 +286,7 @@ class RayEngine:
                     "idx": part, "need": [k] * len(part),
                     "path": [rows[i]["path"] for i in part], "pictures": [rows[i]["pictures"] for i in part],
                     "sha256": [rows[i]["sha256"] for i in part]}))
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its execution plans and stats, by default
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
