@@ -127,7 +127,7 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
     torch.manual_seed(settings.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = datetime.now(UTC)
-    with make_pool(settings.n_workers) as pool:
+    with make_pool(settings.n_workers) as pool, _engine(settings, table, log) as engine:
         with timer.stage("model"):
             backbone = backbones.build(settings.backbone, settings.weights_dir)
             trows = table[(table["set"] == settings.train_set) & (table["status"] == "ok")
@@ -142,7 +142,11 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         with timer.stage("explain"):
             explained = explain.explain_sets(model, table[table["set"] != settings.train_set], settings, pool,
                                              runtime, progress=progress,
-                                             scored=set(zip(sampled["set"], sampled["file"])))
+                                             scored=set(zip(sampled["set"], sampled["file"])), engine=engine)
+            if engine is not None and engine.pool is not None:
+                log(f"explained on Ray: {engine.pool.size} actor(s) of {engine.pool.threads} core(s)"
+                    f"{' and one GPU' if engine.pool.gpu else ''} each, peak memory per actor "
+                    f"{engine.peak_mb:.0f} MB")
     train_df = _train_rows(table[table["set"] == settings.train_set], trained)
     results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
     results = finish_table(results, settings)
@@ -177,6 +181,29 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         leaderboard=outcome.as_dict(),
     )
     return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run}
+
+
+@contextmanager
+def _engine(settings: Settings, table, log) -> Iterator[Any]:
+    """None for the local engine; with engine ray, a RayEngine inside a Ray session (started or joined here,
+    stopped on the way out), after every node has shown it reads the photos and writes the cache."""
+    if settings.engine != "ray":
+        yield None
+        return
+    try:
+        import ray  # noqa: F401
+
+        from generator.explain import ray_engine
+    except ImportError:
+        raise UserError("setting engine = 'ray' but Ray is not installed here; run `make` (it installs "
+                        "requirements.txt) or use engine local.") from None
+    started = time.perf_counter()
+    with ray_engine.ray_session(settings):
+        ok = table[(table["status"] == "ok") & (table["set"] != settings.train_set)]
+        photos = list(ok.groupby("set")["path"].first())
+        ray_engine.check_storage(photos, [(str(Path(settings.cache_dir).absolute()), "--cache-dir")])
+        log(f"Ray ready in {time.perf_counter() - started:.1f} s")
+        yield ray_engine.RayEngine()
 
 
 def _train_rows(rows, trained) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 from generator.errors import SettingsError
 
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("local", "ray")
 LANGUAGES = ("en", "ko")
 COLORMAPS = ("jet", "viridis")
 PUBLIC_ZIP_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
@@ -172,6 +173,16 @@ def _url_path(name: str, value: str) -> None:
         raise _bad(name, value, "use a path that starts with / (e.g. /assets/images/post_images/) or a full URL")
 
 
+_RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+
+
+def _ray_address(name: str, value: str) -> None:
+    # Only the form: whether a cluster answers there is found when the build joins it (config imports no ray).
+    if value not in ("", "auto") and not _RAY_ADDRESS.fullmatch(value):
+        raise _bad(name, value, "use auto (the cluster this machine belongs to), host:port or ray://host:port of a "
+                   "Ray cluster, or leave it empty to start a Ray on this machine for the build")
+
+
 def _folder(name: str, value: Path) -> None:
     if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
         default = Settings.__dataclass_fields__[name].default
@@ -212,6 +223,10 @@ class Settings:
     device: str = _setting("auto", "auto (cuda when present), cpu or cuda", one_of(*DEVICES))
     methods: tuple[str, ...] = _setting(("default",), "map methods drawn on every page: 'default' (cam,gradcam), "
                                         "'all', or names such as cam,gradcam,layercam", _methods)
+    engine: str = _setting("local", "where the explain stage runs: local (this process and its decoding workers) or "
+                           "ray (Ray Data actors on this machine or a cluster; the same records)", one_of(*ENGINES))
+    ray_address: str = _setting("", "with engine ray: auto or host:port joins a running Ray cluster; empty starts a "
+                                "Ray on this machine that stops with the build", _ray_address)
     workers: int = _setting(0, "processes that decode and encode images; 0 = number of CPU cores", between(0, 256))
     display_size: int = _setting(512, "longest side of the photo on image pages, pixels", between(64, 4096))
     thumb_size: int = _setting(192, "longest side of gallery thumbnails, pixels", between(32, 1024))

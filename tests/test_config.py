@@ -31,6 +31,12 @@ def test_defaults_and_string_coercion():
     assert make_settings().backbone == Settings().backbone == "auto"
 
 
+def test_ray_address_takes_auto_an_address_or_nothing():
+    for value in ("", "auto", "10.0.0.5:6379", "ray://head.example:10001"):
+        assert make_settings({"engine": "ray", "ray_address": value}).ray_address == value
+    assert make_settings().engine == "local"
+
+
 @pytest.mark.parametrize(("overrides", "sentence"), [
     ({"backbone": "VGG 16"}, "setting backbone = 'VGG 16' is not allowed: use auto or a backbone name such as "
                              "efficientnet_lite0 or resnet18."),
@@ -51,6 +57,9 @@ def test_defaults_and_string_coercion():
     ({"data_url": "http://127.0.0.1:8000cats.zip"}, "setting data_url = 'http://127.0.0.1:8000cats.zip' is not"),
     ({"data_url": "https:///cats.zip"}, "setting data_url = 'https:///cats.zip' is not allowed"),
     ({"nope": 1}, "unknown setting 'nope'"),
+    ({"engine": "spark"}, "setting engine = 'spark' is not allowed: use one of local, ray."),
+    ({"ray_address": "head"}, "setting ray_address = 'head' is not allowed: use auto (the cluster this machine"),
+    ({"ray_address": "http://head:6379"}, "setting ray_address = 'http://head:6379' is not allowed"),
 ])
 def test_bad_values_are_refused_with_a_sentence(overrides, sentence):
     with pytest.raises(SettingsError) as exc:

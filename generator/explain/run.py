@@ -130,11 +130,12 @@ def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ..
 
 
 def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, pool, runtime: Runtime,
-                 progress: bool = True, scored: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
+                 progress: bool = True, scored: set[tuple[str, str]] = frozenset(), engine=None) -> pd.DataFrame:
     """Rows of `table` (scan rows of the evaluation sets) with the columns of `photo_row`, plus sha256,
     pictures (folder of the photo's two pictures), photo (display file name), display_w and display_h.
     A photo that turns out unreadable gets a skip status instead. Photos whose (set, file) is in `scored` (the
-    leaderboard's sample) get the maps of every scored method, the others those of the chosen methods."""
+    leaderboard's sample) get the maps of every scored method, the others those of the chosen methods.
+    engine: None computes here (pool: the decoding processes); a ray_engine.RayEngine computes on Ray."""
     n_taps = len(model.backbone.taps)
     chosen = registry.resolve(settings.methods)
     full = scored_methods(chosen)
@@ -171,9 +172,12 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, p
             _finish_row(row, record, shown, settings, categories)
         else:
             todo[need].append(idx)
-    for need, indices in todo.items():
-        if indices:
-            _compute(model, rows, indices, need, settings, pool, runtime, caches, categories, progress)
+    if engine is not None:
+        engine.compute(model, rows, todo, settings, runtime, caches, progress)
+    else:
+        for need, indices in todo.items():
+            if indices:
+                _compute(model, rows, indices, need, settings, pool, runtime, caches, categories, progress)
     own = {"set", "file", "path", "label"}
     for idx, first in duplicates:  # same bytes under another name: computed once, reported for both
         rows[idx].update({k: v for k, v in rows[first].items() if k not in own})

@@ -1,0 +1,110 @@
+"""`python -m bench.ray_engine`: the explain stage on the local engine and on Ray (`--engine ray`), side by side in
+one run, on the same photos, each repeat from an empty cache, in turns (local, ray, local, ray, ...); medians.
+Ray's start-up (ray.init of a local Ray) is timed apart, once. Appends one row to bench/results.csv.
+
+Budget (issue 24): the Ray engine's explain stage at most 1.25x the local engine's."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .results import append_csv, fmt, verdict
+from .timing import median
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET = 1.25
+
+
+def link_data(root: Path, source: Path, n_train: int, n_test: int) -> Path:
+    """data/train/{cats,dogs} and data/test/{cats,dogs}: links to the first photos of cats_and_dogs_filtered."""
+    data = root / "data"
+    for split, sub, n in (("train", "train", n_train), ("test", "validation", n_test)):
+        for c in ("cats", "dogs"):
+            (data / split / c).mkdir(parents=True)
+            for f in sorted((source / sub / c).iterdir())[:n]:
+                (data / split / c / f.name).symlink_to(f)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--photos", type=int, default=200, help="test photos explained (half cats, half dogs)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "datasets" / "cats_and_dogs_filtered")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.csv")
+    args = p.parse_args(argv)
+
+    import ray
+    import torch
+
+    from generator.config import make_settings
+    from generator.data.scan import as_table, discover_sets, scan_rows
+    from generator.data.workers import make_pool
+    from generator.explain import ray_engine
+    from generator.explain import run as explain
+    from generator.model import backbones, train
+    from generator.model.runtime import choose_runtime
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    try:
+        data = link_data(work, args.source, 20, args.photos // 2)
+        settings = make_settings({"data_dir": data, "site_dir": work / "site", "cache_dir": work / "cache",
+                                  "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"})
+        sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
+        table = as_table(scan_rows(settings.data_dir, sets))
+        runtime = choose_runtime(settings)
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        with make_pool(settings.n_workers) as pool:
+            backbone = backbones.build(settings.backbone, settings.weights_dir)
+            model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime,
+                                        log=lambda _m: None, progress=False).model
+            photos = table[table["set"] == "test"]
+            started = time.perf_counter()
+            ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level="ERROR", include_dashboard=False)
+            startup = time.perf_counter() - started
+            try:
+                times: dict[str, list[float]] = {"local": [], "ray": []}
+                peaks: list[float] = []
+                for r in range(args.repeats):
+                    for name in ("local", "ray"):
+                        cache = work / f"cache-{name}-{r}"
+                        engine = ray_engine.RayEngine() if name == "ray" else None
+                        t = time.perf_counter()
+                        explain.explain_sets(model, photos, replace(settings, cache_dir=cache), pool, runtime,
+                                             progress=False, engine=engine)
+                        times[name].append(time.perf_counter() - t)
+                        if engine is not None:
+                            peaks.append(engine.peak_mb)
+                        shutil.rmtree(cache)
+                        print(f"repeat {r + 1}: {name} {times[name][-1]:.1f} s", flush=True)
+            finally:
+                ray.shutdown()
+        local_s, ray_s = median(times["local"]), median(times["ray"])
+        ratio = ray_s / local_s
+        driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"explain stage on {len(photos)} photos, median of {args.repeats}: local {local_s:.1f} s "
+              f"({len(photos) / local_s:.1f} photos/s), ray {ray_s:.1f} s ({len(photos) / ray_s:.1f} photos/s); "
+              f"ray/local {ratio:.2f} (budget <= {BUDGET}: {verdict(ratio <= BUDGET)}); Ray start-up {startup:.1f} s "
+              f"(apart); peak memory per Ray actor {max(peaks):.0f} MB, of the driver (local engine inside) "
+              f"{driver_mb:.0f} MB")
+        append_csv(args.out, {"date": datetime.now(UTC).isoformat(timespec="seconds"), "host": os.uname().nodename,
+                              "cpus": os.cpu_count(), "torch": torch.__version__, "backbone": model.backbone.name,
+                              "photos": len(photos), "batch_size": settings.batch_size, "repeats": args.repeats,
+                              "ray_local_explain_s": fmt(local_s, 2), "ray_explain_s": fmt(ray_s, 2),
+                              "ray/local": fmt(ratio, 3), "ray_startup_s": fmt(startup, 2),
+                              "ray_actor_peak_mb": fmt(max(peaks), 0), "ray_driver_peak_mb": fmt(driver_mb, 0)})
+        return 0 if ratio <= BUDGET else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
