@@ -25,8 +25,10 @@ from generator.data.scan import CLASSES
 from generator.evaluate import localisation as L
 from generator.explain.overlay import Box
 from generator.explain.record import PhotoRecord
+from generator.i18n import N_
 
 REGIONS = (HEAD, PET)
+REGION_TITLES = {HEAD: N_("head"), PET: N_("pet")}  # as the pages name the regions (translated there)
 SCORE_COLUMNS = ("hit", "hit_tolerant", "energy", "iou", "located")
 OF_LABEL, OF_PREDICTION = "label", "prediction"
 
@@ -169,7 +171,7 @@ def outline(mask: np.ndarray, max_points: int = MAX_POINTS) -> list[list[float]]
         tol *= 2
         poly = measure.approximate_polygon(c, tol)
     h, w = mask.shape
-    return [[round(float(x) / w, 4), round(float(y) / h, 4)] for y, x in poly]
+    return [[round(float(x) / w, 3), round(float(y) / h, 3)] for y, x in poly]
 
 
 def _cut(region) -> bool:

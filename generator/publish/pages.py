@@ -171,6 +171,8 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict | PhotoPage
         "label": lang._("label %(label)s", label="%(label)s"),
         "alt": lang._("%(name)s: predicted %(pred)s (%(conf)s)", name="%(name)s", pred="%(pred)s", conf="%(conf)s"),
         "alt-label": lang._(", labeled %(label)s", label="%(label)s")})
+    b = report.truth.baselines
+    annotated = set(b["set"]) if not b.empty else set()
     for summary in report.eval_sets:
         df = report.rows(summary.key)
         photos = [photo_summary(r, report) for r in df.to_dict("records")]
@@ -184,7 +186,8 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict | PhotoPage
                 page_of[ph["slug"]] = names[i]
             yield f"sets/{summary.slug}/{names[i]}", {
                 "template": "gallery.html", "set": summary, "photos": chunk, "tag_counts": tag_counts,
-                "labeled": bool(summary.counts["labeled"]), "page_no": i + 1, "pages": n_pages, "page_names": names,
+                "labeled": bool(summary.counts["labeled"]), "has_truth": summary.key in annotated,
+                "page_no": i + 1, "pages": n_pages, "page_names": names,
                 "words": words}
         # Not a page model: the set's image pages, rendered in parallel after every other page, then photos.js
         yield f"sets/{summary.slug}/photos.js", PhotoPages(summary, photos, page_of, signed_scales(report, summary.key))
