@@ -152,6 +152,8 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
     results = finish_table(results, settings)
     with timer.stage("leaderboard"):
         scores, sanity, outcome = leaderboard.leaderboard_stage(model, results, eval_sets, settings, runtime, log)
+    truth = score_ground_truth(settings, sets, results, model.fingerprint, len(model.backbone.tap_names), timer,
+                               log)
     b = model.backbone
     size = settings.input_size
     run = RunFacts(
@@ -180,7 +182,30 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         compute_timings=dict(timer.stages),
         leaderboard=outcome.as_dict(),
     )
-    return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run}
+    return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run,
+            "truth": truth}
+
+
+def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: str, n_taps: int, timer: Timer,
+                       log):
+    """The localisation stage: every annotated photo's maps, read back from the records the explain stage wrote
+    (no network pass), against its head and pet regions (evaluate/truth.py)."""
+    from generator.config import annotation_sources
+    from generator.evaluate import truth as truth_mod
+    from generator.explain.run import RecordCache
+
+    eval_sets = [s for s in sets if s != settings.train_set]
+    sources = annotation_sources(settings, eval_sets)
+    if not sources:
+        return truth_mod.Truth()
+    with timer.stage("localisation"):
+        cache = RecordCache(settings.cache_dir, model_fp, n_taps)
+        truth = truth_mod.score_truth(results, truth_mod.read_truth(sources, results), cache.load,
+                                      settings.box_threshold, settings.input_size)
+    for st in truth.sets:
+        log(f"ground truth of {st.set}: {st.photos} photos scored, {len(st.left_out)} entries left out, "
+            f"{st.not_in_set} annotated photos not in this set")
+    return truth
 
 
 @contextmanager

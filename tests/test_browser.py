@@ -731,3 +731,37 @@ def test_every_page_kind_passes_axe(browser, site, scheme):
             found[(rel, v["id"])] = [n["target"] for n in v["nodes"]][:3]
     close(w)
     assert found == {}
+
+
+def test_the_ground_truth_overlay_draws_what_python_computed(browser, site):
+    """The head box, the pet outline and the peak in the SVG are the numbers of evaluate/truth.py (the page's
+    #truth-data), and the toggle hides and shows them. JS writes the numbers it parsed from JSON back as
+    attributes: they are compared to 1e-9, far above the decimal round trip of numbers with 3 or 4 decimals."""
+    base = site.as_uri() + "/"
+    pages = [p for p in (site / "sets" / "personal").glob("*.html") if 'id="truth-data"' in p.read_text()]
+    if not pages:
+        pytest.skip("no annotated photo in the small build (no ground truth file)")
+    text = pages[0].read_text()
+    data = json.loads(re.search(r'id="truth-data">(.*?)</script>', text, re.S).group(1))
+    w = new_page(browser, base)
+    page = w.page
+    w.goto(pages[0].resolve().as_uri())
+    svg = page.locator("#truth-overlay")
+    svg.wait_for(state="attached")
+    x0, y0, x1, y1 = data["boxes"]["head"]
+    rect = page.locator("#truth-overlay rect.head")
+    got = [float(rect.get_attribute(a)) for a in ("x", "y", "width", "height")]
+    assert got == pytest.approx([x0, y0, x1 - x0, y1 - y0], abs=1e-9)
+    points = [[float(v) for v in p.split(",")] for p in page.locator("#truth-overlay polygon.pet")
+              .get_attribute("points").split()]
+    assert points == pytest.approx(data["outline"], abs=1e-9)
+    peak = page.locator("#truth-overlay path.peak")
+    assert float(peak.get_attribute("data-x")) == pytest.approx((data["peak"][0] + 0.5) / data["w"], abs=1e-9)
+    assert float(peak.get_attribute("data-y")) == pytest.approx((data["peak"][1] + 0.5) / data["h"], abs=1e-9)
+    assert svg.is_visible()
+    page.locator("#truth-toggle").uncheck()
+    assert not svg.is_visible()
+    page.locator("#truth-toggle").check()
+    assert svg.is_visible()
+    assert not w.problems, w.problems
+    close(w)

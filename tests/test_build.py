@@ -301,3 +301,36 @@ def test_maps_of_two_class_heads_are_stored_once(small_site):
     assert all("neg" in entries[f"cam/{t}/1"] for t in range(len(run["tap_modules"])))
     maps = dict(decode_maps(data["payload"]))
     np.testing.assert_array_equal(maps["cam/0/1"], -maps["cam/0/0"])
+
+
+def test_ground_truth_reaches_the_photo_pages_the_methods_page_and_the_report(small_site):
+    from conftest import PERSONAL_TRUTH
+
+    if not PERSONAL_TRUTH.is_file():
+        pytest.skip(f"no ground truth at {PERSONAL_TRUTH}")
+    settings, run = small_site
+    site = Path(settings.site_dir)
+    assert "localisation" in run["timings"]
+    methods = (site / "methods.html").read_text()
+    assert 'id="localisation-table"' in methods
+    n_annotated = len(json.loads(PERSONAL_TRUTH.read_text())["images"])
+    pages = sorted(p for p in (site / "sets" / "personal").glob("*.html") if not p.name.startswith(("index", "page-")))
+    shown = []
+    for p in pages:
+        m = re.search(r'<script type="application/json" id="truth-data">(.*?)</script>', p.read_text(), re.S)
+        if m:
+            shown.append(json.loads(m.group(1)))
+    assert shown, "no personal photo page shows its ground truth"
+    # the small build links 6 of the annotated photos: the rest are counted apart, not listed as errors
+    assert f"{n_annotated - len(shown)} annotated photos are not in this set" in methods.replace(",", "")
+    for d in shown:
+        x0, y0, x1, y1 = d["boxes"]["head"]
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+        assert 3 <= len(d["outline"]) <= 64 and all(0 <= v <= 1 for pt in d["outline"] for v in pt)
+        assert 0 <= d["peak"][0] < d["w"] and 0 <= d["peak"][1] < d["h"]
+    report = (site / "report.html").read_text()
+    assert 'id="head"' in report and "centre point" in report
+    gallery = (site / "sets" / "personal" / "index.html").read_text()
+    assert 'value="off-head"' in gallery and 'value="off-pet"' in gallery
+    photos_js = (site / "sets" / "personal" / "photos.js").read_text()
+    assert '"loc":' in photos_js

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from generator.config import Settings
 from generator.data.workers import HeapTrimmer, decode_for_report, picture_files
 from generator.errors import UserError
 from generator.explain.run import Caches, RecordCache, _decode_jobs, _finish_row, make_explainer, records_of
+from generator.frames import pd
 from generator.model.runtime import Runtime
 
 # Test hook: when this variable names a file, the first actor that finds the file there (it renames it away, so

@@ -18,6 +18,7 @@ import numpy as np
 from generator.config import Settings
 from generator.data.scan import CLASSES
 from generator.evaluate import stats
+from generator.evaluate import truth as truth_mod
 from generator.evaluate.stats import BOOTSTRAP
 from generator.explain.overlay import colormaps_js, encode_maps, payload_json
 from generator.explain.record import PhotoRecord, map_key
@@ -142,13 +143,19 @@ def overview_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
 # ---- galleries and photo pages --------------------------------------------------------------------------------
 
 
-def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps) -> dict:
+def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps, truth: dict | None = None) -> dict:
     """One photo in sets/<set>/photos.js: what the gallery filters on, and the last-tap CAM of its predicted
-    class for the thumbnail's overlay."""
+    class for the thumbnail's overlay. truth (annotated photos): "loc" = [peak off the head, peak off the pet,
+    share of the map on the head, on the pet] of the last-tap CAM of the labelled class (None where not scored)."""
     entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"], "label": p["label"] or "",
              "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"], "size": p["thumb_size"]}
     if record is not None:
         entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+    if truth and p["label"]:
+        s = truth["maps"].get(f"cam/{maps.n_taps - 1}/{p['label']}", {})
+        head, pet = s.get("head"), s.get("pet")
+        entry["loc"] = [None if head is None else 1 - head[0], None if pet is None else 1 - pet[0],
+                        None if head is None else head[2], None if pet is None else pet[2]]
     return entry
 
 
@@ -167,6 +174,8 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict | PhotoPage
         "label": lang._("label %(label)s", label="%(label)s"),
         "alt": lang._("%(name)s: predicted %(pred)s (%(conf)s)", name="%(name)s", pred="%(pred)s", conf="%(conf)s"),
         "alt-label": lang._(", labeled %(label)s", label="%(label)s")})
+    b = report.truth.baselines
+    annotated = set(b["set"]) if not b.empty else set()
     for summary in report.eval_sets:
         df = report.rows(summary.key)
         photos = [photo_summary(r, report) for r in df.to_dict("records")]
@@ -180,7 +189,8 @@ def set_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict | PhotoPage
                 page_of[ph["slug"]] = names[i]
             yield f"sets/{summary.slug}/{names[i]}", {
                 "template": "gallery.html", "set": summary, "photos": chunk, "tag_counts": tag_counts,
-                "labeled": bool(summary.counts["labeled"]), "page_no": i + 1, "pages": n_pages, "page_names": names,
+                "labeled": bool(summary.counts["labeled"]), "has_truth": summary.key in annotated,
+                "page_no": i + 1, "pages": n_pages, "page_names": names,
                 "words": words}
         # Not a page model: the set's image pages, rendered in parallel after every other page, then photos.js
         yield f"sets/{summary.slug}/photos.js", PhotoPages(summary, photos, page_of, signed_scales(report, summary.key))
@@ -196,10 +206,13 @@ class PhotoPages:
     scales: list[float]  # per tap, the set's scale of the signed evidence maps
 
 
-def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord) -> dict[str, Any]:
-    """The model of the image page of photo i of a set."""
+def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord,
+               truth: dict | None = None) -> dict[str, Any]:
+    """The model of the image page of photo i of a set; truth: truth.photo_truth of the photo, if annotated."""
     ph, photos = pp.photos[i], pp.photos
-    return {"set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
+    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
+            "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
+            "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
             "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
             "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
@@ -219,6 +232,10 @@ class PhotoJob:
     lang: str
 
     @functools.cached_property
+    def truth(self) -> dict[tuple[str, str], dict]:  # (set, file) -> what its page shows of the ground truth
+        return truth_mod.photo_index(self.report.truth)
+
+    @functools.cached_property
     def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process
         return SiteWriter(self.build_dir, Lang(self.lang))
 
@@ -229,9 +246,11 @@ def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> list[dict]:
     entries = []
     for i in range(start, stop):
         record = maps.record(pp.photos[i]["sha256"])
-        entries.append(gallery_entry(pp.photos[i], record, maps))
+        truth = job.truth.get((pp.summary.key, pp.photos[i]["file"]))
+        entries.append(gallery_entry(pp.photos[i], record, maps, truth))
         if record is not None:
-            job.writer.page(pp.photos[i]["page"], "photo.html", **job.base, **photo_page(report, maps, pp, i, record))
+            job.writer.page(pp.photos[i]["page"], "photo.html", **job.base,
+                            **photo_page(report, maps, pp, i, record, truth))
     return entries
 
 
@@ -261,6 +280,24 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
             "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
     return payload_json(data)
+
+
+def truth_data(truth: dict, ph: dict, n_taps: int) -> str:
+    """What static/truth.js draws, as JSON for a script element: the regions' boxes and the pet's outline
+    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage."""
+    s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    return payload_json({"boxes": truth["boxes"], "outline": truth.get("outline"), "peak": s.get("peak"),
+                         "w": ph["width"], "h": ph["height"]})
+
+
+def truth_rows(truth: dict, ph: dict, n_taps: int) -> list[dict]:
+    """The photo's scores as its page lists them: the CAM of the labelled class at each stage, head and pet."""
+    out = []
+    for t in range(n_taps):
+        s = truth["maps"].get(f"cam/{t}/{ph['label']}")
+        if s:
+            out.append({"tap": t, **{k: s.get(k) for k in ("head", "pet")}})
+    return out
 
 
 def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
@@ -369,7 +406,26 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
         # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
         "extra_columns": [],
+        "localisation": localisation_table(report),
+        "truth_sets": truth_sets(report),
     }
+
+
+def localisation_table(report: Report) -> list[dict]:
+    """methods.html's localisation table: one row per (region, method, tap), maps of the labelled class."""
+    t = report.localisation
+    if t is None or t.empty:
+        return []
+    order = {m: i for i, m in enumerate(report.run.methods_chosen)}
+    rows = t.to_dict("records")
+    return sorted(rows, key=lambda r: (r["region"] != "head", order.get(r["method"], 99), r["method"], r["tap"]))
+
+
+def truth_sets(report: Report) -> list[dict]:
+    """What each set's ground truth gave: photos scored, entries left out (their sentences), photos not in it."""
+    return [{"set": safe_name(st.set), "source": safe_name(st.source), "photos": st.photos,
+             "left_out": [safe_name(x) for x in st.left_out], "not_in_set": st.not_in_set}
+            for st in report.truth.sets]
 
 
 def figure_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:

@@ -136,6 +136,86 @@ def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) 
     return Finding(text, links, widens)
 
 
+# ---- does it look at the head? (ground truth, evaluate/truth.py) -------------------------------------------------
+
+
+def _iv(lang: Lang, mean: float, lo: float, hi: float) -> str:
+    return lang._("%(m)s (95%% interval %(lo)s to %(hi)s)", m=lang.pct(mean, 0), lo=lang.pct(lo, 0),
+                  hi=lang.pct(hi, 0))
+
+
+def _beats(row) -> bool | None:
+    """True when the map's interval lies above the centre point's, False when below, None when they overlap."""
+    if row["hit_lo"] > row["centre_hi"]:
+        return True
+    if row["hit_hi"] < row["centre_lo"]:
+        return False
+    return None
+
+
+def looks_at_head(table: pd.DataFrame | None, labels: list[str], lang: Lang) -> Finding | None:
+    """The post's claim, measured: the CAM's peak (labelled class) falls on the head, stage by stage, beside the
+    photo's centre point on the same photos."""
+    if table is None or table.empty:
+        return None
+    cam = table[(table["method"] == "cam")].sort_values("tap")
+    head, pet = cam[cam["region"] == "head"], cam[cam["region"] == "pet"]
+    if head.empty:
+        return None
+    last = head.iloc[-1]
+    values = dict(n=lang.num(int(last["n"])), stage=labels[int(last["tap"])],
+                  hit=_iv(lang, last["hit"], last["hit_lo"], last["hit_hi"]),
+                  centre=_iv(lang, last["centre"], last["centre_lo"], last["centre_hi"]))
+    beats = _beats(last)
+    if beats is True:
+        text = lang._("As the original post says, the model looks at the head: on %(n)s photos with a head box, the "
+                      "peak of the labelled class's CAM at %(stage)s falls on the head for %(hit)s of them; the "
+                      "photo's centre point does so for %(centre)s.", **values)
+    elif beats is False:
+        text = lang._("Unlike the original post, the model does not look at the head more than a fixed point does: "
+                      "on %(n)s photos with a head box, the peak of the labelled class's CAM at %(stage)s falls on "
+                      "the head for %(hit)s of them; the photo's centre point does so for %(centre)s.", **values)
+    else:
+        text = lang._("These photos cannot tell whether the model looks at the head more than a fixed point does: "
+                      "on %(n)s photos with a head box, the peak of the labelled class's CAM at %(stage)s falls on "
+                      "the head for %(hit)s of them; the photo's centre point does so for %(centre)s.", **values)
+    per_stage = "; ".join(lang._("%(stage)s: %(head)s on the head, %(pet)s on the pet", stage=labels[int(h["tap"])],
+                                 head=lang.pct(h["hit"], 0), pet=lang.pct(p["hit"], 0))
+                          for h, p in zip(head.to_dict("records"), pet.to_dict("records")))
+    if per_stage:
+        text += " " + lang._("Stage by stage, the peak lands: %(list)s.", list=per_stage)
+    return Finding(text, [("methods.html#localisation", lang._("every method and stage against the ground "
+                                                               "truth"))], beats)
+
+
+def errs_when_head_unclear(test, lang: Lang) -> Finding | None:
+    """'When the head is unclear, it errs': the head's area share of mistakes against right answers."""
+    if test is None:
+        return None
+    links = [("errors.html", lang._("every mistake with its maps"))]
+    if not test.enough:
+        return Finding(lang._("Only %(n)s of the annotated photos are mistakes (%(r)s are right): too few to tell "
+                              "whether the model errs when the head is small or cut by the frame.",
+                              n=lang.num(test.n_wrong), r=lang.num(test.n_right)), links, None)
+    d, lo, hi = test.difference
+    values = dict(n=lang.num(test.n_wrong), r=lang.num(test.n_right),
+                  wrong=_iv(lang, test.share_wrong.mean, test.share_wrong.lo, test.share_wrong.hi),
+                  right=_iv(lang, test.share_right.mean, test.share_right.lo, test.share_right.hi),
+                  p=lang.num(test.p_value, 3), cut_w=lang.pct(test.cut_wrong, 0), cut_r=lang.pct(test.cut_right, 0))
+    smaller = hi < 0
+    if smaller:
+        text = lang._("As the original post says, the model errs more where the head is small: the heads of the "
+                      "%(n)s mistakes cover %(wrong)s of the photo, those of the %(r)s right answers %(right)s "
+                      "(rank test p = %(p)s). Heads touch the frame in %(cut_w)s of mistakes and %(cut_r)s of right "
+                      "answers.", **values)
+    else:
+        text = lang._("The data do not show that the model errs where the head is small: the heads of the %(n)s "
+                      "mistakes cover %(wrong)s of the photo, those of the %(r)s right answers %(right)s (rank test "
+                      "p = %(p)s). Heads touch the frame in %(cut_w)s of mistakes and %(cut_r)s of right answers.",
+                      **values)
+    return Finding(text, links, True if smaller else None)
+
+
 # ---- 5. the data's view ---------------------------------------------------------------------------------------
 
 
@@ -308,6 +388,8 @@ def story(report, lang: Lang) -> list[Section]:
     showed = [f for f in (faithfulness(report.board, report.verdict, report.n_taps - 1, titles, lang),
                           sanity(report.sanity_table, titles, lang),
                           closing(results, labeled, unrelated, lang)) if f is not None]
+    truth = [f for f in (looks_at_head(report.localisation, tap_labels(run, lang), lang),
+                         errs_when_head_unclear(report.head_test, lang)) if f is not None]
     return [
         Section("why", lang._("Why"), [
             lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
@@ -328,6 +410,10 @@ def story(report, lang: Lang) -> list[Section]:
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
                    "fitted on each stage's pooled features; its weights give that stage's CAM."),
         ], [stages(results, test, tap_labels(run, lang), lang)] if test else [], ["layers.png"]),
+        *([Section("head", lang._("Does it look at the head?"), [
+            lang._("Some photos come with ground truth: a box around the pet's head and an outline of the pet. The "
+                   "pointing game asks whether the map's highest point falls inside them."),
+        ], truth, [])] if truth else []),
         Section("data", lang._("The data's view: own photos and unrelated ones"), [
             lang._("A model trained on one collection of photos meets others: photos of one's own pets, and photos "
                    "that show no pet at all."),

@@ -16,6 +16,7 @@ from generator.config import Settings
 from generator.data.imaging import fit_size
 from generator.data.scan import CLASSES
 from generator.evaluate import stats
+from generator.evaluate import truth as truth_mod
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import load_npz
 from generator.frames import pd
@@ -53,6 +54,9 @@ class Report:
     sanity_table: pd.DataFrame  # analysis.sanity_summary
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # stats.comparison_table, last tap
     figures: tuple[dict, ...] = ()  # the figures drawn (file, caption, alt): a Report with them is made by the build
+    truth: truth_mod.Truth = truth_mod.Truth()  # ground-truth scores per photo (evaluate/truth.py)
+    localisation: pd.DataFrame | None = None  # truth.summarise_truth: method x tap x region, baselines beside
+    head_test: truth_mod.ErrTest | None = None  # mistakes against head size
 
     @property
     def n_taps(self) -> int:
@@ -108,7 +112,10 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     scores, sanity = bundle["scores"], bundle["sanity"]
     board = analysis.leaderboard(scores, settings.seed)
     looks = run.leaderboard.get("looks", 1)
+    truth = bundle.get("truth") or truth_mod.Truth()
     return Report(
+        truth=truth, localisation=truth_mod.summarise_truth(truth, settings.seed),
+        head_test=truth_mod.head_test(truth, settings.seed),
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
         neither_threshold=threshold, ood=ood, board=board,
         verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board, looks),
@@ -145,6 +152,7 @@ def photo_summary(r: dict, report: Report) -> dict[str, Any]:
     photo = r.get("photo") or ""
     return {
         "name": safe_name(r["file"]),
+        "file": r["file"],  # as the results table has it (the key of its ground truth); never shown
         "set_slug": r["set_slug"],
         "slug": r["slug"],
         "page": r["page"],

@@ -271,8 +271,8 @@
   var noMatch = document.getElementById("no-match");
   var pagers = document.querySelectorAll(".pager");
   var original = Array.prototype.slice.call(gallery.children);  // this page's server-rendered thumbnails
-  var FIELDS = ["tag", "label", "pred"];
-  var SORTS = { "": 1, "conf-desc": 1, "conf-asc": 1, name: 1 };
+  var FIELDS = ["tag", "label", "pred", "loc"];
+  var SORTS = { "": 1, "conf-desc": 1, "conf-asc": 1, name: 1, "head-asc": 1, "pet-asc": 1 };
   var words = json("words") || {};
   var cmap = defaultCmap || "jet";
   function word(w) { return words[w] || w; }
@@ -319,12 +319,15 @@
     }
     form.elements.sort.value = st && Object.prototype.hasOwnProperty.call(SORTS, st.sort) ? st.sort : "";
   }
-  function isDefault(st) { return !st.tag && !st.label && !st.pred && !st.sort; }
+  function isDefault(st) { return !st.tag && !st.label && !st.pred && !st.loc && !st.sort; }
 
   function matches(p, st) {
     if (st.tag && p.tag !== st.tag) return false;
     if (st.label === "-" ? p.label : (st.label && p.label !== st.label)) return false;
     if (st.pred && p.pred !== st.pred) return false;
+    // ground truth (photos.js "loc": [peak off the head, off the pet, mass on the head, on the pet], 1 = off)
+    if (st.loc === "off-head" && !(p.loc && p.loc[0] === 1)) return false;
+    if (st.loc === "off-pet" && !(p.loc && p.loc[1] === 1)) return false;
     return true;
   }
   var byName = function (a, b) {
@@ -334,8 +337,12 @@
   var SORTERS = {
     "conf-desc": function (a, b) { return (conf(b) - conf(a)) || (a.i - b.i); },
     "conf-asc": function (a, b) { return (conf(a) - conf(b)) || (a.i - b.i); },
-    name: byName
+    name: byName,
+    "head-asc": function (a, b) { return (mass(a, 2) - mass(b, 2)) || (a.i - b.i); },
+    "pet-asc": function (a, b) { return (mass(a, 3) - mass(b, 3)) || (a.i - b.i); }
   };
+  // the share of the map on the region; photos without ground truth sort last
+  function mass(p, k) { return p.loc && typeof p.loc[k] === "number" ? p.loc[k] : 2; }
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -443,7 +450,7 @@
     var parts = kv.split("=");
     if (parts[0]) query[decodeURIComponent(parts[0])] = decodeURIComponent(parts[1] || "");
   });
-  var fromQuery = query.tag || query.label || query.pred || query.sort ? query : null;
+  var fromQuery = query.tag || query.label || query.pred || query.loc || query.sort ? query : null;
   var restored = fromQuery || load("sessionStorage", stateKey);
   var showMaps = load("localStorage", "cam-thumb-maps");
   if (typeof showMaps === "boolean") form.elements.maps.checked = showMaps;

@@ -198,8 +198,16 @@ def test_a_bad_annotation_is_one_sentence_and_the_others_are_read(tmp_path, case
 BAD_IMAGES = {
     "duplicate image id": (image(1, "bad.jpg"), "image id 1", "appears 2 times"),
     "image without file_name": ({"id": 2, "width": W, "height": H}, "image entry 2", "no whole-number id"),
-    "unknown photo name": (image(2, "nowhere/missing.jpg"), "image id 2", "no photo of the set has that path"),
 }
+
+
+def test_photos_not_in_the_set_are_counted_apart_not_left_out(tmp_path):
+    src = coco(tmp_path / "a.json", [image(1, "good.jpg"), image(2, "nowhere/missing.jpg"), image(3, "gone.jpg")],
+               [box(1, 1, [2, 1, 3, 4]), box(2, 2, [0, 0, 2, 2]), box(3, 3, [0, 0, 3, 3])])
+    ann = load_annotations(src, ["good.jpg"])
+    assert ann.left_out == ()
+    assert sorted(ann.not_in_set) == ["gone.jpg", "nowhere/missing.jpg"]
+    assert list(ann.photos) == ["good.jpg"]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_IMAGES))
@@ -316,10 +324,10 @@ def test_bad_voc_files_are_left_out_one_sentence_each(tmp_path):
                    f"{folder / 'parts.xml'}, object 2 of 'parts.jpg': its <bndbox> (xmin 6,", "negative or zero width",
                    f"{folder / 'parts.xml'}, object 3 of 'parts.jpg': its <bndbox> does not hold four numbers",
                    f"{folder / 'nobox.xml'}, object 1 of 'nobox.jpg': it has no <name> or no <bndbox>",
-                   f"{folder / 'nosize.xml'} gives no photo size",
-                   f"{folder / 'stranger.xml'} names the photo 'stranger.jpg'"):
+                   f"{folder / 'nosize.xml'} gives no photo size"):
         assert needle in said, needle
-    assert len(ann.left_out) == 9, ann.left_out  # one each; parts.xml three
+    assert "stranger.jpg" not in said and ann.not_in_set == ("stranger.jpg",)  # not in the set: counted apart
+    assert len(ann.left_out) == 8, ann.left_out  # one each; parts.xml three
     with_size = load_annotations(folder, files, sizes={"nosize.jpg": (W, H)})
     np.testing.assert_array_equal(with_size.photos["nosize.jpg"].regions["cat"].mask, box_mask(2, 1, 6, 4))
 

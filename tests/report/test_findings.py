@@ -125,3 +125,32 @@ def test_findings_are_sentences_in_the_chosen_language(lang):
     text = findings.attention(spread, ["test"], L).text
     hangul = any("\uac00" <= ch <= "\ud7a3" for ch in text)
     assert hangul == (lang == "ko")
+
+
+def _loc_table(hit, lo, hi, centre=(0.3, 0.25, 0.35)):
+    rows = []
+    for tap in range(2):
+        for region in ("head", "pet"):
+            rows.append({"method": "cam", "tap": tap, "region": region, "n": 40, "hit": hit, "hit_lo": lo,
+                         "hit_hi": hi, "centre": centre[0], "centre_lo": centre[1], "centre_hi": centre[2]})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("hit, lo, hi, agrees, words", [
+    (0.8, 0.7, 0.9, True, "As the original post says"),
+    (0.1, 0.05, 0.15, False, "Unlike the original post"),
+    (0.3, 0.2, 0.4, None, "cannot tell"),
+])
+def test_the_head_finding_follows_the_intervals(hit, lo, hi, agrees, words):
+    f = findings.looks_at_head(_loc_table(hit, lo, hi), ["stage 1", "stage 2"], EN)
+    assert f.agrees is agrees and words in f.text
+    assert "40" in f.text and "30%" in f.text and "stage 2" in f.text  # n, the centre baseline, the last stage
+
+
+def test_too_few_mistakes_are_said_plainly():
+    from generator.evaluate.truth import ErrTest
+
+    few = ErrTest(50, 3, None, None, None, None, 0.1, 0.3, False)
+    f = findings.errs_when_head_unclear(few, EN)
+    assert "Only 3" in f.text and "too few to tell" in f.text and f.agrees is None
+    assert findings.errs_when_head_unclear(None, EN) is None

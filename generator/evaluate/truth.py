@@ -1,0 +1,288 @@
+"""Ground truth through the pipeline: every map of every annotated photo scored against its head and pet regions.
+
+No network pass: the maps come from the photos' records (explain/record.py) in the cache. Per annotated photo of
+an eval set, for every map method at every tap in its record: the map of the labelled class, and on a mistake
+also the map of the predicted class (methods that make one map per photo, not one per class, map the predicted
+class: on a mistake that map is the predicted class's only). Each map against each region (head, pet) with
+localisation.score_maps; the baselines (centre point, centred Gaussian, area share) once per photo and region.
+
+Output: two tables (one row per photo x map x region; one row per photo x region for the baselines) carried in the
+bundle, and `summarise_truth` for the Report: method x tap x region means with 95% intervals, baselines beside.
+Imports numpy and pandas, no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from generator.data.annotations import HEAD, PET, Annotations, PhotoTruth, load_annotations
+from generator.data.scan import CLASSES
+from generator.evaluate import localisation as L
+from generator.explain.overlay import Box
+from generator.explain.record import PhotoRecord
+from generator.i18n import N_
+
+REGIONS = (HEAD, PET)
+REGION_TITLES = {HEAD: N_("head"), PET: N_("pet")}  # as the pages name the regions (translated there)
+SCORE_COLUMNS = ("hit", "hit_tolerant", "energy", "iou", "located")
+OF_LABEL, OF_PREDICTION = "label", "prediction"
+
+
+@dataclass(frozen=True)
+class SetTruth:
+    """What the ground truth of one set gave: the file read, the photos matched, and what was not used."""
+
+    set: str
+    source: str
+    photos: int  # annotated photos of the set that were scored
+    left_out: tuple[str, ...]  # one sentence per bad entry
+    not_in_set: int  # annotated photos that are not in this set (not errors: a small build links only a few)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The bundle's part: per-photo scores, per-photo baselines, and what each annotated set gave."""
+
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sets: tuple[SetTruth, ...] = ()
+
+
+def read_truth(sources: Mapping[str, Path], results: pd.DataFrame) -> dict[str, Annotations]:
+    """Set -> its annotations, matched to the set's photos that were explained, at their decoded upright sizes
+    (results.csv width and height: the size the records' maps are drawn on)."""
+    out = {}
+    for set_key, path in sources.items():
+        rows = results[(results["set"] == set_key) & (results["status"] == "ok")]
+        rows = rows[rows["width"].notna()]
+        sizes = {f: (int(w), int(h)) for f, w, h in zip(rows["file"], rows["width"], rows["height"])}
+        out[set_key] = load_annotations(path, list(sizes), kinds=REGIONS, sizes=sizes)
+    return out
+
+
+def _page_box(r: Mapping) -> Box | None:
+    """The CAM box the explain stage computed (CAM of the predicted class, last tap), as overlay.Box, if any."""
+    try:
+        v = [float(r[f"box_{k}"]) for k in ("x0", "y0", "x1", "y1", "area", "mass")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Box(*v) if np.isfinite(v).all() else None
+
+
+def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Box | None = None,
+                threshold: float = L.BOX_THRESHOLD, grid: int = L.GRID) -> list[dict]:
+    """One row per (method, tap, class map, region) of this photo. page_box: the explain stage's CAM box of the
+    predicted class at the last tap (passed in, not computed twice)."""
+    pred = record.pred
+    n_taps = len(record.probe_logits)
+    maps, keys, boxes = [], [], []
+    for method, per_tap in record.maps.items():
+        for t, m in enumerate(per_tap):
+            if m is None:
+                continue
+            if m.ndim == 3:
+                wanted = [(label, OF_LABEL)] + ([(pred, OF_PREDICTION)] if pred != label else [])
+                for c, of in wanted:
+                    maps.append(m[c])
+                    keys.append((method, t, c, of))
+                    given = method == "cam" and t == n_taps - 1 and c == pred and page_box is not None
+                    boxes.append(page_box if given else None)
+            else:  # one map per photo: the predicted class's
+                maps.append(m)
+                keys.append((method, t, pred, OF_LABEL if pred == label else OF_PREDICTION))
+                boxes.append(None)
+    rows = []
+    for kind, region in truth.regions.items():
+        if not maps:
+            break
+        scored: list[L.PhotoScore | None] = [None] * len(maps)
+        given = [i for i, b in enumerate(boxes) if b is not None]
+        rest = [i for i, b in enumerate(boxes) if b is None]
+        if given:
+            for i, s in zip(given, L.score_maps([maps[i] for i in given], region, threshold, grid,
+                                                cam_boxes=[boxes[i] for i in given])):
+                scored[i] = s
+        for i, s in zip(rest, L.score_maps([maps[i] for i in rest], region, threshold, grid)):
+            scored[i] = s
+        for (method, t, c, of), s in zip(keys, scored):
+            px, py = s.peak if s.peak is not None else (None, None)
+            rows.append({"method": method, "tap": t, "cls": CLASSES[c], "of": of, "region": kind,
+                         "hit": s.hit, "hit_tolerant": s.hit_tolerant, "energy": s.energy, "iou": s.iou,
+                         "located": s.located, "peak_x": px, "peak_y": py})
+    return rows
+
+
+def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
+                record_of: Callable[[str], PhotoRecord | None], threshold: float = L.BOX_THRESHOLD,
+                grid: int = L.GRID) -> Truth:
+    """Every annotated, explained photo of every annotated set, from its cached record."""
+    scores, base, sets = [], [], []
+    for set_key, ann in annotations.items():
+        rows = results[(results["set"] == set_key) & (results["status"] == "ok")]
+        by_file = {r["file"]: r for r in rows.to_dict("records")}
+        n = 0
+        for file, truth in ann.photos.items():
+            r = by_file.get(file)
+            if r is None or r.get("label") not in CLASSES:
+                continue
+            record = record_of(r.get("sha256") or "")
+            if record is None:
+                continue
+            n += 1
+            ident = {"set": set_key, "file": file, "label": r["label"], "prediction": CLASSES[record.pred]}
+            for row in score_photo(record, truth, CLASSES.index(r["label"]), _page_box(r), threshold, grid):
+                scores.append(ident | row)
+            for kind, region in truth.regions.items():
+                b = L.baselines(region, threshold, grid)
+                base.append(ident | {"region": kind, "area_share": b.area_share, "centre_hit": b.centre_hit,
+                                     "centre_hit_tolerant": b.centre_hit_tolerant, "gaussian_hit": b.gaussian.hit,
+                                     "gaussian_hit_tolerant": b.gaussian.hit_tolerant,
+                                     "gaussian_energy": b.gaussian.energy, "gaussian_iou": b.gaussian.iou,
+                                     "gaussian_located": b.gaussian.located,
+                                     "box_x0": region.box[0] / region.width, "box_y0": region.box[1] / region.height,
+                                     "box_x1": region.box[2] / region.width, "box_y1": region.box[3] / region.height,
+                                     "cut": _cut(region),
+                                     "outline": outline(region.mask) if kind == PET else None})
+        sets.append(SetTruth(set_key, str(ann.source), n, ann.left_out, len(ann.not_in_set)))
+    return Truth(pd.DataFrame(scores), pd.DataFrame(base), tuple(sets))
+
+
+MAX_POINTS = 64  # the pet's outline on a photo page: at most this many points (a few hundred bytes)
+
+
+def outline(mask: np.ndarray, max_points: int = MAX_POINTS) -> list[list[float]]:
+    """The largest connected outline of the mask as a closed polygon of at most max_points (x, y) points, in
+    fractions of the photo (4 decimals), simplified with Douglas-Peucker at a tolerance doubled until it fits."""
+    from skimage import measure
+
+    padded = np.pad(mask.astype(np.uint8), 1)  # a region touching the frame still gets a closed contour
+    contours = measure.find_contours(padded, 0.5)
+    if not contours:
+        return []
+    c = max(contours, key=len) - 1  # (row, col), back to the unpadded photo
+    tol = 0.5
+    poly = measure.approximate_polygon(c, tol)
+    while len(poly) > max_points:
+        tol *= 2
+        poly = measure.approximate_polygon(c, tol)
+    h, w = mask.shape
+    return [[round(float(x) / w, 3), round(float(y) / h, 3)] for y, x in poly]
+
+
+def _cut(region) -> bool:
+    """Whether the region's box touches the photo's frame: a head cut by the edge of the picture."""
+    x0, y0, x1, y1 = region.box
+    return bool(x0 <= 0.5 or y0 <= 0.5 or x1 >= region.width - 0.5 or y1 >= region.height - 0.5)
+
+
+# ---- over photos: what the Report shows ------------------------------------------------------------------------
+
+
+def summarise_truth(truth: Truth, seed: int) -> pd.DataFrame:
+    """One row per (method, tap, region), maps of the labelled class: n, each score's mean with its 95% bootstrap
+    interval (columns <score>, <score>_lo, <score>_hi), and the baselines on the same photos (centre, centre_lo,
+    centre_hi for the centre point's pointing game; gaussian (pointing), area_share (a flat map's energy))."""
+    s = truth.scores
+    if s.empty:
+        return pd.DataFrame()
+    s = s[s["of"] == OF_LABEL]
+    base = truth.baselines.set_index(["set", "file", "region"])
+    out = []
+    for (method, tap, region), g in s.groupby(["method", "tap", "region"], sort=False):
+        row = {"method": method, "tap": int(tap), "region": region, "n": len(g)}
+        for col in SCORE_COLUMNS:
+            iv = L.interval(g[col].astype(float), seed)
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = iv.mean, iv.lo, iv.hi
+        b = base.loc[list(zip(g["set"], g["file"], g["region"]))]
+        for name, col in (("centre", "centre_hit"), ("centre_tolerant", "centre_hit_tolerant"),
+                          ("gaussian", "gaussian_hit"), ("gaussian_energy", "gaussian_energy"),
+                          ("gaussian_iou", "gaussian_iou"), ("area_share", "area_share")):
+            iv = L.interval(b[col].astype(float), seed)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = iv.mean, iv.lo, iv.hi
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+@dataclass(frozen=True)
+class ErrTest:
+    """Are the heads of mistakes smaller (or cut by the frame more often) than those of right answers?"""
+
+    n_right: int
+    n_wrong: int
+    share_right: L.Interval | None  # head area share, right answers
+    share_wrong: L.Interval | None
+    difference: tuple[float, float, float] | None  # wrong - right: mean, 95% bootstrap interval
+    p_value: float | None  # Mann-Whitney U, two-sided
+    cut_right: float | None  # share of heads touching the frame
+    cut_wrong: float | None
+    enough: bool  # whether there are enough mistakes to tell (MIN_MISTAKES)
+
+
+MIN_MISTAKES = 10
+
+
+def head_test(truth: Truth, seed: int) -> ErrTest | None:
+    """Mistakes against head size: the head's area share of mistakes vs right answers, with a bootstrap interval of
+    the difference in means and a Mann-Whitney rank test; None without head boxes."""
+    b = truth.baselines
+    if b.empty:
+        return None
+    b = b[b["region"] == HEAD]
+    if b.empty:
+        return None
+    right = b[b["label"] == b["prediction"]]
+    wrong = b[b["label"] != b["prediction"]]
+    nr, nw = len(right), len(wrong)
+    share_r = L.interval(right["area_share"], seed) if nr else None
+    share_w = L.interval(wrong["area_share"], seed) if nw else None
+    diff = p = None
+    if nr and nw:
+        rng = np.random.default_rng(seed)
+        a, c = wrong["area_share"].to_numpy(float), right["area_share"].to_numpy(float)
+        d = (rng.choice(a, (2000, a.size)).mean(1) - rng.choice(c, (2000, c.size)).mean(1))
+        lo, hi = np.percentile(d, [2.5, 97.5])
+        diff = (float(a.mean() - c.mean()), float(lo), float(hi))
+        from scipy.stats import mannwhitneyu
+
+        p = float(mannwhitneyu(a, c, alternative="two-sided").pvalue)
+    return ErrTest(nr, nw, share_r, share_w, diff, p,
+                   float(right["cut"].mean()) if nr else None, float(wrong["cut"].mean()) if nw else None,
+                   nw >= MIN_MISTAKES)
+
+
+def photo_index(truth: Truth) -> dict[tuple[str, str], dict]:
+    """(set, file) -> photo_truth of every annotated photo: grouped once, not filtered per page."""
+    if truth.baselines.empty:
+        return {}
+    scores = dict(iter(truth.scores.groupby(["set", "file"], sort=False))) if not truth.scores.empty else {}
+    return {k: photo_truth(Truth(scores.get(k, truth.scores.iloc[:0]), g, truth.sets), *k)
+            for k, g in truth.baselines.groupby(["set", "file"], sort=False)}
+
+
+def photo_truth(truth: Truth, set_key: str, file: str) -> dict | None:
+    """What a photo page shows: the head box (fractions of the photo), and per (method, tap, class) map and region
+    the peak (pixels of the photo) and scores. None when the photo has no ground truth."""
+    b = truth.baselines
+    if b.empty:
+        return None
+    mine = b[(b["set"] == set_key) & (b["file"] == file)]
+    if mine.empty:
+        return None
+    s = truth.scores
+    s = s[(s["set"] == set_key) & (s["file"] == file)]
+    recs = mine.to_dict("records")
+    boxes = {r["region"]: [round(r[f"box_{k}"], 4) for k in ("x0", "y0", "x1", "y1")] for r in recs}
+    outlines = {r["region"]: r["outline"] for r in recs if isinstance(r.get("outline"), list) and r["outline"]}
+    maps: dict[str, dict] = {}
+    for r in s.to_dict("records"):
+        key = f"{r['method']}/{r['tap']}/{r['cls']}"
+        m = maps.setdefault(key, {"peak": None if r["peak_x"] is None or pd.isna(r["peak_x"])
+                                  else [int(r["peak_x"]), int(r["peak_y"])]})
+        m[r["region"]] = [int(bool(r["hit"])), int(bool(r["hit_tolerant"])),
+                          None if pd.isna(r["energy"]) else round(float(r["energy"]), 3), round(float(r["iou"]), 3)]
+    return {"boxes": boxes, "outline": outlines.get(PET), "maps": maps}
