@@ -31,7 +31,7 @@ from generator.lock import site_lock
 from generator.pause import pause_at
 from generator.report.facts import MethodFacts, RunFacts
 
-BUNDLE_FORMAT = 3  # 2: the run's facts as a typed RunFacts; 3: with the leaderboard's outcome
+BUNDLE_FORMAT = 4  # 2: the run's facts as a typed RunFacts; 3: with the leaderboard's outcome; 4: ground truth
 
 
 class Timer:

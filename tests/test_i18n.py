@@ -65,6 +65,7 @@ ALLOWED = {
     "sha256", "pth", "rise", "relu", "auc", "energy", "logsumexp", "torch", "pytorch", "timm", "cpu", "cuda",
     "bf16", "channels", "last", "auto", "ok", "yes", "no", "samples", "layers", "confusion", "reliability",
     "confidence", "attention", "neither", "figures", "cat", "dog", "cats", "dogs", "post", "md",
+    "iou",  # intersection over union: Korean engineers write it as it is
 }
 
 
