@@ -213,7 +213,8 @@ def test_a_build_that_needs_more_maps_keeps_the_reported_numbers(small_site, tmp
     the first site's next build (the warm rerun below checks that too)."""
     import dataclasses
 
-    from generator import build, explain
+    from generator import build
+    from generator.explain import run as explain
 
     settings, _ = small_site
     recomputed = []
@@ -323,10 +324,12 @@ def test_ground_truth_reaches_the_photo_pages_the_methods_page_and_the_report(sm
     assert shown, "no personal photo page shows its ground truth"
     # the small build links 6 of the annotated photos: the rest are counted apart, not listed as errors
     assert f"{n_annotated - len(shown)} annotated photos are not in this set" in methods.replace(",", "")
+    from generator.evaluate.truth import MAX_POINTS
+
     for d in shown:
         x0, y0, x1, y1 = d["boxes"]["head"]
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
-        assert 3 <= len(d["outline"]) <= 64 and all(0 <= v <= 1 for pt in d["outline"] for v in pt)
+        assert 3 <= len(d["outline"]) <= MAX_POINTS and all(0 <= v <= 1 for pt in d["outline"] for v in pt)
         assert 0 <= d["peak"][0] < d["w"] and 0 <= d["peak"][1] < d["h"]
     report = (site / "report.html").read_text()
     assert 'id="head"' in report and "centre point" in report

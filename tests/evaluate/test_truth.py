@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from generator.data.annotations import load_annotations
 from generator.evaluate import truth as T
 from generator.explain.record import PhotoRecord
+from generator.frames import pd
 
 W = H = 8
 
@@ -107,7 +107,7 @@ def test_the_outline_is_small_closed_and_on_the_mask():
     yy, xx = np.mgrid[:200, :300]
     disc = (xx - 150) ** 2 + (yy - 100) ** 2 < 80 ** 2
     poly = T.outline(disc, max_points=64)
-    assert 8 <= len(poly) <= 64
+    assert 8 <= len(poly) <= T.MAX_POINTS
     pts = np.asarray(poly) * [300, 200]
     r = np.hypot(pts[:, 0] - 150, pts[:, 1] - 100)
     assert np.all(np.abs(r - 80) < 3)  # on the disc's edge, within the simplification's few pixels
