@@ -121,3 +121,17 @@ def make_record(seed: int = 0, n_taps: int = 3) -> PhotoRecord:
         probe_logits=rng.normal(size=(n_taps, 2)).astype(np.float32),
         imagenet_top=np.array([281, 282, 5]), imagenet_top_p=np.array([0.5, 0.2, 0.1], np.float32),
         pet_p=0.73, energy=-9.5, maps={"cam": cams, "gradcam": grads, "scorecam": score})
+
+
+def explain_watching_autograd(net: TinyGapNet, method, x: torch.Tensor):
+    """Explain x with CAM and `method` on the tiny net's two taps (a random probe, the net's own head), and
+    record whether autograd was on at each forward pass of the net: (BatchResult, [grad enabled per pass])."""
+    from generator.explain.explainer import Explainer
+    from generator.explain.methods import REGISTRY
+
+    heads = [LinearHead(torch.randn(2, 6), torch.randn(2)),
+             LinearHead(net.fc.weight.detach().clone(), net.fc.bias.detach().clone())]
+    grads_on: list[bool] = []
+    net.register_forward_hook(lambda *_: grads_on.append(torch.is_grad_enabled()))
+    with Explainer(net, ("c1", "c2"), heads, [REGISTRY["cam"], method]) as ex:
+        return ex(x), grads_on

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from generator.errors import UserError
+from generator.errors import SettingsError, UserError
 from generator.files import file_sha256
 from generator.i18n import N_
 
@@ -282,8 +282,6 @@ def resnet18(weights_dir: Path) -> Backbone:
 def check_name(name: str) -> None:
     """A SettingsError naming the registered backbones, for a name that is neither `auto` nor one of them."""
     if name != "auto" and name not in REGISTRY:
-        from generator.errors import SettingsError
-
         raise SettingsError(f"setting backbone = {name!r} is not allowed: use one of auto, {', '.join(REGISTRY)}.")
 
 

@@ -19,7 +19,6 @@ from generator.config import Settings
 from generator.data.scan import CLASSES
 from generator.evaluate import stats
 from generator.evaluate import truth as truth_mod
-from generator.evaluate.stats import BOOTSTRAP
 from generator.explain.overlay import colormaps_js, encode_maps, payload_json
 from generator.explain.record import PhotoRecord, map_key
 from generator.frames import pd
@@ -399,7 +398,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "sanity": report.sanity_table.to_dict("records"),
         "methods": method_info(report, list(report.run.methods_scored)),
         "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
-        "bootstrap": BOOTSTRAP,
+        "bootstrap": stats.BOOTSTRAP,
         "outcome": report.run.leaderboard, "margin": stats.MARGIN,
         "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
         "live": stats.live_comparisons([stats.Comparison(**r) for r in report.comparisons.to_dict("records")]),

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from generator.publish import pages
-from generator.publish import pages as pages_mod
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -60,16 +59,16 @@ def one_page_of_each_kind(site: Path) -> list[Path]:
     top-level page, and under sets/ the first gallery page of each set, the first photo page and the first
     confusion-cell page found (sorted, so the choice is the same every run)."""
     written = json.loads((site / "run.json").read_text())["pages"]
-    assert set(written) == {k.name for k in pages_mod.PAGES} | {pages_mod.PHOTO_KIND}
+    assert set(written) == {k.name for k in pages.PAGES} | {pages.PHOTO_KIND}
     firsts = [site / w["first"][0] for w in written.values() if w["count"]]
-    pages = sorted(site.glob("*.html"))
+    tops = sorted(site.glob("*.html"))
     sets = sorted(p for p in (site / "sets").iterdir() if p.is_dir())
-    pages += [s / "index.html" for s in sets if (s / "index.html").is_file()]
+    tops += [s / "index.html" for s in sets if (s / "index.html").is_file()]
     inside = sorted(p for s in sets for p in s.glob("*.html") if p.name != "index.html")
     cells = [p for p in inside if p.name.startswith("cell-")]
     photos = [p for p in inside if not p.name.startswith(("cell-", "page-"))]
     galleries_2 = [p for p in inside if p.name.startswith("page-")]
-    return list(dict.fromkeys(firsts + pages + cells[:1] + photos[:1] + galleries_2[:1]))
+    return list(dict.fromkeys(firsts + tops + cells[:1] + photos[:1] + galleries_2[:1]))
 
 
 def vnu_errors(pages: list[Path]) -> list[str]:

@@ -7,7 +7,15 @@ import re
 
 import pytest
 import torch
-from fixtures_models import batch_inputs, pgc_maps, pgc_scaled, tiny_net, torchcam_maps, torchcam_scaled
+from fixtures_models import (
+    batch_inputs,
+    explain_watching_autograd,
+    pgc_maps,
+    pgc_scaled,
+    tiny_net,
+    torchcam_maps,
+    torchcam_scaled,
+)
 
 from generator.explain.methods import REGISTRY, get, resolve
 from generator.explain.methods.activation import first_component_projection
@@ -88,18 +96,9 @@ def test_eigencam_finds_a_planted_pattern(loading_sign):
 def test_eigencam_declarations_are_what_the_explainer_does():
     """Eigen-CAM's declared needs drive the explainer: a map at every tap, one per photo (not per class), made
     without any backward pass; chosen by 'all' and by name, not by 'default'."""
-    from generator.explain.explainer import Explainer
-    from generator.model.heads import LinearHead
-
     method = REGISTRY["eigencam"]
     assert re.fullmatch(r"[A-Z][\w-]+ (et al\.|& [A-Z]\w+) \d{4}", method.citation)
-    net = tiny_net(3)
-    heads = [LinearHead(torch.randn(2, 6), torch.randn(2)),
-             LinearHead(net.fc.weight.detach().clone(), net.fc.bias.detach().clone())]
-    grads_on = []
-    net.register_forward_hook(lambda *_: grads_on.append(torch.is_grad_enabled()))
-    with Explainer(net, ("c1", "c2"), heads, [REGISTRY["cam"], method]) as ex:
-        out = ex(torch.randn(3, 3, 16, 16))
+    out, grads_on = explain_watching_autograd(tiny_net(3), method, torch.randn(3, 3, 16, 16))
     assert [tuple(m.shape) for m in out.maps["eigencam"]] == [(3, 8, 8), (3, 4, 4)]
     assert grads_on and not any(grads_on)
     assert "eigencam" in resolve("all") and "eigencam" not in resolve("default") and "eigencam" in resolve("eigencam")

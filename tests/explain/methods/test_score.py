@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from fixtures_models import batch_inputs, tiny_net, torchcam_maps, torchcam_scaled
+from fixtures_models import batch_inputs, explain_watching_autograd, tiny_net, torchcam_maps, torchcam_scaled
 
 from generator.explain.methods import REGISTRY, get, resolve, score
 
@@ -83,17 +83,8 @@ def test_declarations_are_what_the_explainer_does():
     """Score-CAM's declarations drive the explainer: a map at the last tap only, extra forward passes and no
     backward; the cost readers see names the real channel count of EfficientNet-Lite0's last tap."""
     timm = pytest.importorskip("timm")
-    from generator.explain.explainer import Explainer
-    from generator.model.heads import LinearHead
-
     method = REGISTRY["scorecam"]
-    net = tiny_net(seed=4, head_scale=3.0)
-    heads = [LinearHead(torch.randn(2, 6), torch.randn(2)),
-             LinearHead(net.fc.weight.detach().clone(), net.fc.bias.detach().clone())]
-    grads_on = []
-    net.register_forward_hook(lambda *_: grads_on.append(torch.is_grad_enabled()))
-    with Explainer(net, ("c1", "c2"), heads, [REGISTRY["cam"], method]) as ex:
-        out = ex(torch.randn(2, 3, 16, 16))
+    out, grads_on = explain_watching_autograd(tiny_net(seed=4, head_scale=3.0), method, torch.randn(2, 3, 16, 16))
     assert out.maps["scorecam"][0] is None and tuple(out.maps["scorecam"][1].shape) == (2, 4, 4)
     assert len(grads_on) > 1 and not any(grads_on)  # the photo's pass, then the masked ones; no autograd
     assert list(method.taps_of(4)) == [3] and "scorecam" not in resolve("default")
