@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES as CLASSES
 from generator.explain.overlay import decode_maps
 from generator.frames import pd
 

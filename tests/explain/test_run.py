@@ -31,7 +31,7 @@ def test_a_record_saved_with_fewer_methods_keeps_the_maps_already_cached(tmp_pat
 def test_photo_row_is_computed_from_the_record():
     s = make_settings({"input_size": 64})
     rec = make_record(2)
-    row = photo_row(rec, s, CATEGORIES)
+    row = photo_row(rec, s, CATEGORIES, ("cat", "dog"))
     p = np.exp(rec.logits - rec.logits.max())
     p /= p.sum()
     assert np.isclose(row["p_cat"], p[0], atol=1e-6) and np.isclose(row["p_dog"], p[1], atol=1e-6)

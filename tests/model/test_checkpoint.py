@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES as CLASSES
 from generator.model import backbones, checkpoint
 from generator.model.backbones import Backbone, WeightsError
 from generator.model.heads import LinearHead

@@ -53,7 +53,7 @@ def test_train_or_load_reuses_then_retrains_on_a_new_recipe(tmp_path):
     """On real photos: the second call loads the checkpoint; a changed weight decay retrains."""
     from conftest import make_small_data, small_settings
 
-    from generator.data.scan import CLASSES, as_table, scan_rows
+    from generator.data.scan import DEFAULT_CLASSES, as_table, scan_rows
     from generator.data.workers import make_pool
     from generator.model import backbones
     from generator.model.runtime import choose_runtime
@@ -61,17 +61,19 @@ def test_train_or_load_reuses_then_retrains_on_a_new_recipe(tmp_path):
     data = make_small_data(tmp_path, n_train=6, n_test=1)
     settings = small_settings(tmp_path, data, hflip=False)
     table = as_table(scan_rows(settings.data_dir, ["train"]))
-    rows = table[table["label"].isin(CLASSES)]
+    rows = table[table["label"].isin(DEFAULT_CLASSES)]
     backbone = backbones.build("efficientnet_lite0", settings.weights_dir)
     logs: list[str] = []
     with make_pool(1) as pool:
         runtime = choose_runtime(settings)
-        trained = train.train_or_load(backbone, rows, settings, pool, runtime, log=logs.append, progress=False)
+        trained = train.train_or_load(backbone, rows, settings, pool, runtime, DEFAULT_CLASSES, log=logs.append,
+                                      progress=False)
         model = trained.model
         assert set(trained.statuses.values()) == {"ok"} and len(trained.probs) == 12 == len(trained.pet_p)
         stamp = model.path.stat().st_mtime_ns
         logs.clear()
-        again = train.train_or_load(backbone, rows, settings, pool, runtime, log=logs.append, progress=False).model
+        again = train.train_or_load(backbone, rows, settings, pool, runtime, DEFAULT_CLASSES, log=logs.append,
+                                    progress=False).model
         assert again.path.stat().st_mtime_ns == stamp and not any("fitting" in m for m in logs)
         torch.testing.assert_close(again.heads[-1].weight, model.heads[-1].weight)
         from generator.config import make_settings
@@ -80,6 +82,7 @@ def test_train_or_load_reuses_then_retrains_on_a_new_recipe(tmp_path):
                                                                       "workers", "hflip")},
                                  "weight_decay": 0.5})
         logs.clear()
-        third = train.train_or_load(backbone, rows, changed, pool, runtime, log=logs.append, progress=False).model
+        third = train.train_or_load(backbone, rows, changed, pool, runtime, DEFAULT_CLASSES, log=logs.append,
+                                    progress=False).model
         assert any("retraining" in m and "recipe" in m for m in logs)
         assert third.meta["recipe"]["weight_decay"] == 0.5
