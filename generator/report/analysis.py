@@ -76,11 +76,10 @@ def proportion_interval(k: int, n: int) -> tuple[float, float]:
     """95% Wilson score interval of a proportion k/n (NaN, NaN when n = 0)."""
     if n <= 0:
         return float("nan"), float("nan")
-    z = 1.959963984540054  # the 97.5% quantile of the standard normal
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    from scipy.stats import binomtest  # here: importing scipy.stats costs half a second that a re-render need not pay
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def per_class(df: pd.DataFrame, classes: Classes = DEFAULT_CLASSES) -> pd.DataFrame:

@@ -86,3 +86,40 @@ def test_train_or_load_reuses_then_retrains_on_a_new_recipe(tmp_path):
                                     progress=False).model
         assert any("retraining" in m and "recipe" in m for m in logs)
         assert third.meta["recipe"]["weight_decay"] == 0.5
+
+
+def clusters(k: int, per: int = 12, d: int = 16, seed: int = 0):
+    """k well-separated Gaussian clusters in d dimensions, `per` points each, labels 0..k-1 in order."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=6.0, size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    return (centres[y] + rng.normal(size=(len(y), d))).astype(np.float32), y
+
+
+@pytest.mark.parametrize("k", [2, 3, 37])
+def test_fit_heads_fits_k_classes_at_every_tap(k):
+    from generator.config import make_settings
+    from generator.model.features import TrainingFeatures
+
+    x, y = clusters(k)
+    tf = TrainingFeatures(feats=[x[:, :8].copy(), x], statuses=["ok"] * len(y), mirror=None,
+                          pet_p=np.ones(len(y)), energy=np.zeros(len(y)))
+    classes = tuple(f"c{i}" for i in range(k))
+    heads, scores = train.fit_heads(tf, y, make_settings({}), classes, log=lambda _m: None)
+    assert [tuple(h.weight.shape) for h in heads] == [(k, 8), (k, 16)] and tuple(heads[-1].bias.shape) == (k,)
+    assert scores["tap1_train_accuracy"] == 1.0 and scores["tap1_cv5_accuracy"] > 0.9
+
+
+def test_a_class_without_readable_photos_is_one_sentence():
+    from generator.config import make_settings
+    from generator.errors import UserError
+    from generator.model.features import TrainingFeatures
+
+    x, y = clusters(3, per=4)
+    statuses = ["ok" if label != 2 else "skipped: cannot be decoded" for label in y]
+    ok = np.array([s == "ok" for s in statuses])
+    tf = TrainingFeatures(feats=[x[ok]], statuses=statuses, mirror=None, pet_p=np.ones(int(ok.sum())),
+                          energy=np.zeros(int(ok.sum())))
+    with pytest.raises(UserError, match="class 'tabby' has none") as exc:
+        train.fit_heads(tf, y, make_settings({}), ("ginger", "black", "tabby"), log=lambda _m: None)
+    assert "\n" not in str(exc.value)
