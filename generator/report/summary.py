@@ -139,6 +139,31 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     )
 
 
+BOARD_LOCALISATION = (("head", "hit"), ("head", "energy"), ("pet", "hit"))  # (region, score) joined to the board
+
+
+def board_localisation(board: pd.DataFrame, localisation: pd.DataFrame | None, tap: int) -> pd.DataFrame:
+    """The board's rows at `tap`, with the localisation scores of the same map joined on (method, tap) as columns
+    loc_<region>_<score> (with _lo and _hi); the centred Gaussian row gets the Gaussian map's pointing game and
+    energy from the same annotated photos. loc_n: the annotated photos behind them (other photos than the board's
+    own sample: every annotated photo, not the leaderboard's sample)."""
+    rows = board[board["tap"] == tap].copy() if not board.empty else board
+    if rows.empty or localisation is None or localisation.empty:
+        return rows
+    loc = localisation[localisation["tap"] == tap]
+    for region, score in BOARD_LOCALISATION:
+        part = loc[loc["region"] == region].set_index("method")
+        col = f"loc_{region}_{score}"
+        for suffix in ("", "_lo", "_hi"):
+            rows[col + suffix] = rows["method"].map(part[score + suffix]) if len(part) else float("nan")
+            if len(part):  # the Gaussian baseline's own localisation, on the same photos as any method's row
+                g = {"hit": "gaussian", "energy": "gaussian_energy"}[score] + suffix
+                rows.loc[rows["method"] == "gaussian", col + suffix] = float(part[g].iloc[0])
+        if len(part):
+            rows.loc[rows["method"].isin(part.index), "loc_n"] = rows["method"].map(part["n"])
+    return rows
+
+
 def map_titles(report: Report, lang) -> dict[str, str]:
     """Every scored map's title as readers see it: the methods' own, and the two reference maps."""
     titles = {n: i.title for n, i in report.run.methods_info.items()}

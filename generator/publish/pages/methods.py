@@ -8,7 +8,7 @@ from generator.evaluate import stats
 from generator.i18n import N_, Lang
 from generator.publish.pages.kinds import PageKind, method_info
 from generator.report.names import safe_name
-from generator.report.summary import Report, map_titles
+from generator.report.summary import BOARD_LOCALISATION, Report, board_localisation, map_titles
 
 
 def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
@@ -23,8 +23,14 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
     last = report.n_taps - 1
     rows = board.to_dict("records") if not board.empty else []
 
+    joined = board_localisation(board, report.localisation, last)
+    joined_rows = joined.to_dict("records") if not joined.empty else []
+    annotated = {st.set for st in report.truth.sets}
+
     def at_last(set_key: str) -> list[dict]:
-        return sorted((r for r in rows if r["set"] == set_key and r["tap"] == last), key=lambda r: -r["combined"])
+        keep = set_key == "all" or set_key in annotated  # localisation is scored on the annotated sets only
+        return sorted((_present(r, keep) for r in joined_rows if r["set"] == set_key),
+                      key=lambda r: -r["combined"])
 
     per_tap: dict[str, list[dict | None]] = {}
     for r in rows:
@@ -41,12 +47,30 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "outcome": report.run.leaderboard, "margin": stats.MARGIN,
         "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
         "live": stats.live_comparisons([stats.Comparison(**r) for r in report.comparisons.to_dict("records")]),
-        # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
-        # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
-        "extra_columns": [],
+        # Columns other evaluations add to the board (localisation where a set has ground truth): dicts of title
+        # (shown) and key (a column of the board's rows, with key_lo and key_hi for its interval), in percent.
+        "extra_columns": localisation_columns(joined, lang),
+        "loc_n": int(joined["loc_n"].max()) if "loc_n" in joined and joined["loc_n"].notna().any() else 0,
         "localisation": localisation_table(report),
         "truth_sets": truth_sets(report),
     }
+
+
+def _present(row: dict, keep_localisation: bool) -> dict:
+    """A board row without the localisation columns it has no value in (the template shows a dash for those)."""
+    return {k: v for k, v in row.items() if not (k.startswith("loc_") and (v != v or not keep_localisation))}
+
+
+def localisation_columns(joined, lang: Lang) -> list[dict]:
+    """The board's localisation columns (percentages), where the annotated photos gave them."""
+    titles = {("head", "hit"): lang._("head: peak inside"), ("head", "energy"): lang._("head: energy inside"),
+              ("pet", "hit"): lang._("pet: peak inside")}
+    out = []
+    for region, score in BOARD_LOCALISATION:
+        key = f"loc_{region}_{score}"
+        if key in joined and joined[key].notna().any():
+            out.append({"title": titles[region, score], "key": key, "percent": True})
+    return out
 
 
 def localisation_table(report: Report) -> list[dict]:
