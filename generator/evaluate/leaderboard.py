@@ -259,6 +259,16 @@ def planned_looks(pool: int) -> int:
     return looks + 1
 
 
+def affordable_looks(done: int, per_photo_s: float | None, left_s: float, pool: int) -> int:
+    """The looks to correct for, fixed once the probe has measured the seconds a photo takes (before any score
+    is looked at, so the correction does not depend on the scores): planned_looks of the photos the time left
+    can buy, not of the whole pool. On a CPU budget of ~10 to 40 photos that is 2 to 4 looks instead of ~10, so
+    each interval is less strict and the same photos decide more."""
+    if per_photo_s is None or not math.isfinite(left_s):
+        return planned_looks(pool)
+    return planned_looks(min(pool, done + int(max(left_s, 0.0) / max(per_photo_s, 1e-9))))
+
+
 def next_size(done: int, per_photo_s: float | None, left_s: float, pool: int, adaptive: bool
               ) -> tuple[int, bool]:
     """Photos of the next round: the probe, then up to the next look (FIRST_LOOK, then doubling), cut to what the
@@ -423,7 +433,8 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     stream = (sample_rows(results, sets, settings.faithfulness_sample, settings.seed) if fixed
               else photo_stream(results, sets, settings.seed))
     pool = stream.to_dict("records")
-    looks = planned_looks(len(pool)) if adaptive else 1
+    looks = planned_looks(len(pool)) if adaptive else 1  # fixed for good once a computed round gives the time
+    looks_fixed, looked = not adaptive, 0
     done: list[_Photo] = []
     at, computed_s, computed_n = 0, 0.0, 0
     stopped = "fixed" if fixed else "all photos"
@@ -445,27 +456,44 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
             computed_s += time.perf_counter() - t0
             computed_n += k
         done += got
+        if not looks_fixed and computed_n:
+            looks = affordable_looks(len(done), computed_s / computed_n,
+                                     budget - (time.perf_counter() - started), len(pool))
+            looks_fixed = True
         if adaptive and len(done) >= FIRST_LOOK:  # a look: at FIRST_LOOK photos, then each doubling
             comps = comparisons(pd.DataFrame(_score_rows(done)), last, settings.seed, looks)
+            looked += 1
             if comps and all(c.verdict != "undecided" for c in comps):
                 stopped = "resolved"
+                break
+            if looked >= looks:  # every look corrected for is spent: more photos could not change a verdict
+                stopped = "budget" if at < len(pool) else stopped
                 break
         if cut:  # the budget cut this round short: there is no time for another
             stopped = "budget" if at < len(pool) else stopped
             break
     # The earlier taps (the gradient family's table), on the same photos in the same order, while time is left.
+    # Their seconds per photo are measured apart (every gradient method at every earlier tap costs more than the
+    # last tap's round did): one photo first, then as many as the time left buys at that rate.
     earlier = set(range(last))
     stage_n = 0
     if earlier:
-        i = 0
+        i, early_s, early_n = 0, 0.0, 0
         while i < len(done):
             left = budget - (time.perf_counter() - started)
-            per = computed_s / computed_n if computed_n else None
-            k = len(done) - i if not adaptive else min(len(done) - i, GPU_ROUND,
-                                                         int(left / max(per or 1.0, 1e-9) / 2))
+            if not adaptive:
+                k = len(done) - i
+            elif not early_n:
+                k = 1 if left > (computed_s / computed_n if computed_n else 0.0) else 0
+            else:
+                k = min(len(done) - i, GPU_ROUND, int(left / max(early_s / early_n, 1e-9)))
             if k <= 0:
                 break
+            t0, p0 = time.perf_counter(), stage.passes
             more = stage.run([ph.row for ph in done[i:i + k]], earlier, with_sanity=False)
+            if stage.passes > p0:
+                early_s += time.perf_counter() - t0
+                early_n += k
             by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
             for ph in done[i:i + k]:
                 extra = by_file.get((ph.row["set"], ph.row["file"]))

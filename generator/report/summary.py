@@ -7,7 +7,7 @@ Imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,9 @@ class SetSummary:
     ece: float | None = None
     per_class: pd.DataFrame | None = None  # analysis.per_class: accuracy and calibration of each class
     pairs: pd.DataFrame | None = None  # analysis.confusion_pairs: the mix-ups, most photos first
+    signed_scales: tuple[float, ...] = ()  # per tap, the scale of its photos' signed evidence maps
+    layer_sample: tuple[int, ...] = ()  # positions (among its readable photos) of the seeded sample layers.html shows
+    attention: tuple[dict, ...] = ()  # analysis.attention_by_outcome, labelled sets
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,17 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
             probe_accuracy=analysis.probe_accuracy(df, n_taps, classes) if labeled and not is_train else None,
             per_class=analysis.per_class(df, classes) if labeled else None,
             pairs=analysis.confusion_pairs(df, classes) if labeled else None))
+    rng = np.random.default_rng(settings.seed)  # one stream over the sets in order: the layer samples
+    for i, x in enumerate(sets):
+        if x.is_train:
+            continue
+        df = results[(results["set"] == x.key) & (results["status"] == "ok")]
+        take = rng.choice(len(df), size=min(settings.layer_sample, len(df)), replace=False) if len(df) \
+            else np.zeros(0, int)
+        sets[i] = replace(x, signed_scales=tuple(analysis.signed_scales(df, n_taps)),
+                          layer_sample=tuple(int(t) for t in np.sort(take)),
+                          attention=tuple(analysis.attention_by_outcome(df, classes).to_dict("records"))
+                          if x.counts["labeled"] else ())
     labeled = [s.key for s in sets if not s.is_train and s.counts["labeled"]]
     unrelated = settings.set_for("unrelated")
     has_unrelated = any(s.key == unrelated for s in sets)
@@ -134,6 +148,31 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         comparisons=stats.comparison_table(stats.comparisons(
             scores, n_taps - 1, settings.seed, looks)),
     )
+
+
+BOARD_LOCALISATION = (("head", "hit"), ("head", "energy"), ("pet", "hit"))  # (region, score) joined to the board
+
+
+def board_localisation(board: pd.DataFrame, localisation: pd.DataFrame | None, tap: int) -> pd.DataFrame:
+    """The board's rows at `tap`, with the localisation scores of the same map joined on (method, tap) as columns
+    loc_<region>_<score> (with _lo and _hi); the centred Gaussian row gets the Gaussian map's pointing game and
+    energy from the same annotated photos. loc_n: the annotated photos behind them (other photos than the board's
+    own sample: every annotated photo, not the leaderboard's sample)."""
+    rows = board[board["tap"] == tap].copy() if not board.empty else board
+    if rows.empty or localisation is None or localisation.empty:
+        return rows
+    loc = localisation[localisation["tap"] == tap]
+    for region, score in BOARD_LOCALISATION:
+        part = loc[loc["region"] == region].set_index("method")
+        col = f"loc_{region}_{score}"
+        for suffix in ("", "_lo", "_hi"):
+            rows[col + suffix] = rows["method"].map(part[score + suffix]) if len(part) else float("nan")
+            if len(part):  # the Gaussian baseline's own localisation, on the same photos as any method's row
+                g = {"hit": "gaussian", "energy": "gaussian_energy"}[score] + suffix
+                rows.loc[rows["method"] == "gaussian", col + suffix] = float(part[g].iloc[0])
+        if len(part):
+            rows.loc[rows["method"].isin(part.index), "loc_n"] = rows["method"].map(part["n"])
+    return rows
 
 
 def map_titles(report: Report, lang) -> dict[str, str]:

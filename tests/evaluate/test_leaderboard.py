@@ -131,19 +131,26 @@ def _run_rule(effects, noise, pool, seconds_per_photo, budget_s):
 
     full = _stream_scores(pool, effects, noise, seed=3)
     looks = leaderboard.planned_looks(pool)
-    done, spent, stopped, comps = 0, 0.0, "all photos", []
+    done, spent, stopped, comps, looked = 0, 0.0, "all photos", [], 0
     while done < pool:
         k, cut = leaderboard.next_size(done, seconds_per_photo if done else None, budget_s - spent, pool, True)
         if k <= 0:
             stopped = "budget"
             break
+        first = done == 0
         done += k
         spent += k * seconds_per_photo
+        if first:  # the probe measured the time: the looks are fixed from what the budget can buy
+            looks = leaderboard.affordable_looks(done, seconds_per_photo, budget_s - spent, pool)
         if done >= leaderboard.FIRST_LOOK:
             scores = full[full["file"].isin([f"f{i}" for i in range(done)])]
             comps = stats.comparisons(scores, 1, 0, looks)
+            looked += 1
             if all(c.verdict != "undecided" for c in comps):
                 stopped = "resolved"
+                break
+            if looked >= looks:
+                stopped = "budget"
                 break
         if cut:
             stopped = "budget"
@@ -277,3 +284,27 @@ def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(t
     s2, _, out2 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
     assert out2.stopped == "budget" and out2.photos == leaderboard.PROBE and out2.stage_photos == 0
     assert set(s2["tap"]) == {1}
+
+
+def test_the_looks_corrected_for_are_those_the_budget_can_buy():
+    """After the probe (2 photos at 1 s each, 28 s left), at most 30 photos can be scored: the Bonferroni factor
+    counts the looks of 30 photos (at 10, 20 and 30), not the ~10 looks of the whole pool of 1,384."""
+    assert leaderboard.affordable_looks(2, 1.0, 28.0, 1384) == leaderboard.planned_looks(30) == 4
+    assert leaderboard.planned_looks(1384) == 10
+    assert leaderboard.affordable_looks(2, None, 28.0, 1384) == 10  # no time measured yet: the whole pool
+    assert leaderboard.affordable_looks(2, 1.0, float("inf"), 50) == leaderboard.planned_looks(50)
+    assert leaderboard.affordable_looks(2, 1.0, -5.0, 1384) == leaderboard.planned_looks(2)  # overdrawn
+
+
+def test_a_budget_of_twenty_photos_decides_what_the_whole_pool_correction_could_not():
+    """The same stream, the same 20-photo budget: with the looks the budget can buy (3), a clearly better method
+    is separated from the random map; corrected for the pool's 10 looks it would not be, on these photos."""
+    from generator.evaluate import stats
+
+    stopped, n, comps = _run_rule({"good": 0.12, "random": 0.0, "gaussian": 0.0}, 0.12, 1384, 1.0, 20.0)
+    assert n <= 20
+    assert comps["good", "random"].verdict == "better"
+    full = _stream_scores(1384, {"good": 0.12, "random": 0.0, "gaussian": 0.0}, 0.12, seed=3)
+    seen = full[full["file"].isin([f"f{i}" for i in range(n)])]
+    strict = {(c.a, c.b): c for c in stats.comparisons(seen, 1, 0, leaderboard.planned_looks(1384))}
+    assert strict["good", "random"].verdict == "undecided" and strict["good", "random"].lo < 0
