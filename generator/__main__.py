@@ -90,10 +90,17 @@ def run(args: argparse.Namespace) -> int:
 
     for line in import_all(settings.data_dir, args.source, args.personal, args.unrelated,
                            download=not args.no_download, only_missing=True, url=settings.data_url,
-                           progress=not args.quiet, log=log):
+                           progress=not args.quiet, log=log, defaults=adds_default_sets(settings)):
         log(line)
     build_site(settings, log=log, progress=not args.quiet, paths_checked=True)
     return 0
+
+
+def adds_default_sets(settings: Settings) -> bool:
+    """Whether `site` may fill the data folder's missing sets with the defaults (the download, scikit-image's
+    photos): only in the tool's own data/ (setting data_dir left at its default). A folder the user names is read,
+    not written: only what --source, --personal or --unrelated ask for goes into it."""
+    return Path(settings.data_dir).absolute() == Path(Settings.data_dir).absolute()
 
 
 def main(argv: list[str] | None = None) -> int:
