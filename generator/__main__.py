@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", type=Path, default=Path("data"))
     weights = sub.add_parser("weights", help="download torchvision's ResNet18 ImageNet weights into weights/")
     weights.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    breeds = sub.add_parser("breeds", help="the 37-breed example: link the Oxford-IIIT Pet photos into data/breeds/"
+                            "{train,test}/<Breed>/, split seeded per breed")
+    breeds.add_argument("--source", type=Path, default=Path("../shared/datasets/personal"),
+                        help="folder of oxfordpet_<Breed>_<n>.jpg photos (default: ../shared/datasets/personal)")
+    breeds.add_argument("--data-dir", type=Path, default=Path("data/breeds"))
+    breeds.add_argument("--test-share", type=float, default=0.3, help="share of each breed's photos for testing")
+    breeds.add_argument("--seed", type=int, default=0)
     clean = sub.add_parser("clean", help="delete the site, its build leftovers and the cache (only if this tool "
                            "wrote them)")
     clean.add_argument("--site-dir", type=Path, default=Settings.site_dir)
@@ -76,6 +83,18 @@ def run(args: argparse.Namespace) -> int:
         for line in import_all(args.data_dir, args.source, args.personal, args.unrelated,
                                download=not args.no_download, url=args.url, log=log):
             print(line)
+        return 0
+    if args.command == "breeds":
+        from generator.data.breeds import link_breeds
+
+        if not 0 < args.test_share < 1:
+            raise UserError(f"--test-share {args.test_share} is not allowed: use a share between 0 and 1, e.g. 0.3.")
+        check_folder("data_dir", args.data_dir)
+        counts = link_breeds(args.source, args.data_dir, test_share=args.test_share, seed=args.seed)
+        n_train, n_test = (sum(c[i] for c in counts.values()) for i in (0, 1))
+        print(f"{args.data_dir}: {len(counts)} breeds, {n_train} training and {n_test} test photos (links to "
+              f"{args.source}); build it with: make site ARGS=\"--data-dir {args.data_dir} --eval-sets test "
+              f"--roles test=test --site-dir site-breeds\"")
         return 0
     if args.command == "weights":
         from generator.model.backbones import download_resnet18

@@ -15,7 +15,6 @@ from pathlib import Path
 from generator.errors import UserError
 
 DEFAULT_CLASSES = ("cat", "dog")  # the classes of the default data (folders cats/ and dogs/ of the public zip)
-CLASSES = DEFAULT_CLASSES  # read only by publish/pages.py and figures.py until they take report.classes
 # Formats a photo may come in. Anything else is reported as skipped, never guessed at.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"})
 # Folder names that mean a class of another name: the default layout's plural folders (any case).
