@@ -404,17 +404,24 @@ def story(report, lang: Lang) -> list[Section]:
                           closing(results, labeled, unrelated, lang, classes)) if f is not None]
     truth = [f for f in (looks_at_head(report.localisation, tap_labels(run, lang), lang),
                          errs_when_head_unclear(report.head_test, lang)) if f is not None]
+    default = tuple(classes) == DEFAULT_CLASSES
+    why = lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
+                 "classifies a photo. This report repeats a blog experiment: train a cat-versus-dog classifier on "
+                 "an ImageNet network, then look at its maps on test photos, on one's own pet photos, on photos "
+                 "that show neither, and at each of the network's four stages.") if default else lang._(
+        "Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it classifies "
+        "a photo. This report fits a classifier of %(k)s classes on an ImageNet network and looks at its maps on "
+        "the test photos, at its mistakes and at each of the network's stages, as a blog experiment did for cats "
+        "and dogs.", k=lang.num(len(classes)))
+    data = lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
+                  "is %(backbone)s with its ImageNet weights.", backbone=run.backbone) if default else lang._(
+        "The photos are the folders of the training set, one per class: %(names)s. The network is %(backbone)s "
+        "with its ImageNet weights.", names=", ".join(classes[:8]) + (" …" if len(classes) > 8 else ""),
+        backbone=run.backbone)
     return [
-        Section("why", lang._("Why"), [
-            lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
-                   "classifies a photo. This report repeats a blog experiment: train a cat-versus-dog classifier on "
-                   "an ImageNet network, then look at its maps on test photos, on one's own pet photos, on photos "
-                   "that show neither, and at each of the network's four stages."),
-        ], [], formula=True),
-        Section("model", lang._("The data and the model"), [
-            lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
-                   "is %(backbone)s with its ImageNet weights.", backbone=run.backbone),
-        ], [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
+        Section("why", lang._("Why"), [why], [], formula=True),
+        Section("model", lang._("The data and the model"), [data],
+                [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
         Section("cam", lang._("CAM on the photos"), [
             lang._("Each photo below carries the map of the class the model chose; wrong predictions are framed in "
                    "red. The CAM box is the largest region where the map is at least %(thr)s of its range.",
