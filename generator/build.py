@@ -24,7 +24,7 @@ from typing import Any
 from generator import manifest as manifest_mod
 from generator import ownership
 from generator.config import Settings, jsonable
-from generator.data.scan import discover_sets, scan
+from generator.data.scan import DEFAULT_CLASSES, discover_sets, scan
 from generator.errors import UserError, from_os_error
 from generator.files import write_bytes, write_text
 from generator.lock import site_lock
@@ -170,7 +170,7 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
         checkpoint=str(model.path),
         model_fingerprint=model.fingerprint,
         recipe=model.meta["recipe"],
-        train_scores=model.meta.get("scores", {}),
+        train_scores={k: v for k, v in model.meta.get("scores", {}).items() if k != "cv_msp"},
         seed=settings.seed,
         runtime=asdict(runtime),
         versions=manifest_mod.versions(),
@@ -255,6 +255,8 @@ def _train_rows(rows, trained, classes: tuple[str, ...]) -> Any:
             r["prediction"] = classes[int(np.argmax(p))]
             r["pet_p"] = trained.pet_p.get(r["path"])
             r["energy"] = trained.energy.get(r["path"])
+            if tuple(classes) != DEFAULT_CLASSES and r["path"] in trained.cv_msp:  # what 'neither' is chosen on
+                r["msp_cv"] = trained.cv_msp[r["path"]]
         out.append(r)
     return pd.DataFrame(out)
 

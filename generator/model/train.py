@@ -49,20 +49,32 @@ def predict(head: LinearHead, x: np.ndarray) -> np.ndarray:
     return (torch.as_tensor(x, dtype=torch.float32) @ head.weight.T + head.bias).argmax(1).numpy()
 
 
-def cross_validated_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
-                             folds: int, seed: int, groups: np.ndarray | None = None) -> float:
-    """k-fold accuracy; `groups` keeps the mirrored copy of a photo in the same fold as the photo."""
+def cross_validated(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float, folds: int, seed: int,
+                    groups: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """k-fold accuracy, and each row's class probabilities from the head fitted without its fold (N, K); `groups`
+    keeps the mirrored copy of a photo in the same fold as the photo."""
     groups = np.arange(len(y)) if groups is None else groups
     order = np.random.default_rng(seed).permutation(np.unique(groups))
     fold_of = {g: i % folds for i, g in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
     correct = total = 0
+    probs = np.full((len(y), n_classes), np.nan)
     for k in range(folds):
         tr, te = fold != k, fold == k
+        if not te.any():
+            continue
         head = fit_logistic(x[tr], y[tr], n_classes, weight_decay)
         correct += int((predict(head, x[te]) == y[te]).sum())
         total += int(te.sum())
-    return correct / max(total, 1)
+        logits = torch.as_tensor(x[te], dtype=torch.float32) @ head.weight.T + head.bias
+        probs[te] = torch.softmax(logits.double(), 1).numpy()
+    return correct / max(total, 1), probs
+
+
+def cross_validated_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
+                             folds: int, seed: int, groups: np.ndarray | None = None) -> float:
+    """k-fold accuracy; `groups` keeps the mirrored copy of a photo in the same fold as the photo."""
+    return cross_validated(x, y, n_classes, weight_decay, folds, seed, groups)[0]
 
 
 def data_key(names: list[str], paths: list[str]) -> str:
@@ -76,7 +88,9 @@ def data_key(names: list[str], paths: list[str]) -> str:
 def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, classes: tuple[str, ...],
               log=print) -> tuple[list[LinearHead], dict]:
     """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
-    training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead)."""
+    training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead), and
+    "cv_msp": each readable photo's highest class probability from the head fitted without its fold, the honest
+    training score a "neither" threshold on the head's own confidence is chosen on."""
     y = labels[tf.ok]
     missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
     if missing:
@@ -94,8 +108,9 @@ def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, clas
         heads.append(fit_logistic(x, y_all, K, settings.weight_decay))
         scores[f"tap{t}_train_accuracy"] = float((predict(heads[-1], tf.feats[t]) == y).mean())
     last = len(x_all) - 1
-    scores[f"tap{last}_cv5_accuracy"] = cross_validated_accuracy(
+    scores[f"tap{last}_cv5_accuracy"], oof = cross_validated(
         x_all[last], y_all, K, settings.weight_decay, 5, settings.seed, groups)
+    scores["cv_msp"] = [float(v) for v in np.nanmax(oof[:len(y)], axis=1)]  # the photos, not their mirrors
     return heads, scores
 
 
@@ -106,6 +121,7 @@ class TrainingResult:
     probs: dict[str, np.ndarray]  # readable training path -> class probabilities of the head
     pet_p: dict[str, float]  # readable training path -> summed ImageNet cat+dog probability
     energy: dict[str, float]  # readable training path -> ImageNet energy score
+    cv_msp: dict[str, float]  # readable training path -> highest class probability, cross-validated (may be empty)
 
 
 def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime,
@@ -137,6 +153,8 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
         heads, meta = found
     probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
     ok_paths = [p for p, good in zip(paths, tf.ok) if good]
+    cv_msp = meta.get("scores", {}).get("cv_msp") or []
     return TrainingResult(TrainedModel(backbone, heads, meta, path), dict(zip(paths, tf.statuses)),
                           dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
-                          dict(zip(ok_paths, tf.energy.tolist())))
+                          dict(zip(ok_paths, tf.energy.tolist())),
+                          dict(zip(ok_paths, cv_msp)) if len(cv_msp) == len(ok_paths) else {})

@@ -101,7 +101,7 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     train = results[results["set"] == settings.train_set]
     score = analysis.neither_score(classes)
     train_ok = train[(train["status"] == "ok") & train["pet_p"].notna()]
-    threshold = analysis.keep_threshold(analysis.score_values(train_ok, score, classes).dropna().to_numpy(),
+    threshold = analysis.keep_threshold(analysis.training_scores(train_ok, score, classes).dropna().to_numpy(),
                                         settings.neither_keep)
     results = analysis.tag_rows(results, threshold, classes, score)
     n_taps = run.n_taps

@@ -123,3 +123,14 @@ def test_a_class_without_readable_photos_is_one_sentence():
     with pytest.raises(UserError, match="class 'tabby' has none") as exc:
         train.fit_heads(tf, y, make_settings({}), ("ginger", "black", "tabby"), log=lambda _m: None)
     assert "\n" not in str(exc.value)
+
+
+def test_cross_validated_probabilities_come_from_the_head_without_the_photo():
+    x, y = clusters(3, per=10)
+    acc, probs = train.cross_validated(x, y, 3, 1e-2, folds=5, seed=0)
+    assert acc == train.cross_validated_accuracy(x, y, 3, 1e-2, folds=5, seed=0)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-9)
+    assert ((probs.argmax(1) == y).mean()) == pytest.approx(acc)
+    full = train.fit_logistic(x, y, 3, 1e-2)  # fitted on every photo, it is surer of them than held out
+    inside = torch.softmax(torch.as_tensor(x) @ full.weight.T + full.bias, 1).numpy().max(1)
+    assert np.median(inside) >= np.median(probs.max(1))

@@ -244,3 +244,13 @@ def test_neither_from_the_heads_own_confidence_when_the_classes_are_not_cat_and_
     assert list(tagged["tag"]) == ["correct", "neither", "wrong", "correct", "neither", "correct", "neither"]
     summary = analysis.set_summary(tagged, THREE)
     assert summary["labeled"] == 6 and summary["predicted_tabby"] == 3 and summary["neither"] == 3
+
+
+def test_the_msp_threshold_is_chosen_on_cross_validated_training_scores():
+    """In-sample, a head is surer of its training photos than of new ones: where the build gives each training
+    photo's cross-validated MSP (msp_cv), the threshold is chosen on that."""
+    train = table3([("ginger", 0.98, 0.01, 0.01), ("black", 0.02, 0.97, 0.01), ("tabby", 0.01, 0.01, 0.98)])
+    assert analysis.training_scores(train, "msp", THREE).tolist() == [0.98, 0.97, 0.98]
+    honest = train.assign(msp_cv=[0.6, 0.7, 0.5])
+    assert analysis.training_scores(honest, "msp", THREE).tolist() == [0.6, 0.7, 0.5]
+    assert analysis.training_scores(honest, "pet_p", THREE).tolist() == [0.9, 0.9, 0.9]
