@@ -107,10 +107,17 @@ def run(args: argparse.Namespace) -> int:
     from generator.build import build_site
     from generator.data.fetch import import_all
 
+    defaults = adds_default_sets(settings)
     for line in import_all(settings.data_dir, args.source, args.personal, args.unrelated,
                            download=not args.no_download, only_missing=True, url=settings.data_url,
-                           progress=not args.quiet, log=log, defaults=adds_default_sets(settings)):
+                           progress=not args.quiet, log=log, defaults=defaults):
         log(line)
+    train = Path(settings.data_dir) / settings.train_set
+    if not defaults and not (train.is_dir() and any(train.iterdir())):
+        raise UserError(f"{train} is missing or empty, and a data folder you name is only read: give "
+                        "SOURCE=<folder or .zip laid out like cats_and_dogs_filtered> to import photos into it, "
+                        f"put <class>/ folders of photos in {train}, or run `make site` without --data-dir to "
+                        "download the default photos into data/.")
     build_site(settings, log=log, progress=not args.quiet, paths_checked=True)
     return 0
 
