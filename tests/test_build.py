@@ -375,8 +375,8 @@ def test_a_three_class_site(three_breeds):
     assert set(ok["prediction"]) <= set(classes) and set(ok["label"]) == set(classes)
     test = ok[ok["set"] == "test"]
     assert (test["prediction"] == test["label"]).mean() > 1 / 3  # better than chance on 9 photos
-    overview = (site / "overview.html").read_text()
-    assert "Each class" in overview and "head&#39;s own highest probability" in overview
+    overview = html.unescape((site / "overview.html").read_text(encoding="utf-8"))
+    assert "Each class" in overview and "head's own highest probability" in overview
     errors = (site / "errors.html").read_text()
     assert errors.count('<tr><th scope="row">') >= 3
     page = site / ok[ok["set"] == "test"].iloc[0]["page"]
