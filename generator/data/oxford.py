@@ -364,6 +364,8 @@ def import_oxford(data_dir: Path, *, set_name: str = SET_NAME, per_breed: int = 
 
     doc, counts = coco(chosen, annotations, (images_url, ann_url), work, log)
     _clear(target)
+    for left in data_dir.glob(f".{set_name}-new-*"):  # folders of links a killed run left (hidden: never a set)
+        shutil.rmtree(left, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{set_name}-new-", dir=data_dir))
     try:
         for p in chosen:

@@ -21,7 +21,7 @@ from generator.__main__ import main
 from generator.config import Settings, annotation_sources
 from generator.data import fetch, oxford
 from generator.data.annotations import HEAD, PET, load_annotations
-from generator.data.scan import discover_sets
+from generator.data.scan import discover_sets, scan_rows
 
 # breed -> photo numbers; Bengal is a cat breed (upper-case), beagle and pug are dog breeds
 BREEDS = {"Bengal": (1, 2, 3, 4), "beagle": (1, 2, 3, 4, 5), "pug": (7, 8, 9)}
@@ -169,6 +169,11 @@ def test_builds_an_annotated_set_that_the_build_finds(tmp_path, archives):
     for folder in ("images", "annotations"):  # marked the way ownership.py recognises the tool's folders
         assert ownership.cache_foreign(data / ".source" / oxford.WORK / folder) is None
     assert not list((data / ".source" / oxford.WORK).glob("*.part"))
+
+    # the build's scan labels them by folder: every photo is read (.mat files and resource forks stay out)
+    rows = scan_rows(data, ["oxford"])
+    assert sorted(r.file for r in rows) == files and all(r.status == "ok" for r in rows)
+    assert all(r.label == ("cat" if "Bengal" in r.file else "dog") for r in rows)
 
     # the COCO file, read back by the annotations module as a build reads it, holds the xmls' boxes
     coco = data / "oxford.annotations.json"
