@@ -11,6 +11,8 @@ SOURCE ?=
 PERSONAL ?=
 UNRELATED ?=
 ARGS ?=
+OXFORD ?=
+OXFORD_PER_BREED ?=
 
 data_args = $(if $(SOURCE),--source "$(SOURCE)") $(if $(PERSONAL),--personal "$(PERSONAL)") $(if $(UNRELATED),--unrelated "$(UNRELATED)")
 
@@ -34,9 +36,12 @@ $(VNU):
 	-command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix tests \
 		axe-core@4.14.1 vnu-jar@26.9.27
 
-# Downloads cats_and_dogs_filtered.zip (about 65 MB) unless SOURCE names a local copy of the same layout.
+# Downloads cats_and_dogs_filtered.zip (about 65 MB) unless SOURCE names a local copy of the same layout. OXFORD=1
+# also builds data/oxford/ (OXFORD_PER_BREED photos per breed, 10 by default) from the Oxford-IIIT Pet archives.
+oxford_args = $(if $(OXFORD),--oxford $(if $(OXFORD_PER_BREED),--oxford-per-breed "$(OXFORD_PER_BREED)"))
+
 data: $(STAMP)
-	$(BIN)/python -m generator data $(data_args)
+	$(BIN)/python -m generator data $(data_args) $(oxford_args)
 
 weights: $(STAMP)
 	$(BIN)/python -m generator weights

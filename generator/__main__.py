@@ -49,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--no-download", action="store_true", help="never use the network")
     data.add_argument("--url", default=Settings.data_url, help="where to download cats_and_dogs_filtered.zip from")
     data.add_argument("--data-dir", type=Path, default=Path("data"))
+    data.add_argument("--oxford", action="store_true", help="also build an annotated set from the official "
+                      "Oxford-IIIT Pet archives (downloads about 775 MB once; head boxes and pet outlines)")
+    data.add_argument("--oxford-per-breed", type=int, default=10, metavar="N", help="photos per breed in that set "
+                      "(37 breeds; a seeded sample)")
+    data.add_argument("--oxford-set", default="oxford", metavar="NAME", help="name of that set's folder in data/")
     weights = sub.add_parser("weights", help="download torchvision's ResNet18 ImageNet weights into weights/")
     weights.add_argument("--weights-dir", type=Path, default=Path("weights"))
     breeds = sub.add_parser("breeds", help="the 37-breed example: link the Oxford-IIIT Pet photos into data/breeds/"
@@ -83,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         for line in import_all(args.data_dir, args.source, args.personal, args.unrelated,
                                download=not args.no_download, url=args.url, log=log):
             print(line)
+        if args.oxford:
+            from generator.data.oxford import import_oxford
+
+            for line in import_oxford(args.data_dir, set_name=args.oxford_set, per_breed=args.oxford_per_breed,
+                                      allow_network=not args.no_download, log=log):
+                print(line)
         return 0
     if args.command == "breeds":
         from generator.data.breeds import link_breeds

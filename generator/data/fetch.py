@@ -272,16 +272,18 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
-def _offline_message(url: str, exc: BaseException) -> str:
+OTHER_WAY = f"give {SOURCE_HINT} to import a copy you already have"  # what a failed download's sentence ends with
+
+
+def _offline_message(url: str, exc: BaseException, other: str = OTHER_WAY) -> str:
     reason = getattr(exc, "reason", None) or exc
     return (f"could not reach {url} ({reason}), so this machine seems to be offline (or that server is down): run "
-            f"`make site` (or `make data`) again where a network exists, or give {SOURCE_HINT} to import a copy you "
-            "already have.")
+            f"`make site` (or `make data`) again where a network exists, or {other}.")
 
 
-def _http_message(url: str, code: int, reason: str) -> str:
+def _http_message(url: str, code: int, reason: str, other: str = OTHER_WAY) -> str:
     return (f"{url} answered HTTP {code} {reason} instead of the archive: check that address, try again later if the "
-            f"server is at fault, or give {SOURCE_HINT}.")
+            f"server is at fault, or {other}.")
 
 
 def _int_header(headers: http.client.HTTPMessage, name: str) -> int | None:
@@ -289,7 +291,8 @@ def _int_header(headers: http.client.HTTPMessage, name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _body_span(resp: http.client.HTTPResponse, url: str, offset: int) -> tuple[int, int | None] | None:
+def _body_span(resp: http.client.HTTPResponse, url: str, offset: int,
+               other: str = OTHER_WAY) -> tuple[int, int | None] | None:
     """(first byte, total size or None if unknown) of the reply, or None when its range is not the one asked."""
     length = _int_header(resp.headers, "Content-Length")
     if resp.status == 200:
@@ -301,7 +304,7 @@ def _body_span(resp: http.client.HTTPResponse, url: str, offset: int) -> tuple[i
         if m[3] != "*":
             return offset, int(m[3])
         return offset, None if length is None else offset + length
-    raise DataError(_http_message(url, resp.status, resp.reason))
+    raise DataError(_http_message(url, resp.status, resp.reason, other))
 
 
 def _copy_body(resp: http.client.HTTPResponse, out: BinaryIO, bar: tqdm) -> str | None:
@@ -348,7 +351,7 @@ def _settle_416(headers: http.client.HTTPMessage, part: Path) -> str | None:
     return "the server cannot resume from the partial file, so the download starts again"
 
 
-def _try_download(url: str, part: Path, progress: bool, log: Log) -> str | None:
+def _try_download(url: str, part: Path, progress: bool, log: Log, other: str = OTHER_WAY) -> str | None:
     """One request for what part lacks (a Range request when part has bytes); why it is not complete, or None."""
     offset = part.stat().st_size if part.is_file() else 0
     log(f"resuming {url} after {_size(offset)}" if offset else f"downloading {url}")
@@ -359,11 +362,11 @@ def _try_download(url: str, part: Path, progress: bool, log: Log) -> str | None:
         with exc:
             if exc.code == 416 and offset:
                 return _settle_416(exc.headers, part)
-            raise DataError(_http_message(url, exc.code, exc.reason)) from exc
+            raise DataError(_http_message(url, exc.code, exc.reason, other)) from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise DataError(_offline_message(url, exc)) from exc
+        raise DataError(_offline_message(url, exc, other)) from exc
     with resp:
-        span = _body_span(resp, url, offset)
+        span = _body_span(resp, url, offset, other)
         if span is None:
             part.unlink()
             return "the server resumed at another byte than asked, so the download starts again"
@@ -372,10 +375,12 @@ def _try_download(url: str, part: Path, progress: bool, log: Log) -> str | None:
         return _save_body(resp, part, *span, progress)
 
 
-def download_resumable(url: str, part: Path, *, progress: bool = True, log: Log = print) -> Path:
+def download_resumable(url: str, part: Path, *, progress: bool = True, log: Log = print,
+                       other: str = OTHER_WAY) -> Path:
     """Fill part with the file at url, resuming what an earlier try left in it; return part once complete by size.
 
     Only the transfer is checked here (status, Content-Length, Content-Range); the caller checks the content.
+    other: the way around a failed download that its sentence ends with ("or <other>.").
     """
     part.parent.mkdir(parents=True, exist_ok=True)
     why = None
@@ -383,12 +388,12 @@ def download_resumable(url: str, part: Path, *, progress: bool = True, log: Log 
         if attempt:
             log(f"{why}; trying again")
             time.sleep(RETRY_PAUSE_S)
-        why = _try_download(url, part, progress, log)
+        why = _try_download(url, part, progress, log, other)
         if why is None:
             return part
     have = part.stat().st_size if part.is_file() else 0
     raise DataError(f"the download of {url} broke off {DOWNLOAD_TRIES} times ({why}) with {_size(have)} saved in "
-                    f"{part}: run the same command again to resume it, or give {SOURCE_HINT}.")
+                    f"{part}: run the same command again to resume it, or {other}.")
 
 
 def _archive_name(url: str) -> str:
