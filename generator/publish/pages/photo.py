@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from generator.data.scan import CLASSES
 from generator.evaluate import truth as truth_mod
 from generator.explain.overlay import payload_json
 from generator.explain.record import PhotoRecord
@@ -60,7 +59,9 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
             "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
             "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
-            "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
+            "gallery_page": pp.page_of[ph["slug"]],
+            "data": photo_page_data(report, maps, record, pp.scales, ph["label"] or ""),
+            "order": [report.classes[k] for k in maps.shown(record, ph["label"] or "")],
             "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
             "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100}
 
@@ -115,16 +116,21 @@ def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[P
     return out
 
 
-def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:
-    """The image page's maps and what the browser needs to draw them, as JSON for a script element."""
+def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> str:
+    """The image page's maps and what the browser needs to draw them, as JSON for a script element: the maps of
+    the classes Maps.shown picks (all of them for up to three classes)."""
     s = report.settings
-    payload = maps.payload(record, maps.chosen, range(maps.n_taps))
+    shown = maps.shown(record, label)
+    payload = maps.payload(record, maps.chosen, range(maps.n_taps),
+                           "all" if len(shown) == len(report.classes) else shown)
     # Only what maps.js and app.js read of each method: the page pays these bytes 1,384 times over.
     methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
                for m in method_info(report, maps.chosen)]
-    data = {"payload": payload, "methods": methods, "classes": list(CLASSES),
+    data = {"payload": payload, "methods": methods, "classes": list(report.classes),
             "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
+    if len(report.classes) > 2:  # the signed map's other class: the runner-up (with two, the other one)
+        data["other"] = record.runner_up
     return payload_json(data)
 
 
@@ -154,5 +160,5 @@ def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
     bias = report.run.head_bias
     signed_mean = float((cam[pred] - cam[other]).mean())
     margin = float(record.logits[pred] - record.logits[other])
-    return {"other": CLASSES[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
+    return {"other": report.classes[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
             "margin": margin}
