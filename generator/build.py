@@ -181,6 +181,8 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         head_bias=tuple(float(v) for v in model.heads[-1].bias),
         compute_timings=dict(timer.stages),
         leaderboard=outcome.as_dict(),
+        training_curve=tuple(model.meta.get("training_curve", ())),
+        training=dict(model.meta.get("training", {})),
     )
     return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run,
             "truth": truth}

@@ -337,3 +337,40 @@ def test_ground_truth_reaches_the_photo_pages_the_methods_page_and_the_report(sm
     assert 'value="off-head"' in gallery and 'value="off-pet"' in gallery
     photos_js = (site / "sets" / "personal" / "photos.js").read_text()
     assert '"loc":' in photos_js
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_site_draws_its_curve_tells_its_recipe_and_is_never_tuned_twice(tmp_path):
+    """--recipe finetune on a few real photos: the overview draws the training curve and describes the recipe
+    used, the report's model paragraph no longer says the network stayed frozen, and a rebuild for a page setting
+    reuses the site, and one for a setting that changes the maps but not the model computes again on the tuned
+    checkpoint (no epoch is trained again)."""
+    from conftest import make_small_data, small_settings
+
+    from generator.build import build_site
+    from generator.config import jsonable, make_settings
+
+    data = make_small_data(tmp_path, n_train=4, n_test=2)
+    settings = small_settings(tmp_path, data, recipe="finetune", input_size=64, finetune_epochs=2,
+                              finetune_batch=4, finetune_holdout=0.25, finetune_patience=2, faithfulness_sample=1,
+                              faithfulness_steps=2)
+    logs: list[str] = []
+    run = build_site(settings, log=logs.append, progress=False)
+    assert run["recipe"]["name"] == "finetune" and len(run["training_curve"]) == run["training"]["epochs_run"]
+    assert Path(run["checkpoint"]).name == "catdog-efficientnet_lite0-finetune.pt"
+    assert sum(m.startswith("epoch ") for m in logs) == run["training"]["epochs_run"]
+    site = Path(settings.site_dir)
+    overview = (site / "overview.html").read_text()
+    assert 'id="training"' in overview and "<polyline" in overview and "stays frozen" not in overview
+    assert overview.count('class="best"') == 1
+    story = (site / "index.html").read_text()
+    assert "The whole network was fine-tuned on 4 cat and 4 dog photos, 2 of them held out" in html.unescape(story)
+    assert "Unlike the original post, which fine-tuned a whole ResNet18" not in story
+
+    logs.clear()
+    values = {k: v for k, v in jsonable(settings).items() if v is not None}
+    build_site(make_settings({**values, "page_size": 3}), log=logs.append, progress=False)
+    assert not any(m.startswith("epoch ") or "fine-tuning" in m for m in logs), logs
+    again = build_site(make_settings({**values, "box_threshold": 0.3}), log=logs.append, progress=False)
+    assert any(m.startswith("[model]") for m in logs) and again["model_fingerprint"] == run["model_fingerprint"]
+    assert not any(m.startswith("epoch ") or "fine-tuning" in m for m in logs), logs

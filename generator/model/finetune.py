@@ -92,10 +92,12 @@ class PooledHead(nn.Module):
         self.net = net
         self.head = nn.Linear(channels, n_classes)
         self._tap = (dict(net.named_modules())[last_tap],)  # a tuple: not registered as a second child
-        if head_init is not None:
-            with torch.no_grad():
-                self.head.weight.copy_(head_init.weight)
-                self.head.bias.copy_(head_init.bias)
+        # From zero (or from the probe, itself fitted from zero): with two classes the gradients of the two rows
+        # are opposite, so the head stays antisymmetric (w_dog = -w_cat) as the probe's is, and the map of one
+        # class stays the mirror image of the other's, as the pages say.
+        with torch.no_grad():
+            self.head.weight.copy_(head_init.weight if head_init is not None else torch.zeros(n_classes, channels))
+            self.head.bias.copy_(head_init.bias if head_init is not None else torch.zeros(n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         store: dict[str, torch.Tensor] = {}
@@ -205,7 +207,6 @@ def finetune(net: nn.Module, last_tap: str, channels: int, images: np.ndarray, l
     from tqdm import tqdm
 
     runtime.prepare(net)
-    torch.manual_seed(plan.seed)  # the new head's initial weights
     model = PooledHead(net, last_tap, channels, n_classes, head_init).to(runtime.device)
     model.eval()  # batch-norm statistics and dropout as pretrained (see the module's docstring)
     held = holdout_split(labels, plan.holdout, plan.seed)

@@ -56,6 +56,8 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     test = results[results["set"] == test_set]
     counts = train["label"].value_counts()
     last = run.n_taps - 1
+    if run.tuned:
+        return _tuned_data_and_model(train, test, counts, run, lang)
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     text = lang._(
         "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which it "
@@ -68,6 +70,26 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
         "only a logistic regression on its pooled features is fitted: the maps show what a pretrained network "
         "already knows.")
     return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
+
+
+def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, lang: Lang) -> Finding:
+    """The same paragraph for a network fine-tuned end to end (setting recipe finetune or lp-ft), as the post did."""
+    t = run.training
+    best = run.training_curve[t["best_epoch"] - 1] if run.training_curve and t.get("best_epoch") else {}
+    text = lang._(
+        "The whole network was fine-tuned on %(cats)s cat and %(dogs)s dog photos, %(held)s of them held out to "
+        "decide when to stop, and tested on %(n_test)s others, of which it gets %(acc)s right (%(wrong)s wrong); "
+        "on the held-out training photos it gets %(held_acc)s.",
+        cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))),
+        held=lang.num(int(t.get("n_heldout", 0))), n_test=lang.num(int(len(analysis.labeled_ok(test)))),
+        acc=lang.pct(analysis.accuracy(test), 1), wrong=lang.num(int(len(analysis.mistakes(test)))),
+        held_acc=lang.pct(best.get("heldout_accuracy", float("nan")), 1))
+    text += " " + lang._(
+        "As the original post did with a ResNet18, the pretrained ImageNet network itself was trained here "
+        "(%(epochs)s epochs, the weights of epoch %(best)s kept): the maps show what the tuned network learned, "
+        "and the earlier stages' probes were fitted again on its features.",
+        epochs=lang.num(int(t.get("epochs_run", len(run.training_curve)))), best=lang.num(int(t.get("best_epoch", 0))))
+    return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=True)
 
 
 # ---- 3. CAM on the photos -------------------------------------------------------------------------------------

@@ -154,3 +154,24 @@ def test_too_few_mistakes_are_said_plainly():
     f = findings.errs_when_head_unclear(few, EN)
     assert "Only 3" in f.text and "too few to tell" in f.text and f.agrees is None
     assert findings.errs_when_head_unclear(None, EN) is None
+
+
+def test_the_model_paragraph_says_which_recipe_trained_it():
+    """The probe's paragraph says the network stayed frozen; a fine-tuned one's says it was trained as in the post,
+    with the held-out share and the epoch kept, read from the training record."""
+    from types import SimpleNamespace
+
+    train = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "dog", 0.1, 0.3, 0.9), ("dog", "dog", 0.2, 0.3, 0.9)],
+                 set_name="train")
+    test = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "cat", 0.6, 0.3, 0.9)])
+    d = pd.concat([train, test], ignore_index=True)
+    probe = SimpleNamespace(n_taps=4, tuned=False, train_scores={"tap3_cv5_accuracy": 0.97})
+    f = findings.data_and_model(d, "train", "test", probe, EN)
+    assert "stays frozen" in f.text and "97.0%" in f.text and f.agrees is False
+    curve = ({"heldout_accuracy": 0.9}, {"heldout_accuracy": 0.95}, {"heldout_accuracy": 0.925})
+    tuned = SimpleNamespace(n_taps=4, tuned=True, train_scores={}, training_curve=curve,
+                            training={"best_epoch": 2, "epochs_run": 3, "n_heldout": 1})
+    g = findings.data_and_model(d, "train", "test", tuned, EN)
+    assert "stays frozen" not in g.text and "fine-tuned on 1 cat and 2 dog photos, 1 of them held out" in g.text
+    assert "gets 50.0% right (1 wrong)" in g.text and "held-out training photos it gets 95.0%" in g.text
+    assert "3 epochs, the weights of epoch 2 kept" in g.text and g.agrees is True
