@@ -184,6 +184,12 @@ def _ray_address(name: str, value: str) -> None:
                    "Ray cluster, or leave it empty to start a Ray on this machine for the build")
 
 
+def _compare(name: str, value: str) -> None:
+    if value and value not in RECIPES and not Path(value).is_file():
+        raise _bad(name, value, "use a recipe (" + ", ".join(RECIPES) + ") or the path of a checkpoint file "
+                   "(weights/catdog-*.pt) that exists, or leave it empty")
+
+
 def _folder(name: str, value: Path) -> None:
     if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
         default = Settings.__dataclass_fields__[name].default
@@ -232,6 +238,8 @@ class Settings:
                                        between(0, 0.5, open_lo=True))
     finetune_patience: int = _setting(1, "with recipe finetune or lp-ft: epochs without a better held-out loss "
                                       "before training stops", between(1, 1000))
+    compare: str = _setting("", "a second model for compare.html: a recipe (probe, finetune, lp-ft; trained or "
+                            "reused like the site's own) or a checkpoint file; empty = no comparison", _compare)
     batch_size: int = _setting(8, "images per forward pass (8 measured fastest on a 2-core CPU, and smallest)",
                                between(1, 1024))
     channels_last: bool = _setting(True, "channels_last memory format for the CNN (faster on CPU)")
@@ -294,6 +302,9 @@ class Settings:
         if self.max_pixels < self.input_size ** 2:
             raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
                                 f"({self.input_size}x{self.input_size}); raise it.")
+        if self.compare == self.recipe:
+            raise SettingsError(f"setting compare = {self.compare!r} names the recipe the site itself uses; name "
+                                "another recipe or a checkpoint file.")
         _check_site_dir(self)
 
     def set_for(self, role: str) -> str | None:

@@ -85,7 +85,10 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
     # output of the build, and so are temporary files: neither may make the next build look changed.
     weights = sorted((p.name, _stat(p)) for p in weights_dir.iterdir()
                      if not p.name.startswith((".", "catdog-"))) if weights_dir.is_dir() else []
-    return [files, weights, annotation_stats(rows, settings)]
+    out = [files, weights, annotation_stats(rows, settings)]
+    if settings.compare and Path(settings.compare).is_file():  # a checkpoint to compare with is an input too
+        out.append([str(settings.compare), _stat(settings.compare)])
+    return out
 
 
 def annotation_stats(rows: list[ScanRow], settings: Settings) -> list:

@@ -374,3 +374,40 @@ def test_a_fine_tuned_site_draws_its_curve_tells_its_recipe_and_is_never_tuned_t
     again = build_site(make_settings({**values, "box_threshold": 0.3}), log=logs.append, progress=False)
     assert any(m.startswith("[model]") for m in logs) and again["model_fingerprint"] == run["model_fingerprint"]
     assert not any(m.startswith("epoch ") or "fine-tuning" in m for m in logs), logs
+
+
+@pytest.mark.slow
+def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_photos(tmp_path):
+    """--recipe finetune --compare probe on a few real photos: both models explain the same photos, each into its
+    own records; the report's comparison pairs every labelled test photo, and its flip counts are those of the two
+    results tables."""
+    import pickle
+
+    from conftest import make_small_data, small_settings
+
+    from generator.build import build_site
+    from generator.explain.record import record_path
+
+    data = make_small_data(tmp_path, n_train=4, n_test=3)
+    settings = small_settings(tmp_path, data, recipe="finetune", compare="probe", input_size=64, finetune_epochs=1,
+                              finetune_batch=4, faithfulness_sample=1, faithfulness_steps=2)
+    run = build_site(settings, log=lambda _m: None, progress=False)
+    runs = Path(settings.cache_dir) / "runs"
+    bundle = pickle.loads(max((p for p in runs.glob("*.pkl") if not p.name.endswith(".report.pkl")),
+                              key=lambda p: p.stat().st_mtime).read_bytes())
+    report = pickle.loads(max(runs.glob("*.report.pkl"), key=lambda p: p.stat().st_mtime).read_bytes())
+    other = bundle["compare"]["model"]
+    assert other["recipe_name"] == "probe" and other["fingerprint"] != run["model_fingerprint"]
+    a, b = bundle["results"], bundle["compare"]["results"]
+    test_a = a[(a["set"] == "test") & (a["status"] == "ok")].set_index("file")
+    test_b = b[(b["set"] == "test") & (b["status"] == "ok")].set_index("file").loc[test_a.index]
+    for sha in test_a["sha256"]:
+        assert record_path(settings.cache_dir, run["model_fingerprint"], sha).is_file()
+        assert record_path(settings.cache_dir, other["fingerprint"], sha).is_file()
+    c = report.compare
+    row = c.accuracy[c.accuracy["set"] == "test"].iloc[0]
+    right_a, right_b = test_a["prediction"] == test_a["label"], test_b["prediction"] == test_b["label"]
+    assert row["n"] == len(test_a) == 6
+    assert row["right_to_wrong"] == int((right_b & ~right_a).sum()) == len(c.broke[c.broke["set"] == "test"])
+    assert row["wrong_to_right"] == int((~right_b & right_a).sum())
+    assert c.moves["rho"].notna().sum() >= 6 and c.moves["rho"].between(-1, 1).all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -243,3 +244,30 @@ def _check_both_classes(y: np.ndarray, settings: Settings) -> None:
         raise UserError(f"the training set needs readable photos of both classes ({', '.join(CLASSES)}); "
                         f"{len(y)} readable training photos were found: add photos to "
                         f"{settings.data_dir}/{settings.train_set}/cats and .../dogs.")
+
+
+def other_model(backbone_for, train_rows, settings: Settings, pool, runtime: Runtime, log=print,
+                progress: bool = True) -> TrainedModel:
+    """The model that setting compare names: a recipe (trained, or reused from its checkpoint, exactly as the site's
+    own model would be) or a checkpoint file written by this generator. backbone_for(name) builds a backbone with
+    its pretrained weights. A checkpoint made for another input size is refused (the maps would not line up)."""
+    from dataclasses import replace
+
+    from generator.config import RECIPES
+
+    if settings.compare in RECIPES:
+        other = replace(settings, recipe=settings.compare, compare="")
+        return train_or_load(backbone_for(settings.backbone), train_rows, other, pool, runtime, log, progress).model
+    from generator.model.checkpoint import check_heads, read_checkpoint
+
+    path = Path(settings.compare)
+    heads, meta = read_checkpoint(path)
+    if meta.get("input_size") != settings.input_size:
+        raise UserError(f"setting compare: {path} was made for input size {meta.get('input_size')}, this site uses "
+                        f"{settings.input_size}; build with --input-size {meta.get('input_size')} or compare another "
+                        "checkpoint.")
+    backbone = backbone_for(str(meta["backbone"]))
+    check_heads(path, heads, backbone, CLASSES, meta)
+    load_tuned(path, backbone, meta)
+    backbone.model.eval()
+    return TrainedModel(backbone, heads, meta, path)
