@@ -27,7 +27,7 @@ PROJECT_PARTS = ("generator", "templates")  # all a build needs of the project
 CHANGES = {
     "template": ("templates/photo.html", "{# bench #}"),
     "css": ("templates/static/style.css", "/* bench */"),
-    "code": ("generator/publish/pages.py", "# bench"),
+    "code": ("generator/publish/pages/site.py", "# bench"),
 }
 
 

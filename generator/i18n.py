@@ -2,7 +2,7 @@
 percentages and dates written the way the reader's locale writes them.
 
 One `Lang` serves the templates (through Jinja2's i18n extension) and the Python that writes sentences
-(findings.py, figures.py), so a string is translated once, in one catalog.
+(findings.py, the figures), so a string is translated once, in one catalog.
 """
 
 from __future__ import annotations

@@ -110,8 +110,8 @@ def test_the_project_copy_holds_only_generator_and_templates(tmp_path):
         ours = {p.relative_to(ROOT / part) for p in (ROOT / part).rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts}
         assert {p.relative_to(copy / part) for p in (copy / part).rglob("*") if p.is_file()} == ours
-    assert (copy / "generator" / "publish" / "pages.py").read_bytes() == \
-        (ROOT / "generator" / "publish" / "pages.py").read_bytes()
+    assert (copy / "generator" / "publish" / "pages" / "site.py").read_bytes() == \
+        (ROOT / "generator" / "publish" / "pages" / "site.py").read_bytes()
 
 
 @pytest.mark.parametrize("change", sorted(builds.CHANGES))

@@ -1,6 +1,6 @@
 """The results table and everything computed from it: accuracy, confusion, calibration, errors, attention,
 out-of-distribution scores, the leaderboard of map methods and the sanity check. Numbers only; the pages and
-the story's sentences are made from these (pages.py, findings.py). Imports no torch.
+the story's sentences are made from these (the pages, findings.py). Imports no torch.
 """
 
 from __future__ import annotations
@@ -106,6 +106,22 @@ def near_misses(df: pd.DataFrame, n: int = 12) -> pd.DataFrame:
     d = labeled_ok(df)
     right = d[d["prediction"] == d["label"]]
     return right.assign(confidence=confidence(right)).sort_values("confidence", kind="stable").head(n)
+
+
+SIGNED_PERCENTILE = 99  # the signed maps' scale: this percentile of the set's photos (the page says so)
+
+
+def signed_scales(df: pd.DataFrame, n_taps: int) -> list[float]:
+    """One scale per tap for a set's signed evidence maps: the SIGNED_PERCENTILE-th percentile over its photos of
+    the largest |CAM_pred - CAM_other|, so one photo's colours compare with another's and a few outliers do not wash
+    out the rest."""
+    out = []
+    for t in range(n_taps):
+        col = f"signed{t}_absmax"
+        v = df[col].dropna().to_numpy() if col in df else np.zeros(0)
+        scale = float(np.percentile(v, SIGNED_PERCENTILE)) if v.size else 0.0
+        out.append(scale if scale > 0 else 1.0)
+    return out
 
 
 def attention_by_outcome(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ Imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,9 @@ class SetSummary:
     confusion: dict[str, dict[str, int]] | None = None
     probe_accuracy: list[float] | None = None
     ece: float | None = None
+    signed_scales: tuple[float, ...] = ()  # per tap, the scale of its photos' signed evidence maps
+    layer_sample: tuple[int, ...] = ()  # positions (among its readable photos) of the seeded sample layers.html shows
+    attention: tuple[dict, ...] = ()  # analysis.attention_by_outcome, labelled sets
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,17 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
             confusion=analysis.confusion(df).to_dict(orient="index") if labeled else None,
             ece=analysis.set_reliability(df).ece if labeled else None,
             probe_accuracy=analysis.probe_accuracy(df, n_taps) if labeled and not is_train else None))
+    rng = np.random.default_rng(settings.seed)  # one stream over the sets in order: the layer samples
+    for i, x in enumerate(sets):
+        if x.is_train:
+            continue
+        df = results[(results["set"] == x.key) & (results["status"] == "ok")]
+        take = rng.choice(len(df), size=min(settings.layer_sample, len(df)), replace=False) if len(df) \
+            else np.zeros(0, int)
+        sets[i] = replace(x, signed_scales=tuple(analysis.signed_scales(df, n_taps)),
+                          layer_sample=tuple(int(t) for t in np.sort(take)),
+                          attention=tuple(analysis.attention_by_outcome(df).to_dict("records"))
+                          if x.counts["labeled"] else ())
     labeled = [s.key for s in sets if not s.is_train and s.counts["labeled"]]
     unrelated = settings.set_for("unrelated")
     has_unrelated = any(s.key == unrelated for s in sets)

@@ -1,4 +1,4 @@
-"""generator/publish/pages.py: one registry of page kinds drives the build, run.json and the browser tests; pages
+"""generator/publish/pages (site.py): one registry of page kinds drives the build, run.json and the browser tests; pages
 are pure functions of the Report (rendered twice, the same bytes); and every page kind is valid HTML: the W3C's Nu
 HTML Checker (vnu.jar, from npm's vnu-jar, run with Java) finds no error on one page of each kind of a small real
 site. All pages go to ONE checker run: the JVM takes seconds to start, the pages a fraction of that.
@@ -106,3 +106,23 @@ def test_every_page_kind_is_valid_html(small_site):
             "figures.html", "skipped.html"} <= kinds
     assert any(p.name.startswith("cell-") for p in pages) and len(pages) >= 12, pages
     assert vnu_errors(pages) == []
+
+
+def test_a_page_kind_is_one_registered_unit(small_report, tmp_path, monkeypatch):
+    """Adding a page kind is one PageKind (here a toy one, rendered with an existing template) and its template:
+    the build writes it, the navigation links it, and write_site's count (run.json's "pages") lists it."""
+    from generator.i18n import N_
+    from generator.publish.pages import site
+
+    _bundle, report = small_report
+
+    def toy_pages(rep, ctx):
+        yield "toy.html", {"skipped": [{"set": s.name, "file": "<b>x</b>", "status": "toy"} for s in rep.eval_sets]}
+
+    toy = pages.PageKind("toy", "skipped.html", N_("Skipped"), "toy.html", toy_pages)
+    monkeypatch.setattr(site, "PAGES", (*site.PAGES, toy))
+    written = pages.write_site(tmp_path, report, report.settings)
+    assert written["toy"] == {"count": 1, "first": ["toy.html"]}
+    html = (tmp_path / "toy.html").read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html  # the template escapes what the model holds
+    assert 'href="toy.html"' in (tmp_path / "report.html").read_text()  # every page's navigation has it

@@ -1,4 +1,4 @@
-"""generator/publish/figures.py: the catalog follows the set roles, and every figure is a pure drawing of the
+"""generator/publish/figures (catalog.py): the catalog follows the set roles, and every figure is a pure drawing of the
 Report (drawn twice, the same pixels)."""
 
 from __future__ import annotations

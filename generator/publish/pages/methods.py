@@ -1,0 +1,69 @@
+"""methods.html: the leaderboard (which map to trust), its comparisons, sanity checks, localisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from generator.evaluate import stats
+from generator.i18n import N_, Lang
+from generator.publish.pages.kinds import PageKind, method_info
+from generator.report.names import safe_name
+from generator.report.summary import Report, map_titles
+
+
+def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
+    lang: Lang = ctx["lang_obj"]
+    board = report.board
+    titles = map_titles(report, lang)
+    v = report.verdict
+    verdict = None if v is None else {"n": v.n, "best": titles.get(v.best, v.best),
+                                      "tied": ", ".join(titles.get(m, m) for m in v.tied),
+                                      "beaten": ", ".join(titles.get(m, m) for m in v.beaten),
+                                      "beats_baselines": v.beats_baselines}
+    last = report.n_taps - 1
+    rows = board.to_dict("records") if not board.empty else []
+
+    def at_last(set_key: str) -> list[dict]:
+        return sorted((r for r in rows if r["set"] == set_key and r["tap"] == last), key=lambda r: -r["combined"])
+
+    per_tap: dict[str, list[dict | None]] = {}
+    for r in rows:
+        if r["set"] == "all" and getattr(report.run.methods_info.get(r["method"]), "needs", None) == "gradients":
+            per_tap.setdefault(r["method"], [None] * report.n_taps)[r["tap"]] = r
+    yield "methods.html", {
+        "titles": titles, "verdict": verdict, "pooled": at_last("all"),
+        "per_set": [(s.name, at_last(s.key)) for s in report.eval_sets if at_last(s.key)],
+        "per_tap": sorted(per_tap.items(), key=lambda kv: -(kv[1][last] or {"combined": -9})["combined"]),
+        "sanity": report.sanity_table.to_dict("records"),
+        "methods": method_info(report, list(report.run.methods_scored)),
+        "sample": report.settings.faithfulness_sample, "steps": report.settings.faithfulness_steps,
+        "bootstrap": stats.BOOTSTRAP,
+        "outcome": report.run.leaderboard, "margin": stats.MARGIN,
+        "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
+        "live": stats.live_comparisons([stats.Comparison(**r) for r in report.comparisons.to_dict("records")]),
+        # Columns other evaluations add to the board (e.g. localisation where a set has ground truth): dicts of
+        # title (shown), key (a column of the board's rows, with key_lo and key_hi for its interval) and digits.
+        "extra_columns": [],
+        "localisation": localisation_table(report),
+        "truth_sets": truth_sets(report),
+    }
+
+
+def localisation_table(report: Report) -> list[dict]:
+    """methods.html's localisation table: one row per (region, method, tap), maps of the labelled class."""
+    t = report.localisation
+    if t is None or t.empty:
+        return []
+    order = {m: i for i, m in enumerate(report.run.methods_chosen)}
+    rows = t.to_dict("records")
+    return sorted(rows, key=lambda r: (r["region"] != "head", order.get(r["method"], 99), r["method"], r["tap"]))
+
+
+def truth_sets(report: Report) -> list[dict]:
+    """What each set's ground truth gave: photos scored, entries left out (their sentences), photos not in it."""
+    return [{"set": safe_name(st.set), "source": safe_name(st.source), "photos": st.photos,
+             "left_out": [safe_name(x) for x in st.left_out], "not_in_set": st.not_in_set}
+            for st in report.truth.sets]
+
+
+KIND = PageKind("methods", "methods.html", N_("Methods"), "methods.html", method_pages)

@@ -1,0 +1,158 @@
+"""The image pages (one per photo, rendered in parallel by forked workers) and each set's photos.js."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generator.data.scan import CLASSES
+from generator.evaluate import truth as truth_mod
+from generator.explain.overlay import payload_json
+from generator.explain.record import PhotoRecord
+from generator.i18n import Lang
+from generator.publish.pages.kinds import method_info
+from generator.publish.pages.maps import Maps
+from generator.publish.render import SiteWriter
+from generator.report import analysis
+from generator.report.summary import Report, SetSummary
+
+
+def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps, truth: dict | None = None) -> dict:
+    """One photo in sets/<set>/photos.js: what the gallery filters on, and the last-tap CAM of its predicted
+    class for the thumbnail's overlay. truth (annotated photos): "loc" = [peak off the head, peak off the pet,
+    share of the map on the head, on the pet] of the last-tap CAM of the labelled class (None where not scored)."""
+    entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"], "label": p["label"] or "",
+             "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"], "size": p["thumb_size"]}
+    if record is not None:
+        entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+    if truth and p["label"]:
+        s = truth["maps"].get(f"cam/{maps.n_taps - 1}/{p['label']}", {})
+        head, pet = s.get("head"), s.get("pet")
+        entry["loc"] = [None if head is None else 1 - head[0], None if pet is None else 1 - pet[0],
+                        None if head is None else head[2], None if pet is None else pet[2]]
+    return entry
+
+
+def gallery_script(entries: list[dict]) -> str:
+    """The gallery's data as a script file (it loads from file:// too, unlike fetched JSON); <, >, & escaped."""
+    return f"window.CAM_PHOTOS = {payload_json(entries)};\n"
+
+
+@dataclass
+class PhotoPages:
+    """The image pages of one set, rendered by `render_photo_pages` (in parallel), and then its photos.js."""
+
+    summary: SetSummary
+    photos: list[dict]
+    page_of: dict[str, str]  # photo slug -> the gallery page that shows it
+    scales: list[float]  # per tap, the set's scale of the signed evidence maps
+
+
+def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord,
+               truth: dict | None = None) -> dict[str, Any]:
+    """The model of the image page of photo i of a set; truth: truth.photo_truth of the photo, if annotated."""
+    ph, photos = pp.photos[i], pp.photos
+    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
+            "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
+            "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
+            "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
+            "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
+            "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
+            "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100}
+
+
+@dataclass
+class PhotoJob:
+    """What rendering image pages needs (most of a re-render's time): forked workers inherit it, and each renders
+    slices of a set's photos."""
+
+    build_dir: Path
+    report: Report
+    maps: Maps
+    base: dict[str, Any]
+    sets: list[PhotoPages]
+    lang: str
+
+    @functools.cached_property
+    def truth(self) -> dict[tuple[str, str], dict]:  # (set, file) -> what its page shows of the ground truth
+        return truth_mod.photo_index(self.report.truth)
+
+    @functools.cached_property
+    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process
+        return SiteWriter(self.build_dir, Lang(self.lang))
+
+
+def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> list[dict]:
+    which, start, stop = task
+    report, maps, pp = job.report, job.maps, job.sets[which]
+    entries = []
+    for i in range(start, stop):
+        record = maps.record(pp.photos[i]["sha256"])
+        truth = job.truth.get((pp.summary.key, pp.photos[i]["file"]))
+        entries.append(gallery_entry(pp.photos[i], record, maps, truth))
+        if record is not None:
+            job.writer.page(pp.photos[i]["page"], "photo.html", **job.base,
+                            **photo_page(report, maps, pp, i, record, truth))
+    return entries
+
+
+def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
+                       processes: int, per_task: int = 64) -> list[list[dict]]:
+    """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order."""
+    from generator.data.workers import forked_map
+
+    job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
+    tasks = [(k, start, min(start + per_task, len(pp.photos)))
+             for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
+    done = forked_map(_render_slice, job, tasks, processes)
+    out: list[list[dict]] = [[] for _ in sets]
+    for (k, _, _), entries in zip(tasks, done):
+        out[k] += entries
+    return out
+
+
+def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:
+    """The image page's maps and what the browser needs to draw them, as JSON for a script element."""
+    s = report.settings
+    payload = maps.payload(record, maps.chosen, range(maps.n_taps))
+    # Only what maps.js and app.js read of each method: the page pays these bytes 1,384 times over.
+    methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
+               for m in method_info(report, maps.chosen)]
+    data = {"payload": payload, "methods": methods, "classes": list(CLASSES),
+            "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
+            "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
+    return payload_json(data)
+
+
+def truth_data(truth: dict, ph: dict, n_taps: int) -> str:
+    """What static/truth.js draws, as JSON for a script element: the regions' boxes and the pet's outline
+    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage."""
+    s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    return payload_json({"boxes": truth["boxes"], "outline": truth.get("outline"), "peak": s.get("peak"),
+                         "w": ph["width"], "h": ph["height"]})
+
+
+def truth_rows(truth: dict, ph: dict, n_taps: int) -> list[dict]:
+    """The photo's scores as its page lists them: the CAM of the labelled class at each stage, head and pet."""
+    out = []
+    for t in range(n_taps):
+        s = truth["maps"].get(f"cam/{t}/{ph['label']}")
+        if s:
+            out.append({"tap": t, **{k: s.get(k) for k in ("head", "pet")}})
+    return out
+
+
+def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
+    """Numbers an image page states: the signed map's identity (mean + bias difference = logit margin)."""
+    pred = record.pred
+    other = record.runner_up
+    cam = record.cam(-1).astype(np.float64)
+    bias = report.run.head_bias
+    signed_mean = float((cam[pred] - cam[other]).mean())
+    margin = float(record.logits[pred] - record.logits[other])
+    return {"other": CLASSES[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
+            "margin": margin}
