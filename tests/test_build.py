@@ -411,3 +411,12 @@ def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_phot
     assert row["right_to_wrong"] == int((right_b & ~right_a).sum()) == len(c.broke[c.broke["set"] == "test"])
     assert row["wrong_to_right"] == int((~right_b & right_a).sum())
     assert c.moves["rho"].notna().sum() >= 6 and c.moves["rho"].between(-1, 1).all()
+
+    page = (Path(settings.site_dir) / "compare.html").read_text()
+    assert 'id="compare-maps-a"' in page and 'id="compare-maps-b"' in page and "McNemar" in page
+    payload_b = json.loads(page.split('id="compare-maps-b">', 1)[1].split("</script>", 1)[0])
+    shown = set(c.broke["file"].head(12)) | set(c.fixed["file"].head(12)) | set(c.moves["file"].head(12))
+    assert len(payload_b) == len(shown)  # B's maps of every photo the page shows with both maps
+    assert f'{int(row["right_to_wrong"])}</td><td>{int(row["wrong_to_right"])}</td>' in page
+    assert 'href="compare.html"' in (Path(settings.site_dir) / "index.html").read_text()
+    assert run["pages"]["compare"]["count"] == 1
