@@ -420,3 +420,8 @@ def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_phot
     assert f'{int(row["right_to_wrong"])}</td><td>{int(row["wrong_to_right"])}</td>' in page
     assert 'href="compare.html"' in (Path(settings.site_dir) / "index.html").read_text()
     assert run["pages"]["compare"]["count"] == 1
+    first = test_a.iloc[0]
+    photo_page = (Path(settings.site_dir) / first["page"]).read_text()
+    other_b = c.photo("test", test_a.index[0])
+    assert "Under the other model" in photo_page and 'href="../../compare.html"' in photo_page
+    assert f"Model B (probe) predicts {other_b['prediction']}" in photo_page

@@ -188,7 +188,12 @@ class Comparison:
     rho: tuple[float, float, float]  # median, low, high
     probes: pd.DataFrame  # probe_table
     localisation: pd.DataFrame  # localisation_table
-    extra: dict = field(default_factory=dict)
+    per_photo: dict = field(default_factory=dict)  # (set, file) -> B's prediction, p of the label, rho
+    results_b: pd.DataFrame | None = None  # B's results table (the stage story reads a fine-tuned B's stages)
+
+    def photo(self, set_key: str, file: str) -> dict | None:
+        """What a photo page says of the photo under model B, or None when B did not explain it."""
+        return self.per_photo.get((set_key, file))
 
 
 def compare_models(results_a: pd.DataFrame, results_b: pd.DataFrame, sets: list[str], n_taps: int,
@@ -206,7 +211,13 @@ def compare_models(results_a: pd.DataFrame, results_b: pd.DataFrame, sets: list[
     moves = attention_moves(items)
     moves = moves.merge(pairs[[*KEY, "label", "page", "sha256", "correct_a", "correct_b"]], on=KEY, how="left")
     moves = moves.sort_values("rho", kind="stable", na_position="last").reset_index(drop=True)
+    rho_of = dict(zip(zip(moves["set"], moves["file"]), moves["rho"]))
+    per_photo = {(r["set"], r["file"]): {"prediction": r["prediction_b"], "p_label": r["p_label_b"],
+                                         "correct": bool(r["correct_b"]), "rho": rho_of.get((r["set"], r["file"])),
+                                         "recipe": b.get("recipe_name", "")}
+                 for r in pairs.to_dict("records")}
     return Comparison(a=a, b=b, accuracy=accuracy_table(pairs, sets), broke=broke, fixed=fixed, moves=moves,
+                      per_photo=per_photo, results_b=results_b,
                       rho=median_interval(moves["rho"].to_numpy(), seed),
                       probes=probe_table(results_a, results_b, pairs, n_taps),
                       localisation=localisation_table(summary_a, summary_b))

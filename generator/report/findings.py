@@ -158,6 +158,19 @@ def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) 
     return Finding(text, links, widens)
 
 
+def stage_story(report, results: pd.DataFrame, test_set: str, lang: Lang) -> Finding:
+    """The stage finding of the fine-tuned network when there is one: the site's own model, or else a fine-tuned
+    model B that setting compare added (same backbone), since the original post's claim is about a tuned network."""
+    run, c = report.run, report.compare
+    if (c is None or run.tuned or c.b.get("recipe_name", "probe") == "probe" or c.results_b is None
+            or c.b.get("backbone") != run.backbone):
+        return stages(results, test_set, tap_labels(run, lang), lang)
+    f = stages(c.results_b, test_set, tap_labels(run, lang), lang)
+    lead = lang._("These stages are read from the fine-tuned network (model B on the comparison page), as the "
+                  "original post's were.")
+    return Finding(f"{lead} {f.text}", [*f.links, ("compare.html", lang._("the two models side by side"))], f.agrees)
+
+
 # ---- does it look at the head? (ground truth, evaluate/truth.py) -------------------------------------------------
 
 
@@ -431,7 +444,7 @@ def story(report, lang: Lang) -> list[Section]:
         Section("stages", lang._("The model's view: stage by stage"), [
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
                    "fitted on each stage's pooled features; its weights give that stage's CAM."),
-        ], [stages(results, test, tap_labels(run, lang), lang)] if test else [], ["layers.png"]),
+        ], [stage_story(report, results, test, lang)] if test else [], ["layers.png"]),
         *([Section("head", lang._("Does it look at the head?"), [
             lang._("Some photos come with ground truth: a box around the pet's head and an outline of the pet. The "
                    "pointing game asks whether the map's highest point falls inside them."),

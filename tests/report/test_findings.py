@@ -175,3 +175,19 @@ def test_the_model_paragraph_says_which_recipe_trained_it():
     assert "stays frozen" not in g.text and "fine-tuned on 1 cat and 2 dog photos, 1 of them held out" in g.text
     assert "gets 50.0% right (1 wrong)" in g.text and "held-out training photos it gets 95.0%" in g.text
     assert "3 epochs, the weights of epoch 2 kept" in g.text and g.agrees is True
+
+
+def test_the_stage_story_reads_a_fine_tuned_model_b_when_the_site_shows_the_probe():
+    from types import SimpleNamespace
+
+    labels = ["cat", "dog"] * 5
+    probe_rows = rows([(c, c, 0.9 if c == "cat" else 0.1, 0.5, 0.9, ["cat"] * 4) for c in labels])  # probes: chance
+    tuned_rows = rows([(c, c, 0.9 if c == "cat" else 0.1, 0.5, 0.9, [c] * 4) for c in labels])  # right everywhere
+    run = SimpleNamespace(tuned=False, backbone="resnet18", tap_names=("s1", "s2", "s3", "s4"),
+                          tap_modules=("l1", "l2", "l3", "l4"))
+    compared = SimpleNamespace(b={"recipe_name": "finetune", "backbone": "resnet18"}, results_b=tuned_rows)
+    f = findings.stage_story(SimpleNamespace(run=run, compare=compared), probe_rows, "test", EN)
+    assert f.text.startswith("These stages are read from the fine-tuned network") and "separable at s1" in f.text
+    assert ("compare.html", "the two models side by side") in f.links
+    alone = findings.stage_story(SimpleNamespace(run=run, compare=None), probe_rows, "test", EN)
+    assert alone.text.startswith("No stage's linear probe reaches")

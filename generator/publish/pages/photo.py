@@ -62,7 +62,8 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
             "gallery_page": pp.page_of[ph["slug"]], "data": photo_page_data(report, maps, record, pp.scales),
             "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
-            "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100}
+            "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100,
+            "other": report.compare.photo(pp.summary.key, ph["file"]) if report.compare is not None else None}
 
 
 @dataclass
