@@ -145,3 +145,34 @@ def test_the_posts_experiment_fine_tunes_resnet18_from_a_local_state_dict(tmp_pa
         plain = train.train_or_load(backbones.build("resnet18", settings.weights_dir), rows, probe, pool, runtime,
                                     log=lambda _m: None, progress=False).model
         assert plain.path.name == "catdog-resnet18.pt" and plain.fingerprint != model.fingerprint
+
+
+@pytest.mark.slow
+def test_lp_ft_starts_fine_tuning_from_the_probes_head(tmp_path):
+    """Recipe lp-ft: the head is the probe's logistic regression before the first step. With rates too small to
+    move anything, the tuned head is the probe's head (up to float32 rounding of a few AdamW steps of 1e-12)."""
+    from conftest import make_small_data, small_settings
+
+    from generator.config import make_settings
+    from generator.data.scan import CLASSES, as_table, scan_rows
+    from generator.data.workers import make_pool
+    from generator.model import backbones
+    from generator.model.runtime import choose_runtime
+
+    data = make_small_data(tmp_path, n_train=4, n_test=1)
+    common = dict(input_size=64, hflip=False)
+    settings = small_settings(tmp_path, data, recipe="lp-ft", finetune_epochs=1, finetune_batch=4,
+                              finetune_lr=1e-12, finetune_backbone_lr=1e-12, **common)
+    table = as_table(scan_rows(settings.data_dir, ["train"]))
+    rows = table[table["label"].isin(CLASSES)]
+    with make_pool(1) as pool:
+        runtime = choose_runtime(settings)
+        tuned = train.train_or_load(backbones.build("efficientnet_lite0", settings.weights_dir), rows, settings,
+                                    pool, runtime, log=lambda _m: None, progress=False).model
+        probe_settings = make_settings({k: getattr(settings, k) for k in ("data_dir", "weights_dir", "cache_dir",
+                                                                          "workers", "input_size", "hflip")})
+        probe = train.train_or_load(backbones.build("efficientnet_lite0", settings.weights_dir), rows, probe_settings,
+                                    pool, runtime, log=lambda _m: None, progress=False).model
+    assert tuned.path.name.endswith("-lp-ft.pt") and tuned.meta["recipe"]["name"] == "lp-ft"
+    # the probe's head came from the same frozen features; 1e-12 steps move it by far less than this
+    torch.testing.assert_close(tuned.heads[-1].weight, probe.heads[-1].weight, rtol=1e-4, atol=1e-5)
