@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="also run the real fine-tune on every training photo")
     p.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "datasets" / "cats_and_dogs_filtered")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.csv")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the data links, cache and checkpoints, kept afterwards: a run stopped during "
+                        "the fine-tune resumes from its last finished epoch (default: a temporary folder)")
     args = p.parse_args(argv)
 
     import torch
@@ -108,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     from generator.model import backbones, finetune, train
     from generator.model.runtime import choose_runtime
 
-    work = Path(tempfile.mkdtemp(prefix="bench-finetune-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-finetune-"))
     try:
         n_train = 1000 if args.full else max(1, args.photos // 2)
-        data = link_data(work, args.source, n_train, 500 if args.full else 1)
+        data = work / "data" if (work / "data").is_dir() else link_data(work, args.source, n_train,
+                                                                          500 if args.full else 1)
         base = {"data_dir": data, "site_dir": work / "site", "cache_dir": work / "cache",
                 "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"}
         settings = make_settings(dict(base, recipe="finetune"))
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         append_csv(args.out, row)
         return code
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
