@@ -47,7 +47,7 @@ class Timer:
         try:
             yield
         finally:
-            self.stages[name] = time.perf_counter() - start
+            self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start  # a stage run twice adds
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
 
@@ -152,6 +152,18 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
                 log(f"explained on Ray: {engine.pool.size} actor(s) of {engine.pool.threads} core(s)"
                     f"{' and one GPU' if engine.pool.gpu else ''} each, peak memory per actor "
                     f"{engine.peak_mb:.0f} MB")
+        other = None
+        if settings.compare:  # the second model: trained or loaded, then explained by the same code into its own key
+            with timer.stage("compare"):
+                model_b = train.other_model(lambda name: backbones.build(name, settings.weights_dir), trows,
+                                            settings, pool, runtime, classes, log=log, progress=progress)
+                if model_b.fingerprint == model.fingerprint:
+                    raise UserError(f"setting compare = {settings.compare!r} is the site's own model "
+                                    f"({model.path}); name another recipe or checkpoint.")
+                log(f"explaining the photos again with the model to compare ({model_b.path})")
+                explained_b = explain.explain_sets(model_b, table[table["set"] != settings.train_set], settings,
+                                                   pool, runtime, progress=progress, engine=engine)
+                other = (model_b, explained_b)
     train_df = _train_rows(table[table["set"] == settings.train_set], trained, classes)
     results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
     results = finish_table(results, settings, classes)
@@ -187,9 +199,30 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
         head_bias=tuple(float(v) for v in model.heads[-1].bias),
         compute_timings=dict(timer.stages),
         leaderboard=outcome.as_dict(),
+        training_curve=tuple(model.meta.get("training_curve", ())),
+        training=dict(model.meta.get("training", {})),
     )
-    return {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run,
-            "truth": truth}
+    bundle = {"format": BUNDLE_FORMAT, "results": results, "scores": scores, "sanity": sanity, "run": run,
+              "truth": truth}
+    if other is not None:
+        model_b, explained_b = other
+        results_b = finish_table(explained_b, settings)
+        bundle["compare"] = {
+            "model": model_facts(model_b),
+            "results": results_b,
+            "truth": score_ground_truth(settings, sets, results_b, model_b.fingerprint,
+                                        len(model_b.backbone.tap_names), timer, log),
+        }
+    return bundle
+
+
+def model_facts(model) -> dict[str, Any]:
+    """What compare.html says of a model: its backbone, recipe, checkpoint, fingerprint and training record."""
+    return {"backbone": model.backbone.name, "recipe": model.meta["recipe"],
+            "recipe_name": model.meta["recipe"].get("name", "probe"), "checkpoint": str(model.path),
+            "fingerprint": model.fingerprint, "tap_names": list(model.backbone.tap_names),
+            "scores": model.meta.get("scores", {}), "training_curve": list(model.meta.get("training_curve", [])),
+            "training": dict(model.meta.get("training", {}))}
 
 
 def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: str, n_taps: int,
@@ -304,6 +337,10 @@ def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
     shown = results[(results["status"] == "ok") & (results["set"] != settings.train_set)]
     if not all(_opens(record_path(settings.cache_dir, fp, sha)) for sha in shown["sha256"].unique()):
         return None
+    if "compare" in bundle:  # the compared model's records too
+        fp_b = bundle["compare"]["model"]["fingerprint"]
+        if not all(_opens(record_path(settings.cache_dir, fp_b, sha)) for sha in shown["sha256"].unique()):
+            return None
     if not all((Path(folder) / photo).is_file() for folder, photo in zip(shown["pictures"], shown["photo"])):
         return None
     return bundle

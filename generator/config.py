@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("local", "ray")
 LANGUAGES = ("en", "ko")
 COLORMAPS = ("jet", "viridis")
+RECIPES = ("probe", "finetune", "lp-ft")
 PUBLIC_ZIP_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 BF16_ENV = "CAM_BF16"  # 0 forces bf16 autocast off whatever the settings say (make test's float32 pass uses it)
 _SET_NAME = re.compile(r"[^/\\\x00]+")
@@ -189,6 +190,12 @@ def _ray_address(name: str, value: str) -> None:
                    "Ray cluster, or leave it empty to start a Ray on this machine for the build")
 
 
+def _compare(name: str, value: str) -> None:
+    if value and value not in RECIPES and not Path(value).is_file():
+        raise _bad(name, value, "use a recipe (" + ", ".join(RECIPES) + ") or the path of a checkpoint file "
+                   "(weights/catdog-*.pt) that exists, or leave it empty")
+
+
 def _folder(name: str, value: Path) -> None:
     if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
         default = Settings.__dataclass_fields__[name].default
@@ -223,6 +230,24 @@ class Settings:
     seed: int = _setting(0, "seed of every random choice (training, samples)", between(0, 2**32 - 1))
     weight_decay: float = _setting(1e-2, "L2 penalty of the logistic-regression head and probes", between(0, 1e6))
     hflip: bool = _setting(False, "also fit on mirrored training photos (one more forward pass per photo)")
+    recipe: str = _setting("probe", "how the classifier is trained: probe (the ImageNet network stays frozen; a "
+                           "logistic regression on its pooled features), finetune (the whole network trained end to "
+                           "end, as the original post did) or lp-ft (the probe first, then fine-tuning from it)",
+                           one_of(*RECIPES))
+    finetune_epochs: int = _setting(3, "with recipe finetune or lp-ft: most passes over the training photos (early "
+                                    "stopping may end sooner)", between(1, 1000))
+    finetune_lr: float = _setting(1e-3, "with recipe finetune or lp-ft: peak learning rate of the new head (AdamW)",
+                                  between(0, 10, open_lo=True))
+    finetune_backbone_lr: float = _setting(1e-4, "with recipe finetune or lp-ft: peak learning rate of the "
+                                           "pretrained network (lower than the head's)", between(0, 10, open_lo=True))
+    finetune_batch: int = _setting(32, "with recipe finetune or lp-ft: photos per training step", between(1, 4096))
+    finetune_holdout: float = _setting(0.1, "with recipe finetune or lp-ft: share of the training photos held out "
+                                       "(seeded) for early stopping; the test photos are never used",
+                                       between(0, 0.5, open_lo=True))
+    finetune_patience: int = _setting(1, "with recipe finetune or lp-ft: epochs without a better held-out loss "
+                                      "before training stops", between(1, 1000))
+    compare: str = _setting("", "a second model for compare.html: a recipe (probe, finetune, lp-ft; trained or "
+                            "reused like the site's own) or a checkpoint file; empty = no comparison", _compare)
     batch_size: int = _setting(8, "images per forward pass (8 measured fastest on a 2-core CPU, and smallest)",
                                between(1, 1024))
     channels_last: bool = _setting(True, "channels_last memory format for the CNN (faster on CPU)")
@@ -285,6 +310,9 @@ class Settings:
         if self.max_pixels < self.input_size ** 2:
             raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
                                 f"({self.input_size}x{self.input_size}); raise it.")
+        if self.compare == self.recipe:
+            raise SettingsError(f"setting compare = {self.compare!r} names the recipe the site itself uses; name "
+                                "another recipe or a checkpoint file.")
         _check_site_dir(self)
 
     def set_for(self, role: str) -> str | None:

@@ -6,7 +6,8 @@ between two polls. The build waits until a line arrives on its standard input or
 on. Unset (as for every user), nothing happens. Points, each paused at once per process:
 - "locked": the site's lock is held, nothing else done yet;
 - "explaining": the first batch of photos is explained and its records are written to the cache;
-- "writing-site": the new site's hidden folder holds its figures; the pages come next.
+- "writing-site": the new site's hidden folder holds its figures; the pages come next;
+- "finetuning": fine-tuning has written the state of a finished epoch and trains the first batch of the next.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 
 ENV = "CAM_PAUSE_AT"
-POINTS = ("locked", "explaining", "writing-site")
+POINTS = ("locked", "explaining", "writing-site", "finetuning")
 _reached: set[str] = set()
 
 

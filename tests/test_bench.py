@@ -200,3 +200,24 @@ def test_ratios_are_taken_within_a_repeat_then_the_median():
     rates = {"ours": [3.0, 4.0, 6.0], "theirs": [1.0, 4.0, 2.0]}
     assert timing.paired_ratio(rates, "ours", "theirs") == 3.0  # per repeat 3, 1, 3; not median / median = 4 / 2
     assert timing.median([]) != timing.median([])  # nan for no repeats
+
+
+def test_finetune_rates_time_a_forward_pass_and_a_training_step_that_changes_the_weights():
+    """bench.finetune.rates on a tiny network and a few small photos: both rates are measured, and the training
+    step really trains (the weights move), so its rate is the cost of training, not of a no-op."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from bench.finetune import rates
+    from generator.model.backbones import Backbone
+    from generator.model.runtime import Runtime
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1))
+    b = Backbone(name="tiny", model=net, taps=("0", "2"), tap_names=("a", "b"), strides=(1, 2), mean=(0.5,) * 3,
+                 std=(0.5,) * 3, weights_file="none", weights_sha256="0" * 64)
+    before = net[0].weight.detach().clone()
+    images = np.random.default_rng(0).integers(0, 255, size=(8, 16, 16, 3)).astype(np.uint8)
+    r = rates(b, images, np.arange(8) % 2, 4, 1, Runtime(device="cpu", autocast=False, channels_last=False))
+    assert r["forward"] > 0 and r["train"] > 0
+    assert not torch.equal(before, net[0].weight)

@@ -384,3 +384,91 @@ def test_a_three_class_site(three_breeds):
     assert data["classes"] == list(classes) and data["other"] != data["pred"]
     assert sorted({k.split("/")[-1] for k, _ in decode_maps(data["payload"]) if k.startswith("cam/")}) == ["0", "1",
                                                                                                          "2"]
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_site_draws_its_curve_tells_its_recipe_and_is_never_tuned_twice(tmp_path):
+    """--recipe finetune on a few real photos: the overview draws the training curve and describes the recipe
+    used, the report's model paragraph no longer says the network stayed frozen, and a rebuild for a page setting
+    reuses the site, and one for a setting that changes the maps but not the model computes again on the tuned
+    checkpoint (no epoch is trained again)."""
+    from conftest import make_small_data, small_settings
+
+    from generator.build import build_site
+    from generator.config import jsonable, make_settings
+
+    data = make_small_data(tmp_path, n_train=4, n_test=2)
+    settings = small_settings(tmp_path, data, recipe="finetune", input_size=64, finetune_epochs=2,
+                              finetune_batch=4, finetune_holdout=0.25, finetune_patience=2, faithfulness_sample=1,
+                              faithfulness_steps=2)
+    logs: list[str] = []
+    run = build_site(settings, log=logs.append, progress=False)
+    assert run["recipe"]["name"] == "finetune" and len(run["training_curve"]) == run["training"]["epochs_run"]
+    assert Path(run["checkpoint"]).name == "catdog-efficientnet_lite0-finetune.pt"
+    assert sum(m.startswith("epoch ") for m in logs) == run["training"]["epochs_run"]
+    site = Path(settings.site_dir)
+    overview = (site / "overview.html").read_text()
+    assert 'id="training"' in overview and "<polyline" in overview and "stays frozen" not in overview
+    assert overview.count('class="best"') == 1
+    story = (site / "index.html").read_text()
+    assert "The whole network was fine-tuned on 4 cat and 4 dog photos, 2 of them held out" in html.unescape(story)
+    assert "Unlike the original post, which fine-tuned a whole ResNet18" not in story
+
+    logs.clear()
+    values = {k: v for k, v in jsonable(settings).items() if v is not None}
+    build_site(make_settings({**values, "page_size": 3}), log=logs.append, progress=False)
+    assert not any(m.startswith("epoch ") or "fine-tuning" in m for m in logs), logs
+    again = build_site(make_settings({**values, "box_threshold": 0.3}), log=logs.append, progress=False)
+    assert any(m.startswith("[model]") for m in logs) and again["model_fingerprint"] == run["model_fingerprint"]
+    assert not any(m.startswith("epoch ") or "fine-tuning" in m for m in logs), logs
+
+
+@pytest.mark.slow
+def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_photos(tmp_path):
+    """--recipe finetune --compare probe on a few real photos: both models explain the same photos, each into its
+    own records; the report's comparison pairs every labelled test photo, and its flip counts are those of the two
+    results tables."""
+    import pickle
+
+    from conftest import make_small_data, small_settings
+
+    from generator.build import build_site
+    from generator.explain.record import record_path
+
+    data = make_small_data(tmp_path, n_train=4, n_test=3)
+    settings = small_settings(tmp_path, data, recipe="finetune", compare="probe", input_size=64, finetune_epochs=1,
+                              finetune_batch=4, faithfulness_sample=1, faithfulness_steps=2)
+    run = build_site(settings, log=lambda _m: None, progress=False)
+    runs = Path(settings.cache_dir) / "runs"
+    bundle = pickle.loads(max((p for p in runs.glob("*.pkl") if not p.name.endswith(".report.pkl")),
+                              key=lambda p: p.stat().st_mtime).read_bytes())
+    report = pickle.loads(max(runs.glob("*.report.pkl"), key=lambda p: p.stat().st_mtime).read_bytes())
+    other = bundle["compare"]["model"]
+    assert other["recipe_name"] == "probe" and other["fingerprint"] != run["model_fingerprint"]
+    a, b = bundle["results"], bundle["compare"]["results"]
+    test_a = a[(a["set"] == "test") & (a["status"] == "ok")].set_index("file")
+    test_b = b[(b["set"] == "test") & (b["status"] == "ok")].set_index("file").loc[test_a.index]
+    for sha in test_a["sha256"]:
+        assert record_path(settings.cache_dir, run["model_fingerprint"], sha).is_file()
+        assert record_path(settings.cache_dir, other["fingerprint"], sha).is_file()
+    c = report.compare
+    row = c.accuracy[c.accuracy["set"] == "test"].iloc[0]
+    right_a, right_b = test_a["prediction"] == test_a["label"], test_b["prediction"] == test_b["label"]
+    assert row["n"] == len(test_a) == 6
+    assert row["right_to_wrong"] == int((right_b & ~right_a).sum()) == len(c.broke[c.broke["set"] == "test"])
+    assert row["wrong_to_right"] == int((~right_b & right_a).sum())
+    assert c.moves["rho"].notna().sum() >= 6 and c.moves["rho"].between(-1, 1).all()
+
+    page = (Path(settings.site_dir) / "compare.html").read_text()
+    assert 'id="compare-maps-a"' in page and 'id="compare-maps-b"' in page and "McNemar" in page
+    payload_b = json.loads(page.split('id="compare-maps-b">', 1)[1].split("</script>", 1)[0])
+    shown = set(c.broke["file"].head(12)) | set(c.fixed["file"].head(12)) | set(c.moves["file"].head(12))
+    assert len(payload_b) == len(shown)  # B's maps of every photo the page shows with both maps
+    assert f'{int(row["right_to_wrong"])}</td><td>{int(row["wrong_to_right"])}</td>' in page
+    assert 'href="compare.html"' in (Path(settings.site_dir) / "index.html").read_text()
+    assert run["pages"]["compare"]["count"] == 1
+    first = test_a.iloc[0]
+    photo_page = (Path(settings.site_dir) / first["page"]).read_text()
+    other_b = c.photo("test", test_a.index[0])
+    assert "Under the other model" in photo_page and 'href="../../compare.html"' in photo_page
+    assert f"Model B (probe) predicts {other_b['prediction']}" in photo_page

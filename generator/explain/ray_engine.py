@@ -84,10 +84,11 @@ class ModelSpec:
 
 def _load_model(spec: ModelSpec):
     from generator.model import backbones
-    from generator.model.checkpoint import TrainedModel, read_checkpoint
+    from generator.model.checkpoint import TrainedModel, load_tuned, read_checkpoint
 
     backbone = backbones.build(spec.backbone, Path(spec.weights_dir))
     heads, meta = read_checkpoint(Path(spec.checkpoint))
+    load_tuned(Path(spec.checkpoint), backbone, meta)  # a fine-tuned network's own weights (none for a probe)
     model = TrainedModel(backbone, heads, meta, Path(spec.checkpoint))
     if model.fingerprint != spec.fingerprint or backbone.weights_sha256 != spec.backbone_sha256:
         raise UserError(f"{spec.checkpoint}: on node {_node_name()} this checkpoint or the backbone's weights in "

@@ -21,6 +21,9 @@ from generator.model.heads import LinearHead
 CHECKPOINT_FORMAT = 1
 # What identifies a model: anything here that changes also changes a probability or a map.
 IDENTITY = ("backbone", "backbone_weights_sha256", "classes", "input_size", "mean", "std", "data_key", "recipe")
+# A fine-tuned network's own weights: an outcome of the identity above, not part of what a run asks for, but part of
+# the fingerprint that keys every cache of its maps (a probe checkpoint has none, and its fingerprint is unchanged).
+TUNED = "tuned_weights_sha256"
 
 
 @dataclass
@@ -43,16 +46,22 @@ class TrainedModel:
 
 def identity_hash(meta: dict[str, Any], length: int) -> str:
     fields = {k: meta[k] for k in IDENTITY}
+    if meta.get(TUNED):
+        fields[TUNED] = meta[TUNED]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:length]
 
 
-def checkpoint_path(weights_dir: Path, backbone: str, classes: tuple[str, ...] = DEFAULT_CLASSES) -> Path:
+def checkpoint_path(weights_dir: Path, backbone: str, classes: tuple[str, ...] = DEFAULT_CLASSES, *,
+                    recipe: str = "probe") -> Path:
     """catdog-<backbone>.pt for cat and dog; k<K>-<first 8 hex of the class list's hash>-<backbone>.pt otherwise,
-    so that models of other classes never replace each other's checkpoint (manifest.FITTED knows both forms)."""
+    so that models of other classes never replace each other's checkpoint (manifest.FITTED knows both forms); a
+    tuned network adds -<recipe> (catdog-<backbone>-finetune.pt), so that it and the probe are kept (and compared)
+    side by side."""
+    suffix = "" if recipe == "probe" else f"-{recipe}"
     if tuple(classes) == DEFAULT_CLASSES:
-        return Path(weights_dir) / f"catdog-{backbone}.pt"
+        return Path(weights_dir) / f"catdog-{backbone}{suffix}.pt"
     digest = hashlib.sha256(json.dumps(list(classes)).encode()).hexdigest()[:8]
-    return Path(weights_dir) / f"k{len(classes)}-{digest}-{backbone}.pt"
+    return Path(weights_dir) / f"k{len(classes)}-{digest}-{backbone}{suffix}.pt"
 
 
 def expected_meta(backbone: Backbone, settings: Settings, data_key: str, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -67,25 +76,57 @@ def expected_meta(backbone: Backbone, settings: Settings, data_key: str, classes
         "std": list(backbone.std),
         "taps": list(backbone.taps),
         "data_key": data_key,
-        "recipe": {
-            "method": "frozen ImageNet backbone; L2 logistic regression (L-BFGS) on globally pooled features, "
-                      "one per tap",
-            "weight_decay": settings.weight_decay,
-            "hflip": settings.hflip,
-            "seed": settings.seed,
-            "resize": f"whole photo resized to {settings.input_size}x{settings.input_size}, bicubic",
-        },
+        "recipe": _probe_recipe(settings) if settings.recipe == "probe" else tuned_recipe(settings),
     }
 
 
-def save_checkpoint(path: Path, heads: list[LinearHead], meta: dict[str, Any]) -> None:
-    """Written whole or not at all (temporary file, fsync, rename)."""
+def _probe_recipe(settings: Settings) -> dict[str, Any]:
+    return {
+        "method": "frozen ImageNet backbone; L2 logistic regression (L-BFGS) on globally pooled features, "
+                  "one per tap",
+        "weight_decay": settings.weight_decay,
+        "hflip": settings.hflip,
+        "seed": settings.seed,
+        "resize": f"whole photo resized to {settings.input_size}x{settings.input_size}, bicubic",
+    }
+
+
+def tuned_recipe(settings: Settings) -> dict[str, Any]:
+    """What a fine-tuned checkpoint was made with (generator/model/finetune.py reads its numbers from here)."""
+    first = "the probe's head fitted first, then " if settings.recipe == "lp-ft" else ""
+    return {
+        "name": settings.recipe,
+        "method": f"{first}the whole ImageNet network trained end to end with a new linear head on the globally "
+                  "pooled last tap; AdamW, linear warm-up then cosine decay, random-resized-crop and mirror "
+                  "augmentation, batch-norm statistics kept from ImageNet, early stopping on a seeded held-out "
+                  "share of the training photos; the earlier taps' probes refitted on the tuned features",
+        "epochs": settings.finetune_epochs,
+        "lr_head": settings.finetune_lr,
+        "lr_backbone": settings.finetune_backbone_lr,
+        "batch": settings.finetune_batch,
+        "holdout": settings.finetune_holdout,
+        "patience": settings.finetune_patience,
+        "adamw_weight_decay": 0.01,
+        "warmup_share": 0.1,
+        "crop_scale": [0.35, 1.0],
+        "weight_decay": settings.weight_decay,
+        "hflip": settings.hflip,
+        "seed": settings.seed,
+        "resize": f"whole photo resized to {settings.input_size}x{settings.input_size}, bicubic",
+    }
+
+
+def save_checkpoint(path: Path, heads: list[LinearHead], meta: dict[str, Any],
+                    tuned: dict[str, torch.Tensor] | None = None) -> None:
+    """Written whole or not at all (temporary file, fsync, rename). `tuned`: a fine-tuned network's state dict."""
     blob = {
         "format": CHECKPOINT_FORMAT,
         "meta_json": json.dumps(meta, sort_keys=True),
         "heads": [{"weight": h.weight.detach().cpu().contiguous(), "bias": h.bias.detach().cpu().contiguous()}
                   for h in heads],
     }
+    if tuned is not None:
+        blob["tuned_state"] = {k: v.detach().cpu().contiguous() for k, v in tuned.items()}
     buf = io.BytesIO()
     torch.save(blob, buf)
     write_bytes(path, buf.getvalue(), durable=True)
@@ -114,6 +155,35 @@ def read_checkpoint(path: Path) -> tuple[list[LinearHead], dict[str, Any]]:
     if not heads:
         raise WeightsError(f"{path}: checkpoint holds no heads")
     return heads, meta
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Identity of a network's weights: every tensor's name, dtype, shape and bytes, in order."""
+    h = hashlib.sha256()
+    for k, v in state.items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_tuned(path: Path, backbone: Backbone, meta: dict[str, Any]) -> None:
+    """Put a fine-tuned checkpoint's network weights into backbone.model (a no-op for a probe checkpoint). Raises
+    WeightsError naming the file when they are missing, do not fit, or differ from the hash the metadata records."""
+    if not meta.get(TUNED):
+        return
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        state = blob["tuned_state"]
+        if state_sha256(state) != meta[TUNED]:
+            raise WeightsError(f"{path}: the tuned network's weights do not match the hash the checkpoint records; "
+                               "delete it and build again.")
+        backbone.model.load_state_dict(state, strict=True)
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsError(f"{path}: the tuned network's weights are missing or do not fit {backbone.name} "
+                           f"({type(exc).__name__}); delete it and build again.") from None
 
 
 def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes: tuple[str, ...],

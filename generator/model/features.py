@@ -1,4 +1,4 @@
-"""Pooled features of the training photos at every tap, from the frozen backbone, cached by content."""
+"""Pooled features of the training photos at every tap, from the frozen (or fine-tuned) backbone, cached by content."""
 
 from __future__ import annotations
 
@@ -106,10 +106,14 @@ class FeatureCache:
     normalization, the training files (names and contents) and whether mirror images were added. The head's
     recipe (weight decay, seed) is not part of the key: refitting reuses the features."""
 
-    def __init__(self, cache_dir: Path, backbone: Backbone, settings: Settings, data_key: str) -> None:
+    def __init__(self, cache_dir: Path, backbone: Backbone, settings: Settings, data_key: str,
+                 tuned_sha256: str | None = None) -> None:
+        """tuned_sha256: the fine-tuned network's weights, when the features are a tuned network's."""
         key = {"backbone": backbone.name, "weights": backbone.weights_sha256, "input_size": settings.input_size,
                "mean": list(backbone.mean), "std": list(backbone.std), "data_key": data_key,
                "hflip": settings.hflip}
+        if tuned_sha256:
+            key["tuned"] = tuned_sha256
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         self.path = Path(cache_dir) / "features" / f"{backbone.name}-{digest}.pt"
 

@@ -1,6 +1,7 @@
-"""Fit the class head and the per-tap probes on pooled features of the frozen backbone.
+"""Fit the class head and the per-tap probes on pooled features of the frozen backbone (recipe probe), or
+fine-tune the network first (recipes finetune and lp-ft: the training itself is in generator/model/finetune.py).
 
-Recipe: the ImageNet backbone stays frozen; each tap's feature map is globally average-pooled and a
+Recipe probe: the ImageNet backbone stays frozen; each tap's feature map is globally average-pooled and a
 multinomial logistic regression (L2-penalised, full-batch L-BFGS, float64, deterministic) is fitted on it.
 The last tap's regression is the classifier head; the others are the probes that give earlier stages a CAM.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +19,16 @@ from generator.config import Settings
 from generator.errors import UserError
 from generator.files import file_sha256
 from generator.model.backbones import Backbone
-from generator.model.checkpoint import TrainedModel, checkpoint_path, expected_meta, load_matching, save_checkpoint
+from generator.model.checkpoint import (
+    TUNED,
+    TrainedModel,
+    checkpoint_path,
+    expected_meta,
+    load_matching,
+    load_tuned,
+    save_checkpoint,
+    state_sha256,
+)
 from generator.model.features import FeatureCache, TrainingFeatures, extract
 from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime
@@ -86,11 +97,13 @@ def data_key(names: list[str], paths: list[str]) -> str:
 
 
 def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, classes: tuple[str, ...],
-              log=print) -> tuple[list[LinearHead], dict]:
+              log=print, taps: int | None = None) -> tuple[list[LinearHead], dict]:
     """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
     training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead), and
     "cv_msp": each readable photo's highest class probability from the head fitted without its fold, the honest
-    training score a "neither" threshold on the head's own confidence is chosen on."""
+    training score a "neither" threshold on the head's own confidence is chosen on.
+    taps: fit only the first `taps` taps, the probes, and no cross-validation (a fine-tuned network brings its
+    own head)."""
     y = labels[tf.ok]
     missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
     if missing:
@@ -102,11 +115,16 @@ def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, clas
     x_all = [np.concatenate([f, m]) for f, m in zip(tf.feats, mirror)] if mirror else tf.feats
     y_all = np.concatenate([y, y]) if mirror else y
     groups = np.concatenate([np.arange(len(y))] * (2 if mirror else 1))
-    log(f"fitting the head and {len(x_all) - 1} probes on {len(y)} photos")
+    if taps is not None:
+        log(f"fitting {taps} probes on {len(y)} photos")
+    else:
+        log(f"fitting the head and {len(x_all) - 1} probes on {len(y)} photos")
     heads, scores = [], {}
-    for t, x in enumerate(x_all):
+    for t, x in enumerate(x_all[:taps]):
         heads.append(fit_logistic(x, y_all, K, settings.weight_decay))
         scores[f"tap{t}_train_accuracy"] = float((predict(heads[-1], tf.feats[t]) == y).mean())
+    if taps is not None:
+        return heads, scores
     last = len(x_all) - 1
     scores[f"tap{last}_cv5_accuracy"], oof = cross_validated(
         x_all[last], y_all, K, settings.weight_decay, 5, settings.seed, groups)
@@ -130,8 +148,11 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
     matches this data, these classes and this recipe; otherwise fit and save it.
 
     `train_rows`: the scan rows of labeled, readable training files (columns file, path, label), labeled with
-    `classes` (the scan's, in the order of the head's outputs).
+    `classes` (the scan's, in the order of the head's outputs). With setting recipe finetune or lp-ft the network
+    itself is trained: generator/model/finetune.py.
     """
+    if settings.recipe != "probe":
+        return tune_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     names, paths = list(train_rows["file"]), list(train_rows["path"])
     labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
     wanted = expected_meta(backbone, settings, data_key(names, paths), classes)
@@ -151,6 +172,11 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
         log(f"saved {path} (5-fold accuracy of the head: {scores[f'tap{len(heads) - 1}_cv5_accuracy']:.4f})")
     else:
         heads, meta = found
+    return _result(backbone, heads, meta, path, paths, tf)
+
+
+def _result(backbone: Backbone, heads: list[LinearHead], meta: dict, path, paths: list[str],
+            tf: TrainingFeatures) -> TrainingResult:
     probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
     ok_paths = [p for p, good in zip(paths, tf.ok) if good]
     cv_msp = meta.get("scores", {}).get("cv_msp") or []
@@ -158,3 +184,113 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
                           dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
                           dict(zip(ok_paths, tf.energy.tolist())),
                           dict(zip(ok_paths, cv_msp)) if len(cv_msp) == len(ok_paths) else {})
+
+
+def _features(backbone: Backbone, paths: list[str], settings: Settings, dkey: str, pool, runtime: Runtime, log,
+              progress: bool, tuned_sha256: str | None = None) -> TrainingFeatures:
+    """The training features from the cache, or extracted and cached (a tuned network's are keyed by its weights)."""
+    cache = FeatureCache(settings.cache_dir, backbone, settings, dkey, tuned_sha256)
+    tf = cache.load(len(paths))
+    if tf is None:
+        mirrors = ", and their mirror images" if settings.hflip else ""
+        which = "the tuned network's " if tuned_sha256 else ""
+        log(f"extracting {which}training features ({len(paths)} photos{mirrors})")
+        tf = extract(backbone, paths, settings, pool, runtime, progress)
+        cache.save(tf)
+    return tf
+
+
+def tune_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime,
+                 classes: tuple[str, ...], log=print, progress: bool = True) -> TrainingResult:
+    """Recipe finetune or lp-ft: reuse weights/catdog-<backbone>-<recipe>.pt when it matches this data and recipe
+    (a finished fine-tune is never redone); otherwise fine-tune the network (generator/model/finetune.py), refit
+    the earlier taps' probes on the tuned network's features, and save the tuned weights with the heads."""
+    from generator.model import finetune
+
+    names, paths = list(train_rows["file"]), list(train_rows["path"])
+    labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
+    dkey = data_key(names, paths)
+    wanted = expected_meta(backbone, settings, dkey, classes)
+    path = checkpoint_path(settings.weights_dir, backbone.name, classes, recipe=settings.recipe)
+    found = load_matching(path, backbone, wanted, log)
+    if found is not None:
+        heads, meta = found
+        load_tuned(path, backbone, meta)
+        backbone.model.eval()
+    else:
+        channels = backbone.channels
+        head_init = None
+        if settings.recipe == "lp-ft":  # the linear probe first: today's head on the frozen features
+            frozen = _features(backbone, paths, settings, dkey, pool, runtime, log, progress)
+            y0 = labels[frozen.ok]
+            _check_every_class(y0, settings, classes)
+            x0 = np.concatenate([frozen.feats[-1], frozen.mirror[-1]]) if frozen.mirror else frozen.feats[-1]
+            y0 = np.concatenate([y0, y0]) if frozen.mirror else y0
+            head_init = fit_logistic(x0, y0, len(classes), settings.weight_decay)
+        images, statuses = finetune.decode_all(paths, settings.input_size, settings.max_pixels, pool)
+        y = labels[np.array([st == "ok" for st in statuses], dtype=bool)]
+        _check_every_class(y, settings, classes)
+        key = finetune.state_key(wanted)
+        log(f"fine-tuning {backbone.name} ({settings.recipe}) on {len(y)} photos, at most "
+            f"{settings.finetune_epochs} epochs")
+        tuned = finetune.finetune(backbone.model, backbone.taps[-1], channels[-1], images, y,
+                                  finetune.Plan.of(wanted["recipe"]), runtime, backbone.mean, backbone.std,
+                                  finetune.state_path(settings.cache_dir, backbone.name, key), key, head_init,
+                                  len(classes), log, progress)
+        del images
+        backbone.model.eval()
+        sha = state_sha256(tuned.state)
+        tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress, sha)
+        probes, scores = fit_heads(tf, labels, settings, classes, log, taps=len(backbone.taps) - 1)
+        heads = [*probes, tuned.head]
+        last = len(heads) - 1
+        scores[f"tap{last}_train_accuracy"] = float((predict(tuned.head, tf.feats[-1]) == labels[tf.ok]).mean())
+        best = tuned.curve[tuned.best_epoch - 1]
+        scores[f"tap{last}_heldout_accuracy"] = best["heldout_accuracy"]
+        meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()), **{TUNED: sha}, training_curve=tuned.curve,
+                    training={"best_epoch": tuned.best_epoch, "n_train": tuned.n_train, "n_heldout": tuned.n_heldout,
+                              "epochs_run": len(tuned.curve), "stopped_early": tuned.stopped_early,
+                              "seconds_this_run": tuned.seconds, "images_per_s": tuned.images_per_s,
+                              "resumed_after_epoch": tuned.resumed_from})
+        save_checkpoint(path, heads, meta, tuned=tuned.state)
+        finetune.state_path(settings.cache_dir, backbone.name, key).unlink(missing_ok=True)
+        log(f"saved {path} (best epoch {tuned.best_epoch}: held-out accuracy {best['heldout_accuracy']:.4f} on "
+            f"{tuned.n_heldout} photos)")
+    tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress, meta[TUNED])
+    return _result(backbone, heads, meta, path, paths, tf)
+
+
+def _check_every_class(y: np.ndarray, settings: Settings, classes: tuple[str, ...]) -> None:
+    missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
+    if missing:
+        raise UserError(f"the training set needs readable photos of every class, and class {missing[0]!r} has none "
+                        f"({len(y)} readable training photos in all): add photos to "
+                        f"{settings.data_dir}/{settings.train_set}/<class>/ for each of {', '.join(classes)}.")
+
+
+def other_model(backbone_for, train_rows, settings: Settings, pool, runtime: Runtime, classes: tuple[str, ...],
+                log=print, progress: bool = True) -> TrainedModel:
+    """The model that setting compare names: a recipe (trained, or reused from its checkpoint, exactly as the site's
+    own model would be) or a checkpoint file written by this generator. backbone_for(name) builds a backbone with
+    its pretrained weights. A checkpoint made for another input size is refused (the maps would not line up)."""
+    from dataclasses import replace
+
+    from generator.config import RECIPES
+
+    if settings.compare in RECIPES:
+        other = replace(settings, recipe=settings.compare, compare="")
+        return train_or_load(backbone_for(settings.backbone), train_rows, other, pool, runtime, classes, log,
+                             progress).model
+    from generator.model.checkpoint import check_heads, read_checkpoint
+
+    path = Path(settings.compare)
+    heads, meta = read_checkpoint(path)
+    if meta.get("input_size") != settings.input_size:
+        raise UserError(f"setting compare: {path} was made for input size {meta.get('input_size')}, this site uses "
+                        f"{settings.input_size}; build with --input-size {meta.get('input_size')} or compare another "
+                        "checkpoint.")
+    backbone = backbone_for(str(meta["backbone"]))
+    check_heads(path, heads, backbone, classes, meta)
+    load_tuned(path, backbone, meta)
+    backbone.model.eval()
+    return TrainedModel(backbone, heads, meta, path)

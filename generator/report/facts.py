@@ -44,6 +44,18 @@ class RunFacts:
     head_bias: tuple[float, ...]
     compute_timings: dict[str, float] = field(default_factory=dict)  # seconds per compute stage
     leaderboard: dict[str, Any] = field(default_factory=dict)  # how the leaderboard's sample stopped (Outcome)
+    # a fine-tuned network's training, per epoch (train and held-out loss and accuracy), and its summary
+    training_curve: tuple[dict[str, float], ...] = ()
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recipe_name(self) -> str:
+        """probe, finetune or lp-ft (a probe checkpoint's recipe carries no name)."""
+        return str(self.recipe.get("name", "probe"))
+
+    @property
+    def tuned(self) -> bool:
+        return self.recipe_name != "probe"
 
     @property
     def n_classes(self) -> int:

@@ -57,6 +57,8 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     test = results[results["set"] == test_set]
     counts = train["label"].value_counts()
     last = run.n_taps - 1
+    if run.tuned:
+        return _tuned_data_and_model(train, test, counts, run, lang)
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     tested = dict(n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
                   acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
@@ -78,6 +80,26 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
         "only a logistic regression on its pooled features is fitted: the maps show what a pretrained network "
         "already knows.")
     return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
+
+
+def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, lang: Lang) -> Finding:
+    """The same paragraph for a network fine-tuned end to end (setting recipe finetune or lp-ft), as the post did."""
+    t = run.training
+    best = run.training_curve[t["best_epoch"] - 1] if run.training_curve and t.get("best_epoch") else {}
+    text = lang._(
+        "The whole network was fine-tuned on %(cats)s cat and %(dogs)s dog photos, %(held)s of them held out to "
+        "decide when to stop, and tested on %(n_test)s others, of which it gets %(acc)s right (%(wrong)s wrong); "
+        "on the held-out training photos it gets %(held_acc)s.",
+        cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))),
+        held=lang.num(int(t.get("n_heldout", 0))), n_test=lang.num(int(len(analysis.labeled_ok(test)))),
+        acc=lang.pct(analysis.accuracy(test), 1), wrong=lang.num(int(len(analysis.mistakes(test)))),
+        held_acc=lang.pct(best.get("heldout_accuracy", float("nan")), 1))
+    text += " " + lang._(
+        "As the original post did with a ResNet18, the pretrained ImageNet network itself was trained here "
+        "(%(epochs)s epochs, the weights of epoch %(best)s kept): the maps show what the tuned network learned, "
+        "and the earlier stages' probes were fitted again on its features.",
+        epochs=lang.num(int(t.get("epochs_run", len(run.training_curve)))), best=lang.num(int(t.get("best_epoch", 0))))
+    return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=True)
 
 
 # ---- 3. CAM on the photos -------------------------------------------------------------------------------------
@@ -144,6 +166,19 @@ def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang, 
                                  "a median %(a_last)s of the photo at %(last)s, against %(a_prev)s at %(prev)s.",
                                  **values)
     return Finding(text, links, widens)
+
+
+def stage_story(report, results: pd.DataFrame, test_set: str, lang: Lang) -> Finding:
+    """The stage finding of the fine-tuned network when there is one: the site's own model, or else a fine-tuned
+    model B that setting compare added (same backbone), since the original post's claim is about a tuned network."""
+    run, c = report.run, report.compare
+    if (c is None or run.tuned or c.b.get("recipe_name", "probe") == "probe" or c.results_b is None
+            or c.b.get("backbone") != run.backbone):
+        return stages(results, test_set, tap_labels(run, lang), lang, report.classes)
+    f = stages(c.results_b, test_set, tap_labels(run, lang), lang, report.classes)
+    lead = lang._("These stages are read from the fine-tuned network (model B on the comparison page), as the "
+                  "original post's were.")
+    return Finding(f"{lead} {f.text}", [*f.links, ("compare.html", lang._("the two models side by side"))], f.agrees)
 
 
 # ---- does it look at the head? (ground truth, evaluate/truth.py) -------------------------------------------------
@@ -430,7 +465,7 @@ def story(report, lang: Lang) -> list[Section]:
         Section("stages", lang._("The model's view: stage by stage"), [
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
                    "fitted on each stage's pooled features; its weights give that stage's CAM."),
-        ], [stages(results, test, tap_labels(run, lang), lang, classes)] if test else [], ["layers.png"]),
+        ], [stage_story(report, results, test, lang)] if test else [], ["layers.png"]),
         *([Section("head", lang._("Does it look at the head?"), [
             lang._("Some photos come with ground truth: a box around the pet's head and an outline of the pet. The "
                    "pointing game asks whether the map's highest point falls inside them."),

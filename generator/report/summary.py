@@ -62,6 +62,7 @@ class Report:
     localisation: pd.DataFrame | None = None  # truth.summarise_truth: method x tap x region, baselines beside
     head_test: truth_mod.ErrTest | None = None  # mistakes against head size
     neither_score: str = "pet_p"  # the score that decides 'neither' (analysis.neither_score): pet_p or msp
+    compare: Any = None  # report/compare.Comparison when setting compare names a second model
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -138,8 +139,11 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     board = analysis.leaderboard(scores, settings.seed)
     looks = run.leaderboard.get("looks", 1)
     truth = bundle.get("truth") or truth_mod.Truth()
+    localisation = truth_mod.summarise_truth(truth, settings.seed)
+    comparison = compare_bundle(bundle, settings, results, n_taps, localisation) if bundle.get("compare") else None
     return Report(
-        truth=truth, localisation=truth_mod.summarise_truth(truth, settings.seed),
+        compare=comparison,
+        truth=truth, localisation=localisation,
         head_test=truth_mod.head_test(truth, settings.seed),
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
         neither_threshold=threshold, neither_score=score, ood=ood, board=board,
@@ -243,3 +247,29 @@ def _f(v: Any) -> float | None:
 def _int(v: Any) -> int | None:
     f = _f(v)
     return None if f is None else int(f)
+
+
+def compare_bundle(bundle: dict[str, Any], settings: Settings, results: pd.DataFrame, n_taps: int,
+                   localisation: pd.DataFrame):
+    """The comparison of the site's model (A) with the one setting compare named (B), from both models' records."""
+    from generator.report import compare
+
+    other = bundle["compare"]
+    run, fp_b = bundle["run"], other["model"]["fingerprint"]
+
+    def cams(fp: str, taps: int):
+        def load(sha: str) -> np.ndarray | None:
+            z = load_npz(record_path(settings.cache_dir, fp, sha)) if sha else None
+            record = PhotoRecord.from_npz(z, taps) if z is not None else None
+            return record.cam(-1) if record is not None and "cam" in record.maps else None
+        return load
+
+    n_taps_b = len(other["model"]["tap_names"])
+    sets = [s for s in run.sets if s != settings.train_set]
+    a = {"backbone": run.backbone, "recipe_name": run.recipe_name, "checkpoint": run.checkpoint,
+         "fingerprint": run.model_fingerprint}
+    truth_b = other.get("truth") or truth_mod.Truth()
+    return compare.compare_models(
+        results, other["results"], sets, min(n_taps, n_taps_b), cams(run.model_fingerprint, n_taps),
+        cams(fp_b, n_taps_b), a, other["model"], localisation, truth_mod.summarise_truth(truth_b, settings.seed),
+        settings.seed, run.classes)

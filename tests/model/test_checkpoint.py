@@ -205,3 +205,44 @@ def test_a_checkpoint_of_another_class_list_is_one_sentence(tmp_path):
     logged: list[str] = []
     assert checkpoint.load_matching(p, tiny_backbone(), meta_for(classes=("a", "b", "c")), log=logged.append) is None
     assert len(logged) == 1 and "made for 2 classes" in logged[0] and "retraining" in logged[0]
+
+
+def test_a_tuned_checkpoint_keeps_its_network_and_its_weights_enter_the_fingerprint(tmp_path):
+    """The tuned state dict comes back into a fresh network; a probe checkpoint's fingerprint is what it was
+    (no tuned weights), a tuned one's changes with the tuned weights; a swapped tensor is refused by its hash."""
+    tuned = tiny_backbone()
+    with torch.no_grad():
+        tuned.model[0].weight.add_(1.0)
+    state = tuned.model.state_dict()
+    meta = dict(meta_for(), **{checkpoint.TUNED: checkpoint.state_sha256(state)})
+    p = tmp_path / "tuned.pt"
+    checkpoint.save_checkpoint(p, heads_for((4, 6)), meta, tuned=state)
+    fresh = tiny_backbone()
+    _, got = checkpoint.read_checkpoint(p)
+    checkpoint.load_tuned(p, fresh, got)
+    assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in state.items())
+
+    plain = meta_for()
+    assert checkpoint.identity_hash(plain, 16) == checkpoint.identity_hash(dict(plain, **{checkpoint.TUNED: ""}), 16)
+    other = dict(meta, **{checkpoint.TUNED: checkpoint.state_sha256(tiny_backbone().model.state_dict())})
+    assert len({checkpoint.identity_hash(m, 16) for m in (plain, meta, other)}) == 3
+
+    swapped = dict(state, **{"0.weight": state["0.weight"] * 2})
+    q = tmp_path / "swapped.pt"
+    checkpoint.save_checkpoint(q, heads_for((4, 6)), meta, tuned=swapped)
+    with pytest.raises(WeightsError, match="swapped.pt: the tuned network's weights do not match"):
+        checkpoint.load_tuned(q, tiny_backbone(), meta)
+    checkpoint.load_tuned(q, tiny_backbone(), plain)  # a probe checkpoint: nothing to load
+
+
+def test_each_recipe_has_its_own_checkpoint_and_the_probe_keeps_its_name_and_recipe():
+    from generator.config import make_settings
+
+    d = pathlib.Path("w")
+    assert checkpoint.checkpoint_path(d, "resnet18") == d / "catdog-resnet18.pt"
+    assert checkpoint.checkpoint_path(d, "resnet18", recipe="lp-ft") == d / "catdog-resnet18-lp-ft.pt"
+    b = tiny_backbone()
+    probe = checkpoint.expected_meta(b, make_settings(), "k")["recipe"]
+    assert set(probe) == {"method", "weight_decay", "hflip", "seed", "resize"}  # what checkpoints on disk record
+    tuned = checkpoint.expected_meta(b, make_settings({"recipe": "lp-ft", "finetune_epochs": "5"}), "k")["recipe"]
+    assert tuned["name"] == "lp-ft" and tuned["epochs"] == 5 and "probe's head fitted first" in tuned["method"]

@@ -134,3 +134,100 @@ def test_cross_validated_probabilities_come_from_the_head_without_the_photo():
     full = train.fit_logistic(x, y, 3, 1e-2)  # fitted on every photo, it is surer of them than held out
     inside = torch.softmax(torch.as_tensor(x) @ full.weight.T + full.bias, 1).numpy().max(1)
     assert np.median(inside) >= np.median(probs.max(1))
+
+
+@pytest.mark.slow
+def test_the_posts_experiment_fine_tunes_resnet18_from_a_local_state_dict(tmp_path, monkeypatch):
+    """--backbone resnet18 --recipe finetune on real photos, with a ResNet18 state dict saved here standing in for
+    the download: the checkpoint keeps the tuned weights, the recipe and its curve; the next call reuses it (no
+    training), puts the same weights back into a freshly built network, and the maps' fingerprint differs from the
+    probe's."""
+    import torchvision
+    from conftest import make_small_data, small_settings
+
+    from generator.data.scan import DEFAULT_CLASSES as CLASSES
+    from generator.data.scan import as_table, scan_rows
+    from generator.data.workers import make_pool
+    from generator.model import backbones
+    from generator.model.checkpoint import TUNED, read_checkpoint, state_sha256
+    from generator.model.runtime import choose_runtime
+
+    monkeypatch.setattr(backbones, "RESNET18_FILE", "resnet18-local.pth")  # no hash in the name to check
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    data = make_small_data(tmp_path, n_train=6, n_test=1)
+    settings = small_settings(tmp_path, data, backbone="resnet18", recipe="finetune", input_size=64,
+                              finetune_epochs=2, finetune_batch=4, finetune_holdout=0.2, finetune_patience=2)
+    (tmp_path / "weights").mkdir()
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "weights" / "resnet18-local.pth")
+    table = as_table(scan_rows(settings.data_dir, ["train"]))
+    rows = table[table["label"].isin(CLASSES)]
+    logs: list[str] = []
+    with make_pool(1) as pool:
+        runtime = choose_runtime(settings)
+        pretrained = backbones.build(settings.backbone, settings.weights_dir)
+        before = {k: v.clone() for k, v in pretrained.model.state_dict().items()}
+        trained = train.train_or_load(pretrained, rows, settings, pool, runtime, CLASSES,
+            log=logs.append, progress=False)
+        model = trained.model
+        assert model.path.name == "catdog-resnet18-finetune.pt"
+        assert any(m.startswith("epoch 1/2: training loss") for m in logs)
+        meta = model.meta
+        assert meta["recipe"]["name"] == "finetune" and len(meta["training_curve"]) == meta["training"]["epochs_run"]
+        assert meta[TUNED] == state_sha256(model.backbone.model.state_dict())
+        tuned_conv = model.backbone.model.state_dict()["layer1.0.conv1.weight"]
+        assert not torch.equal(before["layer1.0.conv1.weight"], tuned_conv)
+        assert len(model.heads) == 4 and len(trained.probs) == 12
+        assert not (tmp_path / "cache" / "finetune").exists() or not any((tmp_path / "cache" / "finetune").iterdir())
+
+        logs.clear()
+        fresh = backbones.build(settings.backbone, settings.weights_dir)
+        again = train.train_or_load(fresh, rows, settings, pool, runtime, CLASSES,
+            log=logs.append, progress=False).model
+        assert not any("fine-tuning" in m or "epoch" in m for m in logs), logs
+        for k, v in model.backbone.model.state_dict().items():
+            assert torch.equal(v, fresh.model.state_dict()[k]), k
+        torch.testing.assert_close(again.heads[-1].weight, model.heads[-1].weight, rtol=0, atol=0)
+        assert again.fingerprint == model.fingerprint
+        heads, stored = read_checkpoint(model.path)
+        assert stored[TUNED] == meta[TUNED]
+
+        from generator.config import make_settings
+
+        probe = make_settings({**{k: getattr(settings, k) for k in ("data_dir", "weights_dir", "cache_dir",
+                                                                    "workers", "backbone", "input_size")}})
+        plain = train.train_or_load(backbones.build("resnet18", settings.weights_dir), rows, probe, pool, runtime,
+                                    CLASSES, log=lambda _m: None, progress=False).model
+        assert plain.path.name == "catdog-resnet18.pt" and plain.fingerprint != model.fingerprint
+
+
+@pytest.mark.slow
+def test_lp_ft_starts_fine_tuning_from_the_probes_head(tmp_path):
+    """Recipe lp-ft: the head is the probe's logistic regression before the first step. With rates too small to
+    move anything, the tuned head is the probe's head (up to float32 rounding of a few AdamW steps of 1e-12)."""
+    from conftest import make_small_data, small_settings
+
+    from generator.config import make_settings
+    from generator.data.scan import DEFAULT_CLASSES as CLASSES
+    from generator.data.scan import as_table, scan_rows
+    from generator.data.workers import make_pool
+    from generator.model import backbones
+    from generator.model.runtime import choose_runtime
+
+    data = make_small_data(tmp_path, n_train=4, n_test=1)
+    common = dict(input_size=64, hflip=False)
+    settings = small_settings(tmp_path, data, recipe="lp-ft", finetune_epochs=1, finetune_batch=4,
+                              finetune_lr=1e-12, finetune_backbone_lr=1e-12, **common)
+    table = as_table(scan_rows(settings.data_dir, ["train"]))
+    rows = table[table["label"].isin(CLASSES)]
+    with make_pool(1) as pool:
+        runtime = choose_runtime(settings)
+        tuned = train.train_or_load(backbones.build("efficientnet_lite0", settings.weights_dir), rows, settings,
+                                    pool, runtime, CLASSES, log=lambda _m: None, progress=False).model
+        probe_settings = make_settings({k: getattr(settings, k) for k in ("data_dir", "weights_dir", "cache_dir",
+                                                                          "workers", "input_size", "hflip")})
+        probe = train.train_or_load(backbones.build("efficientnet_lite0", settings.weights_dir), rows, probe_settings,
+                                    pool, runtime, CLASSES, log=lambda _m: None, progress=False).model
+    assert tuned.path.name.endswith("-lp-ft.pt") and tuned.meta["recipe"]["name"] == "lp-ft"
+    # the probe's head came from the same frozen features; 1e-12 steps move it by far less than this
+    torch.testing.assert_close(tuned.heads[-1].weight, probe.heads[-1].weight, rtol=1e-4, atol=1e-5)

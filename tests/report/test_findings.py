@@ -182,3 +182,40 @@ def test_k_class_findings_name_the_mix_up_with_the_most_photos():
     g = findings.data_and_model(pd.concat([train, d.assign(set="test")]), "train", "test", run, EN)
     assert g.text.startswith("The head was fitted on 7 photos of 3 classes (2 to 3 per class)")
     assert "gets 57.1% right (3 wrong)" in g.text
+
+
+def test_the_model_paragraph_says_which_recipe_trained_it():
+    """The probe's paragraph says the network stayed frozen; a fine-tuned one's says it was trained as in the post,
+    with the held-out share and the epoch kept, read from the training record."""
+    from types import SimpleNamespace
+
+    train = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "dog", 0.1, 0.3, 0.9), ("dog", "dog", 0.2, 0.3, 0.9)],
+                 set_name="train")
+    test = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "cat", 0.6, 0.3, 0.9)])
+    d = pd.concat([train, test], ignore_index=True)
+    probe = SimpleNamespace(n_taps=4, tuned=False, train_scores={"tap3_cv5_accuracy": 0.97})
+    f = findings.data_and_model(d, "train", "test", probe, EN)
+    assert "stays frozen" in f.text and "97.0%" in f.text and f.agrees is False
+    curve = ({"heldout_accuracy": 0.9}, {"heldout_accuracy": 0.95}, {"heldout_accuracy": 0.925})
+    tuned = SimpleNamespace(n_taps=4, tuned=True, train_scores={}, training_curve=curve,
+                            training={"best_epoch": 2, "epochs_run": 3, "n_heldout": 1})
+    g = findings.data_and_model(d, "train", "test", tuned, EN)
+    assert "stays frozen" not in g.text and "fine-tuned on 1 cat and 2 dog photos, 1 of them held out" in g.text
+    assert "gets 50.0% right (1 wrong)" in g.text and "held-out training photos it gets 95.0%" in g.text
+    assert "3 epochs, the weights of epoch 2 kept" in g.text and g.agrees is True
+
+
+def test_the_stage_story_reads_a_fine_tuned_model_b_when_the_site_shows_the_probe():
+    from types import SimpleNamespace
+
+    labels = ["cat", "dog"] * 5
+    probe_rows = rows([(c, c, 0.9 if c == "cat" else 0.1, 0.5, 0.9, ["cat"] * 4) for c in labels])  # probes: chance
+    tuned_rows = rows([(c, c, 0.9 if c == "cat" else 0.1, 0.5, 0.9, [c] * 4) for c in labels])  # right everywhere
+    run = SimpleNamespace(tuned=False, backbone="resnet18", tap_names=("s1", "s2", "s3", "s4"),
+                          tap_modules=("l1", "l2", "l3", "l4"))
+    compared = SimpleNamespace(b={"recipe_name": "finetune", "backbone": "resnet18"}, results_b=tuned_rows)
+    f = findings.stage_story(SimpleNamespace(run=run, compare=compared), probe_rows, "test", EN)
+    assert f.text.startswith("These stages are read from the fine-tuned network") and "separable at s1" in f.text
+    assert ("compare.html", "the two models side by side") in f.links
+    alone = findings.stage_story(SimpleNamespace(run=run, compare=None), probe_rows, "test", EN)
+    assert alone.text.startswith("No stage's linear probe reaches")

@@ -22,6 +22,7 @@ class PageKind:
     nav: str | None  # navigation title (a message id), None when not in the navigation
     href: str | None  # the page the navigation links to
     pages: Callable[[Report, dict], Iterator[tuple[str, dict]]]
+    shown: Callable[[Report], bool] = lambda _report: True  # whether this build has the page (and its nav link)
 
 
 PHOTO_KIND = "photo"  # the image pages, rendered by the "sets" kind after every other page

@@ -63,7 +63,8 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
             "data": photo_page_data(report, maps, record, pp.scales, ph["label"] or ""),
             "order": [report.classes[k] for k in maps.shown(record, ph["label"] or "")],
             "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
-            "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100}
+            "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100,
+            "other": report.compare.photo(pp.summary.key, ph["file"]) if report.compare is not None else None}
 
 
 @dataclass

@@ -10,7 +10,7 @@ from generator.explain.overlay import colormaps_js
 from generator.frames import pd
 from generator.i18n import Lang
 from generator.publish import post
-from generator.publish.pages import cells, errors, figures, layers, methods, overview, report, sets, skipped
+from generator.publish.pages import cells, compare, errors, figures, layers, methods, overview, report, sets, skipped
 from generator.publish.pages.kinds import PHOTO_KIND, PageKind
 from generator.publish.pages.maps import Maps
 from generator.publish.pages.photo import PhotoPages, gallery_script, render_photo_pages
@@ -24,14 +24,15 @@ NAV_BEFORE_SETS = ("report", "overview")
 
 # The page kinds, in navigation order: each is one module of this package (its KIND: name, template, navigation
 # title, and the function that makes its page models from the Report) and its template.
-PAGES: tuple[PageKind, ...] = tuple(m.KIND for m in (report, overview, sets, cells, errors, layers, methods, figures,
-                                                     skipped))
+PAGES: tuple[PageKind, ...] = tuple(m.KIND for m in (report, overview, sets, cells, errors, layers, methods, compare,
+                                                     figures, skipped))
 
 
 def common(report: Report, lang: Lang) -> dict[str, Any]:
-    nav = [{"title": k.nav, "href": k.href, "raw": False} for k in PAGES if k.nav and k.name in NAV_BEFORE_SETS]
+    shown = [k for k in PAGES if k.nav and k.shown(report)]
+    nav = [{"title": k.nav, "href": k.href, "raw": False} for k in shown if k.name in NAV_BEFORE_SETS]
     nav += [{"title": s.name, "href": f"sets/{s.slug}/index.html", "raw": True} for s in report.eval_sets]
-    nav += [{"title": k.nav, "href": k.href, "raw": False} for k in PAGES if k.nav and k.name not in NAV_BEFORE_SETS]
+    nav += [{"title": k.nav, "href": k.href, "raw": False} for k in shown if k.name not in NAV_BEFORE_SETS]
     run = report.run
     return {
         "nav": nav, "run": run, "classes": report.classes, "settings": report.settings,

@@ -22,12 +22,16 @@ def _tree(root: Path) -> dict[str, bytes]:
             if p.is_file() and not p.is_symlink() and "assets" not in p.parts}
 
 
-def test_every_registered_kind_wrote_pages(small_site):
+def test_every_registered_kind_wrote_pages(small_site, small_report):
+    """Every kind this build has (compare.html only with setting compare) wrote pages; the others wrote none."""
     settings, _run = small_site
+    _bundle, report = small_report
     written = json.loads((Path(settings.site_dir) / "run.json").read_text())["pages"]
     assert set(written) == {k.name for k in pages.PAGES} | {pages.PHOTO_KIND}
+    shown = {k.name: k.shown(report) for k in pages.PAGES}
+    assert shown["compare"] is False
     for name, w in written.items():
-        assert w["count"] >= 1, name
+        assert (w["count"] >= 1) == shown.get(name, True), name
         assert all((Path(settings.site_dir) / rel).is_file() for rel in w["first"])
 
 
@@ -37,7 +41,8 @@ def test_the_navigation_is_the_registry(small_report):
 
     nav = pages.common(report, Lang("en"))["nav"]
     hrefs = [n["href"] for n in nav]
-    assert [k.href for k in pages.PAGES if k.nav] == [h for h in hrefs if not h.startswith("sets/")]
+    assert [k.href for k in pages.PAGES if k.nav and k.shown(report)] == [h for h in hrefs if not h.startswith("sets/")]
+    assert "compare.html" not in hrefs  # no second model in this build
 
 
 def test_pages_are_a_pure_function_of_the_report(small_report, tmp_path):
