@@ -14,6 +14,7 @@ from generator.publish import post
 from generator.publish.pages import cells, errors, figures, layers, methods, overview, report, sets, skipped
 from generator.publish.pages.kinds import PHOTO_KIND, PageKind
 from generator.publish.pages.maps import Maps
+from generator.publish.pages.pagedata import PageDataCache
 from generator.publish.pages.photo import PhotoPages, gallery_script, render_photo_pages
 from generator.publish.render import SiteWriter
 from generator.report import analysis
@@ -41,8 +42,10 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
     }
 
 
-def write_site(build_dir: Path, report: Report, settings: Settings) -> dict[str, dict[str, Any]]:
+def write_site(build_dir: Path, report: Report, settings: Settings,
+               page_data: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir.
+    page_data: the file that caches what the image pages take from the records (pagedata.py), or None.
 
     Returns, per page kind of the registry (and PHOTO_KIND for the image pages the sets render), how many pages
     were written and the first three: run.json keeps it, and the browser tests visit one page of each kind."""
@@ -64,7 +67,7 @@ def write_site(build_dir: Path, report: Report, settings: Settings) -> dict[str,
             writer.page(rel, template, **base, **model)
             written[kind.name].append(rel)
     entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
-                                 settings.n_workers)
+                                 settings.n_workers, cache=PageDataCache(page_data))
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
     written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]
