@@ -87,14 +87,15 @@ class PhotoJob:
     sets: list[PhotoPages]
     lang: str
     cache: PageDataCache = field(default_factory=lambda: PageDataCache(None))
+    site_writer: SiteWriter | None = None  # the writer of the other pages: its templates are compiled already
 
     @functools.cached_property
     def truth(self) -> dict[tuple[str, str], dict]:  # (set, file) -> what its page shows of the ground truth
         return truth_mod.photo_index(self.report.truth)
 
     @functools.cached_property
-    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process
-        return SiteWriter(self.build_dir, Lang(self.lang))
+    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process (a copy of site_writer's)
+        return self.site_writer or SiteWriter(self.build_dir, Lang(self.lang))
 
 
 def photo_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> PhotoData:
@@ -138,14 +139,16 @@ def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> tuple[list[dict]
 
 
 def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
-                       processes: int, per_task: int = 64, cache: PageDataCache | None = None) -> list[list[dict]]:
+                       processes: int, per_task: int = 64, cache: PageDataCache | None = None,
+                       writer: SiteWriter | None = None) -> list[list[dict]]:
     """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order.
-    cache: the photos' page data of earlier builds (pagedata.py); what is made anew is added to it and saved."""
+    cache: the photos' page data of earlier builds (pagedata.py); what is made anew is added to it and saved.
+    writer: the writer of the site's other pages, if any (its compiled templates are inherited by the workers)."""
     from generator.data.workers import forked_map
 
     cache = cache if cache is not None else PageDataCache(None)
     job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang,
-                   cache=cache)
+                   cache=cache, site_writer=writer)
     job.writer.env.get_template("photo.html")  # compiled once here: the forked workers inherit it
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]

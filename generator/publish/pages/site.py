@@ -67,7 +67,7 @@ def write_site(build_dir: Path, report: Report, settings: Settings,
             writer.page(rel, template, **base, **model)
             written[kind.name].append(rel)
     entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
-                                 settings.n_workers, cache=PageDataCache(page_data))
+                                 settings.n_workers, cache=PageDataCache(page_data), writer=writer)
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
     written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]
