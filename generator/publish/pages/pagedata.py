@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,19 +47,31 @@ def cache_path(cache_dir: Path | str, key: str) -> Path:
 class PageDataCache:
     """The photos' PhotoData of one key, by photo SHA-256. Loaded whole in the main process before the render's
     workers fork (they inherit it); the entries the workers make come back to the main process, which saves the
-    file once at the end if anything was added. path=None: nothing is read or saved (every value is made)."""
+    file once at the end if anything was added. path=None: nothing is read or saved (every value is made).
+
+    It also keeps site files that are a pure function of the key (`text`), such as static/colormaps.js, whose
+    tables come from matplotlib: a rerun then never imports it."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.entries: dict[str, Entry] = {}
+        self.texts: dict[str, str] = {}
         self.added = False
         if path is not None:
             try:
                 loaded = pickle.loads(Path(path).read_bytes())  # our own cache file
             except Exception:  # missing or damaged: made again
                 loaded = None
-            if isinstance(loaded, dict):
-                self.entries = loaded
+            if isinstance(loaded, dict) and isinstance(loaded.get("photos"), dict) \
+                    and isinstance(loaded.get("texts"), dict):
+                self.entries, self.texts = loaded["photos"], loaded["texts"]
+
+    def text(self, name: str, make: Callable[[], str]) -> str:
+        """The text `name`, made by make() once per key."""
+        if not isinstance(self.texts.get(name), str):
+            self.texts[name] = make()
+            self.added = True
+        return self.texts[name]
 
     def lookup(self, sha: str, record_sha256: str, scales: tuple[float, ...]) -> PhotoData | None:
         e = self.entries.get(sha)
@@ -74,7 +87,8 @@ class PageDataCache:
 
     def save(self) -> None:
         if self.path is not None and self.added:
-            write_bytes(self.path, pickle.dumps(self.entries, protocol=pickle.HIGHEST_PROTOCOL))
+            write_bytes(self.path, pickle.dumps({"photos": self.entries, "texts": self.texts},
+                                                protocol=pickle.HIGHEST_PROTOCOL))
             self.added = False
 
 

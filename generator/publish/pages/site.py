@@ -52,7 +52,8 @@ def write_site(build_dir: Path, report: Report, settings: Settings,
     lang = Lang(settings.lang)
     writer = SiteWriter(build_dir, lang)
     writer.static()
-    writer.text("static/colormaps.js", colormaps_js())
+    cache = PageDataCache(page_data)
+    writer.text("static/colormaps.js", cache.text("static/colormaps.js", colormaps_js))
     link_pictures(writer, report.results)
     ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
     base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
@@ -67,7 +68,7 @@ def write_site(build_dir: Path, report: Report, settings: Settings,
             writer.page(rel, template, **base, **model)
             written[kind.name].append(rel)
     entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
-                                 settings.n_workers, cache=PageDataCache(page_data), writer=writer)
+                                 settings.n_workers, cache=cache, writer=writer)
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
     written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]

@@ -14,7 +14,7 @@ import pytest
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import load_npz, save_npz
 from generator.publish import pages
-from generator.publish.pages import pagedata, photo
+from generator.publish.pages import pagedata, photo, site
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -39,6 +39,7 @@ def test_a_render_from_the_cache_writes_the_same_bytes(small_report, tmp_path, m
     filled = pages.write_site(tmp_path / "filled", report, report.settings, page_data=cache_file)
     assert cache_file.is_file()
     monkeypatch.setattr(photo, "decode_record", lambda *a: pytest.fail("a record was decoded, not read from cache"))
+    monkeypatch.setattr(site, "colormaps_js", lambda: pytest.fail("colormaps.js was made again (matplotlib)"))
     warm = pages.write_site(tmp_path / "warm", report, report.settings, page_data=cache_file)
     assert plain == filled == warm
     a, b, c = _tree(tmp_path / "plain"), _tree(tmp_path / "filled"), _tree(tmp_path / "warm")
@@ -83,6 +84,9 @@ def test_an_entry_holds_only_for_its_record_and_scales(tmp_path):
     assert again.lookup("ab", "d2", (0.5, 2.0)) is None  # the record file changed
     assert again.lookup("ab", "d1", (0.5, 2.5)) is None  # the set's signed scales changed
     assert again.lookup("cd", "d1", (0.5, 2.0)) is None
+    assert again.text("static/x.js", lambda: "made") == "made"
+    again.save()
+    assert pagedata.PageDataCache(path).text("static/x.js", lambda: pytest.fail("made twice")) == "made"
     path.write_bytes(b"not a pickle")
     assert pagedata.PageDataCache(path).entries == {}  # damaged: made again, never trusted
 
