@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,17 @@ def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[P
     """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order.
     cache: the photos' page data of earlier builds (pagedata.py); what is made anew is added to it and saved.
     writer: the writer of the site's other pages, if any (its compiled templates are inherited by the workers)."""
-    from generator.data.workers import forked_map
+    with photo_pages_started(build_dir, report, base, sets, lang, processes, per_task, cache, writer) as wait:
+        return wait()
+
+
+@contextmanager
+def photo_pages_started(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
+                        processes: int, per_task: int = 64, cache: PageDataCache | None = None,
+                        writer: SiteWriter | None = None) -> Iterator[Callable[[], list[list[dict]]]]:
+    """render_photo_pages, its workers started on entry so that the caller renders other pages meanwhile; the
+    function it yields waits for them and returns each set's gallery entries."""
+    from generator.data.workers import forked_map_started
 
     cache = cache if cache is not None else PageDataCache(None)
     job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang,
@@ -152,13 +164,17 @@ def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[P
     job.writer.env.get_template("photo.html")  # compiled once here: the forked workers inherit it
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
-    done = forked_map(_render_slice, job, tasks, processes)
-    out: list[list[dict]] = [[] for _ in sets]
-    for (k, _, _), (entries, made) in zip(tasks, done):
-        out[k] += entries
-        cache.update(made)
-    cache.save()
-    return out
+    with forked_map_started(_render_slice, job, tasks, processes) as results:
+
+        def wait() -> list[list[dict]]:
+            out: list[list[dict]] = [[] for _ in sets]
+            for (k, _, _), (entries, made) in zip(tasks, results()):
+                out[k] += entries
+                cache.update(made)
+            cache.save()
+            return out
+
+        yield wait
 
 
 def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:

@@ -15,7 +15,7 @@ from generator.publish.pages import cells, errors, figures, layers, methods, ove
 from generator.publish.pages.kinds import PHOTO_KIND, PageKind
 from generator.publish.pages.maps import Maps
 from generator.publish.pages.pagedata import PageDataCache
-from generator.publish.pages.photo import PhotoPages, gallery_script, render_photo_pages
+from generator.publish.pages.photo import PhotoPages, gallery_script, photo_pages_started
 from generator.publish.render import SiteWriter
 from generator.report import analysis
 from generator.report.names import safe_name
@@ -58,17 +58,22 @@ def write_site(build_dir: Path, report: Report, settings: Settings,
     ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
     base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
     deferred: list[tuple[str, PhotoPages]] = []
+    models: list[tuple[PageKind, str, dict]] = []
     written: dict[str, list[str]] = {kind.name: [] for kind in PAGES}
     for kind in PAGES:
         for rel, model in kind.pages(report, ctx):
             if isinstance(model, PhotoPages):
                 deferred.append((rel, model))
-                continue
+            else:
+                models.append((kind, rel, model))
+    # The image pages (most of the work) are rendered by forked workers while this process renders the others.
+    with photo_pages_started(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
+                             settings.n_workers, cache=cache, writer=writer) as photo_entries:
+        for kind, rel, model in models:
             template = model.pop("template", kind.template)
             writer.page(rel, template, **base, **model)
             written[kind.name].append(rel)
-    entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
-                                 settings.n_workers, cache=cache, writer=writer)
+        entries = photo_entries()
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
     written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]
