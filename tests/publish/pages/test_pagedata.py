@@ -31,6 +31,16 @@ def _own_records(report, tmp_path: Path):
     return replace(report, settings=replace(report.settings, cache_dir=cache))
 
 
+def refuse(why: str):
+    """A stand-in that fails the test if called, also inside a forked worker (an AssertionError travels back
+    through the pool; pytest.fail's exception would end the worker instead)."""
+
+    def called(*_args, **_kwargs):
+        raise AssertionError(why)
+
+    return called
+
+
 def test_a_render_from_the_cache_writes_the_same_bytes(small_report, tmp_path, monkeypatch):
     _bundle, report = small_report
     report = _own_records(report, tmp_path)
@@ -38,8 +48,8 @@ def test_a_render_from_the_cache_writes_the_same_bytes(small_report, tmp_path, m
     plain = pages.write_site(tmp_path / "plain", report, report.settings)
     filled = pages.write_site(tmp_path / "filled", report, report.settings, page_data=cache_file)
     assert cache_file.is_file()
-    monkeypatch.setattr(photo, "decode_record", lambda *a: pytest.fail("a record was decoded, not read from cache"))
-    monkeypatch.setattr(site, "colormaps_js", lambda: pytest.fail("colormaps.js was made again (matplotlib)"))
+    monkeypatch.setattr(photo, "decode_record", refuse("a record was decoded, not read from the cache"))
+    monkeypatch.setattr(site, "colormaps_js", refuse("colormaps.js was made again (matplotlib)"))
     warm = pages.write_site(tmp_path / "warm", report, report.settings, page_data=cache_file)
     assert plain == filled == warm
     a, b, c = _tree(tmp_path / "plain"), _tree(tmp_path / "filled"), _tree(tmp_path / "warm")
