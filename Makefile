@@ -16,7 +16,7 @@ OXFORD_PER_BREED ?=
 
 data_args = $(if $(SOURCE),--source "$(SOURCE)") $(if $(PERSONAL),--personal "$(PERSONAL)") $(if $(UNRELATED),--unrelated "$(UNRELATED)")
 
-.PHONY: setup data weights site test lint serve bench pdf messages clean
+.PHONY: setup data weights site breeds test lint serve bench pdf messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,13 @@ weights: $(STAMP)
 
 site: $(STAMP)
 	$(BIN)/python -m generator site $(data_args) $(ARGS)
+
+# The 37-breed example (K = 37): links the Oxford-IIIT Pet photos of ../shared/datasets/personal into data/breeds/,
+# split seeded per breed; then `make site ARGS="--data-dir data/breeds --eval-sets test --roles test=test
+# --site-dir site-breeds"` builds its site.
+BREEDS ?= ../shared/datasets/personal
+breeds: $(STAMP)
+	$(BIN)/python -m generator breeds --source "$(BREEDS)"
 
 # Where bf16 autocast is on (a CPU with AVX512-BF16 or AMX, or a bf16 GPU), the numerics tests run a second time
 # with it forced off (CAM_BF16=0), so that both paths are tested; elsewhere the first pass already ran float32.

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         with make_pool(settings.n_workers) as pool:
             backbone = backbones.build(settings.backbone, settings.weights_dir)
             model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime,
-                                        log=lambda _m: None, progress=False).model
+                                        ("cat", "dog"), log=lambda _m: None, progress=False).model
             photos = table[table["set"] == "test"]
             started = time.perf_counter()
             ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level="ERROR", include_dashboard=False)

@@ -56,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--oxford-set", default="oxford", metavar="NAME", help="name of that set's folder in data/")
     weights = sub.add_parser("weights", help="download torchvision's ResNet18 ImageNet weights into weights/")
     weights.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    breeds = sub.add_parser("breeds", help="the 37-breed example: link the Oxford-IIIT Pet photos into data/breeds/"
+                            "{train,test}/<Breed>/, split seeded per breed")
+    breeds.add_argument("--source", type=Path, default=Path("../shared/datasets/personal"),
+                        help="folder of oxfordpet_<Breed>_<n>.jpg photos (default: ../shared/datasets/personal)")
+    breeds.add_argument("--data-dir", type=Path, default=Path("data/breeds"))
+    breeds.add_argument("--test-share", type=float, default=0.3, help="share of each breed's photos for testing")
+    breeds.add_argument("--seed", type=int, default=0)
     clean = sub.add_parser("clean", help="delete the site, its build leftovers and the cache (only if this tool "
                            "wrote them)")
     clean.add_argument("--site-dir", type=Path, default=Settings.site_dir)
@@ -88,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
                                       allow_network=not args.no_download, log=log):
                 print(line)
         return 0
+    if args.command == "breeds":
+        from generator.data.breeds import link_breeds
+
+        if not 0 < args.test_share < 1:
+            raise UserError(f"--test-share {args.test_share} is not allowed: use a share between 0 and 1, e.g. 0.3.")
+        check_folder("data_dir", args.data_dir)
+        counts = link_breeds(args.source, args.data_dir, test_share=args.test_share, seed=args.seed)
+        n_train, n_test = (sum(c[i] for c in counts.values()) for i in (0, 1))
+        print(f"{args.data_dir}: {len(counts)} breeds, {n_train} training and {n_test} test photos (links to "
+              f"{args.source}); build it with: make site ARGS=\"--data-dir {args.data_dir} --eval-sets test "
+              f"--roles test=test --site-dir site-breeds\"")
+        return 0
     if args.command == "weights":
         from generator.model.backbones import download_resnet18
 
@@ -99,12 +118,26 @@ def run(args: argparse.Namespace) -> int:
     from generator.build import build_site
     from generator.data.fetch import import_all
 
+    defaults = adds_default_sets(settings)
     for line in import_all(settings.data_dir, args.source, args.personal, args.unrelated,
                            download=not args.no_download, only_missing=True, url=settings.data_url,
-                           progress=not args.quiet, log=log):
+                           progress=not args.quiet, log=log, defaults=defaults):
         log(line)
+    train = Path(settings.data_dir) / settings.train_set
+    if not defaults and not (train.is_dir() and any(train.iterdir())):
+        raise UserError(f"{train} is missing or empty, and a data folder you name is only read: give "
+                        "SOURCE=<folder or .zip laid out like cats_and_dogs_filtered> to import photos into it, "
+                        f"put <class>/ folders of photos in {train}, or run `make site` without --data-dir to "
+                        "download the default photos into data/.")
     build_site(settings, log=log, progress=not args.quiet, paths_checked=True)
     return 0
+
+
+def adds_default_sets(settings: Settings) -> bool:
+    """Whether `site` may fill the data folder's missing sets with the defaults (the download, scikit-image's
+    photos): only in the tool's own data/ (setting data_dir left at its default). A folder the user names is read,
+    not written: only what --source, --personal or --unrelated ask for goes into it."""
+    return Path(settings.data_dir).absolute() == Path(Settings.data_dir).absolute()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,15 @@ from typing import Any
 from generator import manifest as manifest_mod
 from generator import ownership
 from generator.config import Settings, jsonable
-from generator.data.scan import CLASSES, discover_sets, scan_rows
+from generator.data.scan import DEFAULT_CLASSES, discover_sets, scan
 from generator.errors import UserError, from_os_error
 from generator.files import write_bytes, write_text
 from generator.lock import site_lock
 from generator.pause import pause_at
 from generator.report.facts import MethodFacts, RunFacts
 
-BUNDLE_FORMAT = 4  # 2: the run's facts as a typed RunFacts; 3: with the leaderboard's outcome; 4: ground truth
+BUNDLE_FORMAT = 5  # 2: the run's facts as a typed RunFacts; 3: with the leaderboard's outcome; 4: ground truth;
+# 5: the classes in the run's facts
 
 
 class Timer:
@@ -78,7 +79,8 @@ def build_site(settings: Settings, log=print, progress: bool = True, paths_check
                 raise UserError(f"{settings.data_dir}/{settings.train_set} is missing or empty: run `make site` where "
                                 "a network exists to download the photos, or give SOURCE=<folder or .zip laid out "
                                 "like cats_and_dogs_filtered>.")
-            rows = scan_rows(settings.data_dir, sets)
+            scanned = scan(settings.data_dir, sets, settings.train_set, settings.classes_file or None)
+            rows = scanned.rows
             now = manifest_mod.make(rows, settings)
             before = manifest_mod.load(settings)
         ownership.tag_cache(settings.cache_dir)  # CACHEDIR.TAG: `make clean` knows the folder is ours
@@ -87,7 +89,7 @@ def build_site(settings: Settings, log=print, progress: bool = True, paths_check
             return json.loads((site_dir / "run.json").read_text())
         bundle = load_bundle(settings, now.compute)  # keyed by the compute key: valid whatever built it
         if bundle is None:
-            bundle = compute(settings, rows, sets, timer, log, progress)
+            bundle = compute(settings, rows, scanned.classes, sets, timer, log, progress)
             save_bundle(settings, now.compute, bundle)
             reuse_figures = False
         else:
@@ -101,8 +103,10 @@ def build_site(settings: Settings, log=print, progress: bool = True, paths_check
 # ---- compute: the stages that need the model ------------------------------------------------------------------
 
 
-def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progress: bool) -> dict[str, Any]:
-    """Model, explanations and leaderboard: the bundle of results the pages are made from."""
+def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str], timer: Timer, log,
+            progress: bool) -> dict[str, Any]:
+    """Model, explanations and leaderboard: the bundle of results the pages are made from. `classes`: the scan's,
+    in the order of the head's outputs."""
     import torch
 
     from generator.data.scan import as_table
@@ -131,8 +135,9 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
         with timer.stage("model"):
             backbone = backbones.build(settings.backbone, settings.weights_dir)
             trows = table[(table["set"] == settings.train_set) & (table["status"] == "ok")
-                          & table["label"].isin(CLASSES)]
-            trained = train.train_or_load(backbone, trows, settings, pool, runtime, log=log, progress=progress)
+                          & table["label"].isin(classes)]
+            trained = train.train_or_load(backbone, trows, settings, pool, runtime, classes, log=log,
+                                          progress=progress)
             model = trained.model
         eval_sets = [s for s in sets if s != settings.train_set]
         # A fixed leaderboard sample (faithfulness_sample > 0), drawn from the files that scanned well, gets every
@@ -147,24 +152,25 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
                 log(f"explained on Ray: {engine.pool.size} actor(s) of {engine.pool.threads} core(s)"
                     f"{' and one GPU' if engine.pool.gpu else ''} each, peak memory per actor "
                     f"{engine.peak_mb:.0f} MB")
-    train_df = _train_rows(table[table["set"] == settings.train_set], trained)
+    train_df = _train_rows(table[table["set"] == settings.train_set], trained, classes)
     results = pd.concat([train_df, explained], ignore_index=True) if len(explained) else train_df
-    results = finish_table(results, settings)
+    results = finish_table(results, settings, classes)
     with timer.stage("leaderboard"):
         scores, sanity, outcome = leaderboard.leaderboard_stage(model, results, eval_sets, settings, runtime, log)
-    truth = score_ground_truth(settings, sets, results, model.fingerprint, len(model.backbone.tap_names), timer,
-                               log)
+    truth = score_ground_truth(settings, sets, results, model.fingerprint, len(model.backbone.tap_names), classes,
+                               timer, log)
     b = model.backbone
     size = settings.input_size
     run = RunFacts(
         started=started.isoformat(timespec="seconds"),
         backbone=b.name,
+        classes=tuple(classes),
         weights_file=b.weights_file,
         weights_sha256=b.weights_sha256,
         checkpoint=str(model.path),
         model_fingerprint=model.fingerprint,
         recipe=model.meta["recipe"],
-        train_scores=model.meta.get("scores", {}),
+        train_scores={k: v for k, v in model.meta.get("scores", {}).items() if k != "cv_msp"},
         seed=settings.seed,
         runtime=asdict(runtime),
         versions=manifest_mod.versions(),
@@ -186,8 +192,8 @@ def compute(settings: Settings, rows, sets: list[str], timer: Timer, log, progre
             "truth": truth}
 
 
-def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: str, n_taps: int, timer: Timer,
-                       log):
+def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: str, n_taps: int,
+                       classes: tuple[str, ...], timer: Timer, log):
     """The localisation stage: every annotated photo's maps, read back from the records the explain stage wrote
     (no network pass), against its head and pet regions (evaluate/truth.py)."""
     from generator.config import annotation_sources
@@ -201,7 +207,7 @@ def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: s
     with timer.stage("localisation"):
         cache = RecordCache(settings.cache_dir, model_fp, n_taps)
         truth = truth_mod.score_truth(results, truth_mod.read_truth(sources, results), cache.load,
-                                      settings.box_threshold, settings.input_size)
+                                      settings.box_threshold, settings.input_size, classes=classes)
     for st in truth.sets:
         log(f"ground truth of {st.set}: {st.photos} photos scored, {len(st.left_out)} entries left out, "
             f"{st.not_in_set} annotated photos not in this set")
@@ -231,7 +237,7 @@ def _engine(settings: Settings, table, log) -> Iterator[Any]:
         yield ray_engine.RayEngine()
 
 
-def _train_rows(rows, trained) -> Any:
+def _train_rows(rows, trained, classes: tuple[str, ...]) -> Any:
     """The training files as result rows: the head's prediction on each (from the cached features)."""
     import numpy as np
 
@@ -239,29 +245,32 @@ def _train_rows(rows, trained) -> Any:
 
     out = []
     for r in rows.to_dict("records"):
-        if r["status"] == "ok" and r["label"] in CLASSES:
+        if r["status"] == "ok" and r["label"] in classes:
             r["status"] = trained.statuses.get(r["path"], r["status"])
         elif r["status"] == "ok":
-            r["status"] = "skipped: training photo without a cat/dog label folder (not used)"
+            r["status"] = "skipped: training photo outside the class folders (not used)"
         p = trained.probs.get(r["path"])
         if p is not None and r["status"] == "ok":
-            r.update({f"p_{c}": float(p[k]) for k, c in enumerate(CLASSES)})
-            r["prediction"] = CLASSES[int(np.argmax(p))]
+            r.update({f"p_{c}": float(p[k]) for k, c in enumerate(classes)})
+            r["prediction"] = classes[int(np.argmax(p))]
             r["pet_p"] = trained.pet_p.get(r["path"])
             r["energy"] = trained.energy.get(r["path"])
+            if tuple(classes) != DEFAULT_CLASSES and r["path"] in trained.cv_msp:  # what 'neither' is chosen on
+                r["msp_cv"] = trained.cv_msp[r["path"]]
         out.append(r)
     return pd.DataFrame(out)
 
 
-def finish_table(df, settings: Settings):
-    """Every column the pages use, for every row: prediction, probabilities, slugs and page paths."""
+def finish_table(df, settings: Settings, classes: tuple[str, ...]):
+    """Every column the pages use, for every row: prediction, probabilities (p_<class> in class order), slugs and
+    page paths."""
     import numpy as np
 
     from generator.report.names import set_slug, unique_slugs
 
     for col in ("prediction", "sha256", "pictures", "photo"):
         df[col] = df[col].fillna("") if col in df else ""
-    for col in [f"p_{c}" for c in CLASSES] + ["pet_p", "energy"]:
+    for col in [f"p_{c}" for c in classes] + ["pet_p", "energy"]:
         if col not in df:
             df[col] = np.nan
     df["slug"] = unique_slugs(list(df["file"]), list(df["set"]))

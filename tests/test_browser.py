@@ -21,7 +21,7 @@ import chromium
 import numpy as np
 import pytest
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES as CLASSES
 from generator.frames import pd
 
 chromium.require()

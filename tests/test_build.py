@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES as CLASSES
 from generator.explain.overlay import decode_maps
 from generator.frames import pd
 
@@ -355,3 +355,50 @@ def test_ground_truth_reaches_the_photo_pages_the_methods_page_and_the_report(sm
     assert 'value="off-head"' in gallery and 'value="off-pet"' in gallery
     photos_js = (site / "sets" / "personal" / "photos.js").read_text()
     assert '"loc":' in photos_js
+
+
+@pytest.fixture(scope="module")
+def three_breeds(tmp_path_factory):
+    """(settings, run, root) of one build of three Oxford-IIIT Pet breeds (7 training and 3 test photos each) from
+    the shared personal photos, through the command line's own steps (a data folder of its own: nothing added)."""
+    from conftest import DATASETS, need_datasets, small_settings
+
+    from generator.build import build_site
+    from generator.data.breeds import link_breeds
+
+    need_datasets()
+    root = tmp_path_factory.mktemp("breeds")
+    link_breeds(DATASETS / "personal", root / "data", only=("Bengal", "pug", "Siamese"))
+    settings = small_settings(root, root / "data", eval_sets=("test",), roles=("test=test",), faithfulness_sample=1,
+                              faithfulness_steps=2, layer_sample=1, figure_sample=4)
+    return settings, build_site(settings, log=lambda _m: None, progress=False), root
+
+
+@pytest.mark.slow
+def test_a_three_class_site(three_breeds):
+    """K = 3 end to end: the classes from the folders, a checkpoint of their own, a probability column each, the
+    3 x 3 confusion, per-class accuracy, 'neither' decided by the head's own confidence, the signed map against
+    the runner-up, and no default set added to the named data folder."""
+    settings, run, root = three_breeds
+    classes = ("Bengal", "Siamese", "pug")  # sorted folder names
+    assert tuple(run["classes"]) == classes
+    assert Path(run["checkpoint"]).name.startswith("k3-") and not (root / "weights" / "catdog-efficientnet_lite0.pt"
+                                                                    ).exists()
+    assert sorted(p.name for p in (root / "data").iterdir() if not p.name.startswith(".")) == ["test", "train"]
+    site = Path(settings.site_dir)
+    df = pd.read_csv(site / "results.csv")
+    assert list(df.columns[:7]) == ["set", "file", "label", "prediction", *(f"p_{c}" for c in classes)]
+    ok = df[df["status"] == "ok"]
+    np.testing.assert_allclose(ok[[f"p_{c}" for c in classes]].sum(axis=1), 1, atol=1e-5)  # printed to 6 digits
+    assert set(ok["prediction"]) <= set(classes) and set(ok["label"]) == set(classes)
+    test = ok[ok["set"] == "test"]
+    assert (test["prediction"] == test["label"]).mean() > 1 / 3  # better than chance on 9 photos
+    overview = html.unescape((site / "overview.html").read_text(encoding="utf-8"))
+    assert "Each class" in overview and "head's own highest probability" in overview
+    errors = (site / "errors.html").read_text()
+    assert errors.count('<tr><th scope="row">') >= 3
+    page = site / ok[ok["set"] == "test"].iloc[0]["page"]
+    data = json.loads(re.search(r'id="photo-data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S).group(1))
+    assert data["classes"] == list(classes) and data["other"] != data["pred"]
+    assert sorted({k.split("/")[-1] for k, _ in decode_maps(data["payload"]) if k.startswith("cam/")}) == ["0", "1",
+                                                                                                         "2"]

@@ -506,3 +506,13 @@ def test_two_builds_of_one_site_never_interleave(built):
         if first.proc.returncode is None:
             first.finish()
     run_build(cmd)  # the lock is free again
+
+
+def test_default_sets_go_only_into_the_tools_own_data_folder(tmp_path):
+    from generator.__main__ import adds_default_sets
+    from generator.config import make_settings
+
+    assert adds_default_sets(make_settings({}))
+    assert adds_default_sets(make_settings({"data_dir": Path("data").absolute()}))
+    assert not adds_default_sets(make_settings({"data_dir": tmp_path / "three-classes"}))
+    assert not adds_default_sets(make_settings({"data_dir": "data/breeds"}))

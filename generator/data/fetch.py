@@ -477,13 +477,24 @@ def have_set(data_dir: Path, name: str) -> bool:
 def import_all(data_dir: Path, source: Path | None, personal: Path | None, unrelated: Path | None, *,
                download: bool = True, only_missing: bool = False, url: str = PUBLIC_ZIP_URL,
                expected_counts: Mapping[str, int] | None | str = "auto", progress: bool = True,
-               log: Log = print) -> list[str]:
+               log: Log = print, defaults: bool = True) -> list[str]:
     """What `make data` does; one line per imported set. With only_missing, sets already present stay as they are.
 
     train/test come from `source` when given (never the network), else from the archive at url (see
     import_download), which is downloaded only when download is true. expected_counts "auto": the public
     archive's counts for the public URL; for any other URL (a mirror, your own archive) the layout only.
+    defaults false: only the sets asked for (source, personal, unrelated) are imported, nothing downloaded or
+    taken from scikit-image: a data folder the user names is read, not written.
     """
+    if not defaults:
+        if source is None and personal is None and unrelated is None:
+            return []
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        asked = import_source(source, data_dir) if source is not None else []
+        asked += [import_folder(name, folder, data_dir, ()) for name, folder in
+                  (("personal", personal), ("unrelated", unrelated)) if folder is not None]
+        return asked
     if expected_counts == "auto":
         expected_counts = PUBLIC_COUNTS if url == PUBLIC_ZIP_URL else None
     data_dir = Path(data_dir)

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from generator.data.annotations import HEAD, PET, Annotations, PhotoTruth, load_annotations
-from generator.data.scan import CLASSES
 from generator.evaluate import localisation as L
 from generator.explain.overlay import Box
 from generator.explain.record import PhotoRecord
@@ -75,9 +74,9 @@ def _page_box(r: Mapping) -> Box | None:
 
 
 def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Box | None = None,
-                threshold: float = L.BOX_THRESHOLD, grid: int = L.GRID) -> list[dict]:
+                threshold: float = L.BOX_THRESHOLD, grid: int = L.GRID, *, classes: tuple[str, ...]) -> list[dict]:
     """One row per (method, tap, class map, region) of this photo. page_box: the explain stage's CAM box of the
-    predicted class at the last tap (passed in, not computed twice)."""
+    predicted class at the last tap (passed in, not computed twice); classes: the names of the head's outputs."""
     pred = record.pred
     n_taps = len(record.probe_logits)
     maps, keys, boxes = [], [], []
@@ -103,7 +102,7 @@ def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Bo
     for kind, scored in by_region.items():
         for (method, t, c, of), s in zip(keys, scored):
             px, py = s.peak if s.peak is not None else (None, None)
-            rows.append({"method": method, "tap": t, "cls": CLASSES[c], "of": of, "region": kind,
+            rows.append({"method": method, "tap": t, "cls": classes[c], "of": of, "region": kind,
                          "hit": s.hit, "hit_tolerant": s.hit_tolerant, "energy": s.energy, "iou": s.iou,
                          "located": s.located, "peak_x": px, "peak_y": py})
     return rows
@@ -111,7 +110,7 @@ def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Bo
 
 def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
                 record_of: Callable[[str], PhotoRecord | None], threshold: float = L.BOX_THRESHOLD,
-                grid: int = L.GRID) -> Truth:
+                grid: int = L.GRID, *, classes: tuple[str, ...]) -> Truth:
     """Every annotated, explained photo of every annotated set, from its cached record."""
     scores, base, sets = [], [], []
     for set_key, ann in annotations.items():
@@ -120,14 +119,15 @@ def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
         n = 0
         for file, truth in ann.photos.items():
             r = by_file.get(file)
-            if r is None or r.get("label") not in CLASSES:
+            if r is None or r.get("label") not in classes:
                 continue
             record = record_of(r.get("sha256") or "")
             if record is None:
                 continue
             n += 1
-            ident = {"set": set_key, "file": file, "label": r["label"], "prediction": CLASSES[record.pred]}
-            for row in score_photo(record, truth, CLASSES.index(r["label"]), _page_box(r), threshold, grid):
+            ident = {"set": set_key, "file": file, "label": r["label"], "prediction": classes[record.pred]}
+            for row in score_photo(record, truth, classes.index(r["label"]), _page_box(r), threshold, grid,
+                                   classes=classes):
                 scores.append(ident | row)
             for kind, region in truth.regions.items():
                 b = L.baselines(region, threshold, grid)

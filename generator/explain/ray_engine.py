@@ -147,7 +147,8 @@ class ExplainActor:
                 if n == 0:
                     _maybe_die_for_test()
                 row: dict[str, Any] = {}
-                _finish_row(row, record, picture_files(Path(rows[j]["pictures"])), self.settings, self.categories)
+                _finish_row(row, record, picture_files(Path(rows[j]["pictures"])), self.settings, self.categories,
+                            self.model.classes)
                 out[j] = json.dumps(row, default=_plain)  # floats as repr: they come back bit for bit
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {"idx": batch["idx"], "status": np.array([d["status"] for d in decoded]), "row": np.array(out),

@@ -19,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from generator.config import Settings
-from generator.data.scan import CLASSES
 from generator.data.workers import HeapTrimmer, decode_for_report, decoded_in_chunks, picture_files
 from generator.explain import methods as registry
 from generator.explain.explainer import BatchResult, Explainer
@@ -99,12 +98,13 @@ class Caches:
     pictures: PictureCache
 
 
-def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ...]) -> dict[str, Any]:
-    """The scalar columns of the results table for one photo's record."""
+def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ...],
+              classes: tuple[str, ...]) -> dict[str, Any]:
+    """The scalar columns of the results table for one photo's record; `classes` names the head's outputs."""
     probs = record.probs
     pred = record.pred
-    row: dict[str, Any] = {"prediction": CLASSES[pred], "width": record.width, "height": record.height}
-    for k, name in enumerate(CLASSES):
+    row: dict[str, Any] = {"prediction": classes[pred], "width": record.width, "height": record.height}
+    for k, name in enumerate(classes):
         row[f"p_{name}"] = float(probs[k])
     logits = record.logits.astype(np.float64)
     row["logit_margin"] = float(logits[pred] - np.delete(logits, pred).max())
@@ -112,8 +112,8 @@ def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ..
     pp = np.exp(pl - pl.max(1, keepdims=True))
     pp /= pp.sum(1, keepdims=True)
     for t in range(len(pl)):
-        row[f"probe{t}_prediction"] = CLASSES[int(pp[t].argmax())]
-        row[f"probe{t}_p_{CLASSES[0]}"] = float(pp[t, 0])
+        row[f"probe{t}_prediction"] = classes[int(pp[t].argmax())]
+        row[f"probe{t}_p_{classes[0]}"] = float(pp[t, 0])
     cams = [record.cam(t).astype(np.float64) for t in range(len(pl))]
     other = record.runner_up
     for t, cam in enumerate(cams):
@@ -169,7 +169,7 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, p
         record = caches.records.load(sha, need)
         shown = picture_files(caches.pictures.dir(sha))
         if record is not None and shown is not None:
-            _finish_row(row, record, shown, settings, categories)
+            _finish_row(row, record, shown, settings, categories, model.classes)
         else:
             todo[need].append(idx)
     if engine is not None:
@@ -184,8 +184,9 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, p
     return pd.DataFrame(rows)
 
 
-def _finish_row(row: dict, record: PhotoRecord, shown: tuple[str, int, int], settings: Settings, categories) -> None:
-    row.update(photo_row(record, settings, categories))
+def _finish_row(row: dict, record: PhotoRecord, shown: tuple[str, int, int], settings: Settings, categories,
+                classes: tuple[str, ...]) -> None:
+    row.update(photo_row(record, settings, categories, classes))
     row["photo"], row["display_w"], row["display_h"] = shown
 
 
@@ -237,7 +238,8 @@ def _compute(model, rows, todo, need, settings: Settings, pool, runtime, caches:
         records = records_of(explainer(x), [(d["width"], d["height"]) for _, d in batch])
         for (i, _), computed in zip(batch, records):
             record = caches.records.save(rows[i]["sha256"], computed)  # the stored numbers, if it had some
-            _finish_row(rows[i], record, picture_files(Path(rows[i]["pictures"])), settings, categories)
+            _finish_row(rows[i], record, picture_files(Path(rows[i]["pictures"])), settings, categories,
+                        model.classes)
         bar.update(len(batch))
         batch.clear()
         pause_at("explaining")  # a test-only hook (CAM_PAUSE_AT), a no-op otherwise

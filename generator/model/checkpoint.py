@@ -1,4 +1,5 @@
-"""The trained heads on disk: weights/catdog-<backbone>.pt, what it records, and when it may be reused."""
+"""The trained heads on disk: weights/catdog-<backbone>.pt (cat and dog; k<K>-<hash>-<backbone>.pt for other
+classes), what it records, and when it may be reused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 
 from generator.config import Settings
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES
 from generator.files import write_bytes
 from generator.model.backbones import Backbone, WeightsError
 from generator.model.heads import LinearHead
@@ -30,6 +31,11 @@ class TrainedModel:
     path: Path
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """The class of each output of the head, in order."""
+        return tuple(self.meta["classes"])
+
+    @property
     def fingerprint(self) -> str:
         """Identity of everything that changes a map or a probability."""
         return identity_hash(self.meta, 16)
@@ -40,17 +46,22 @@ def identity_hash(meta: dict[str, Any], length: int) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:length]
 
 
-def checkpoint_path(weights_dir: Path, backbone: str) -> Path:
-    return Path(weights_dir) / f"catdog-{backbone}.pt"
+def checkpoint_path(weights_dir: Path, backbone: str, classes: tuple[str, ...] = DEFAULT_CLASSES) -> Path:
+    """catdog-<backbone>.pt for cat and dog; k<K>-<first 8 hex of the class list's hash>-<backbone>.pt otherwise,
+    so that models of other classes never replace each other's checkpoint (manifest.FITTED knows both forms)."""
+    if tuple(classes) == DEFAULT_CLASSES:
+        return Path(weights_dir) / f"catdog-{backbone}.pt"
+    digest = hashlib.sha256(json.dumps(list(classes)).encode()).hexdigest()[:8]
+    return Path(weights_dir) / f"k{len(classes)}-{digest}-{backbone}.pt"
 
 
-def expected_meta(backbone: Backbone, settings: Settings, data_key: str) -> dict[str, Any]:
-    """What a checkpoint for this backbone, these settings and this training data must record."""
+def expected_meta(backbone: Backbone, settings: Settings, data_key: str, classes: tuple[str, ...]) -> dict[str, Any]:
+    """What a checkpoint for this backbone, these settings, these classes and this training data must record."""
     return {
         "backbone": backbone.name,
         "backbone_weights_file": backbone.weights_file,
         "backbone_weights_sha256": backbone.weights_sha256,
-        "classes": list(CLASSES),
+        "classes": list(classes),
         "input_size": settings.input_size,
         "mean": list(backbone.mean),
         "std": list(backbone.std),
@@ -112,8 +123,10 @@ def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes
     if meta is not None:
         if meta.get("backbone") != backbone.name:
             raise WeightsError(f"{path}: made for backbone {meta.get('backbone')!r}, not {backbone.name!r}")
-        if list(meta.get("classes", [])) != list(classes):
-            raise WeightsError(f"{path}: made for classes {meta.get('classes')!r}, not {list(classes)!r}")
+        made = list(meta.get("classes", []))
+        if made != list(classes):
+            raise WeightsError(f"{path}: made for {len(made)} classes ({_listed(made)}), not for the "
+                               f"{len(classes)} of this training set ({_listed(classes)})")
     channels = backbone.channels
     if len(heads) != len(channels):
         raise WeightsError(f"{path}: has {len(heads)} heads, {backbone.name} has {len(channels)} taps")
@@ -124,6 +137,13 @@ def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes
             )
         if not (torch.isfinite(h.weight).all() and torch.isfinite(h.bias).all()):
             raise WeightsError(f"{path}: head {t} holds NaN or infinite weights")
+
+
+def _listed(names, most: int = 5) -> str:
+    """'a, b, c' or 'a, b, c, d, e and 32 more'."""
+    names = [str(n) for n in names]
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
@@ -139,7 +159,7 @@ def load_matching(path: Path, backbone: Backbone, wanted: dict[str, Any],
         return None
     try:
         heads, meta = read_checkpoint(path)
-        check_heads(path, heads, backbone, CLASSES, meta)
+        check_heads(path, heads, backbone, tuple(wanted["classes"]), meta)
     except WeightsError as exc:
         if not _written_here(path):  # a build never overwrites a file it did not write
             raise WeightsError(f"{exc}; a build never overwrites a file it did not write, so move that file away "

@@ -1,4 +1,4 @@
-"""Fit the cat/dog head and the per-tap probes on pooled features of the frozen backbone.
+"""Fit the class head and the per-tap probes on pooled features of the frozen backbone.
 
 Recipe: the ImageNet backbone stays frozen; each tap's feature map is globally average-pooled and a
 multinomial logistic regression (L2-penalised, full-batch L-BFGS, float64, deterministic) is fitted on it.
@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from generator.config import Settings
-from generator.data.scan import CLASSES
 from generator.errors import UserError
 from generator.files import file_sha256
 from generator.model.backbones import Backbone
@@ -50,20 +49,32 @@ def predict(head: LinearHead, x: np.ndarray) -> np.ndarray:
     return (torch.as_tensor(x, dtype=torch.float32) @ head.weight.T + head.bias).argmax(1).numpy()
 
 
-def cross_validated_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
-                             folds: int, seed: int, groups: np.ndarray | None = None) -> float:
-    """k-fold accuracy; `groups` keeps the mirrored copy of a photo in the same fold as the photo."""
+def cross_validated(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float, folds: int, seed: int,
+                    groups: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """k-fold accuracy, and each row's class probabilities from the head fitted without its fold (N, K); `groups`
+    keeps the mirrored copy of a photo in the same fold as the photo."""
     groups = np.arange(len(y)) if groups is None else groups
     order = np.random.default_rng(seed).permutation(np.unique(groups))
     fold_of = {g: i % folds for i, g in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
     correct = total = 0
+    probs = np.full((len(y), n_classes), np.nan)
     for k in range(folds):
         tr, te = fold != k, fold == k
+        if not te.any():
+            continue
         head = fit_logistic(x[tr], y[tr], n_classes, weight_decay)
         correct += int((predict(head, x[te]) == y[te]).sum())
         total += int(te.sum())
-    return correct / max(total, 1)
+        logits = torch.as_tensor(x[te], dtype=torch.float32) @ head.weight.T + head.bias
+        probs[te] = torch.softmax(logits.double(), 1).numpy()
+    return correct / max(total, 1), probs
+
+
+def cross_validated_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
+                             folds: int, seed: int, groups: np.ndarray | None = None) -> float:
+    """k-fold accuracy; `groups` keeps the mirrored copy of a photo in the same fold as the photo."""
+    return cross_validated(x, y, n_classes, weight_decay, folds, seed, groups)[0]
 
 
 def data_key(names: list[str], paths: list[str]) -> str:
@@ -74,14 +85,19 @@ def data_key(names: list[str], paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, log=print) -> tuple[list[LinearHead], dict]:
+def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, classes: tuple[str, ...],
+              log=print) -> tuple[list[LinearHead], dict]:
     """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
-    training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead)."""
+    training accuracy and the head's 5-fold accuracy (the probes are scored on every labeled set instead), and
+    "cv_msp": each readable photo's highest class probability from the head fitted without its fold, the honest
+    training score a "neither" threshold on the head's own confidence is chosen on."""
     y = labels[tf.ok]
-    if len(set(y.tolist())) < len(CLASSES):
-        raise UserError(f"the training set needs readable photos of both classes ({', '.join(CLASSES)}); "
-                        f"{int(tf.ok.sum())} readable training photos were found: add photos to "
-                        f"{settings.data_dir}/{settings.train_set}/cats and .../dogs.")
+    missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
+    if missing:
+        raise UserError(f"the training set needs readable photos of every class, and class {missing[0]!r} has none "
+                        f"({int(tf.ok.sum())} readable training photos in all): add photos to "
+                        f"{settings.data_dir}/{settings.train_set}/<class>/ for each of {', '.join(classes)}.")
+    K = len(classes)
     mirror = tf.mirror
     x_all = [np.concatenate([f, m]) for f, m in zip(tf.feats, mirror)] if mirror else tf.feats
     y_all = np.concatenate([y, y]) if mirror else y
@@ -89,11 +105,12 @@ def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, log=
     log(f"fitting the head and {len(x_all) - 1} probes on {len(y)} photos")
     heads, scores = [], {}
     for t, x in enumerate(x_all):
-        heads.append(fit_logistic(x, y_all, len(CLASSES), settings.weight_decay))
+        heads.append(fit_logistic(x, y_all, K, settings.weight_decay))
         scores[f"tap{t}_train_accuracy"] = float((predict(heads[-1], tf.feats[t]) == y).mean())
     last = len(x_all) - 1
-    scores[f"tap{last}_cv5_accuracy"] = cross_validated_accuracy(
-        x_all[last], y_all, len(CLASSES), settings.weight_decay, 5, settings.seed, groups)
+    scores[f"tap{last}_cv5_accuracy"], oof = cross_validated(
+        x_all[last], y_all, K, settings.weight_decay, 5, settings.seed, groups)
+    scores["cv_msp"] = [float(v) for v in np.nanmax(oof[:len(y)], axis=1)]  # the photos, not their mirrors
     return heads, scores
 
 
@@ -104,18 +121,21 @@ class TrainingResult:
     probs: dict[str, np.ndarray]  # readable training path -> class probabilities of the head
     pet_p: dict[str, float]  # readable training path -> summed ImageNet cat+dog probability
     energy: dict[str, float]  # readable training path -> ImageNet energy score
+    cv_msp: dict[str, float]  # readable training path -> highest class probability, cross-validated (may be empty)
 
 
-def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime, log=print,
-                  progress: bool = True) -> TrainingResult:
-    """Reuse weights/catdog-<backbone>.pt when it matches this data and recipe; otherwise fit and save it.
+def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime: Runtime,
+                  classes: tuple[str, ...], log=print, progress: bool = True) -> TrainingResult:
+    """Reuse weights/catdog-<backbone>.pt (for other classes than cat and dog, k<K>-<hash>-<backbone>.pt) when it
+    matches this data, these classes and this recipe; otherwise fit and save it.
 
-    `train_rows`: the scan rows of labeled, readable training files (columns file, path, label).
+    `train_rows`: the scan rows of labeled, readable training files (columns file, path, label), labeled with
+    `classes` (the scan's, in the order of the head's outputs).
     """
     names, paths = list(train_rows["file"]), list(train_rows["path"])
-    labels = np.array([CLASSES.index(v) for v in train_rows["label"]])
-    wanted = expected_meta(backbone, settings, data_key(names, paths))
-    path = checkpoint_path(settings.weights_dir, backbone.name)
+    labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
+    wanted = expected_meta(backbone, settings, data_key(names, paths), classes)
+    path = checkpoint_path(settings.weights_dir, backbone.name, classes)
     found = load_matching(path, backbone, wanted, log)
     cache = FeatureCache(settings.cache_dir, backbone, settings, wanted["data_key"])
     tf = cache.load(len(paths))
@@ -125,7 +145,7 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
         tf = extract(backbone, paths, settings, pool, runtime, progress)
         cache.save(tf)
     if found is None:
-        heads, scores = fit_heads(tf, labels, settings, log)
+        heads, scores = fit_heads(tf, labels, settings, classes, log)
         meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
         save_checkpoint(path, heads, meta)
         log(f"saved {path} (5-fold accuracy of the head: {scores[f'tap{len(heads) - 1}_cv5_accuracy']:.4f})")
@@ -133,6 +153,8 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
         heads, meta = found
     probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
     ok_paths = [p for p, good in zip(paths, tf.ok) if good]
+    cv_msp = meta.get("scores", {}).get("cv_msp") or []
     return TrainingResult(TrainedModel(backbone, heads, meta, path), dict(zip(paths, tf.statuses)),
                           dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
-                          dict(zip(ok_paths, tf.energy.tolist())))
+                          dict(zip(ok_paths, tf.energy.tolist())),
+                          dict(zip(ok_paths, cv_msp)) if len(cv_msp) == len(ok_paths) else {})

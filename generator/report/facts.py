@@ -23,6 +23,7 @@ class MethodFacts:
 class RunFacts:
     started: str  # ISO time the compute stage started, to the second
     backbone: str
+    classes: tuple[str, ...]  # the class of each output of the head, in order (the scan's)
     weights_file: str
     weights_sha256: str
     checkpoint: str
@@ -39,10 +40,14 @@ class RunFacts:
     methods_chosen: tuple[str, ...]
     methods_scored: tuple[str, ...]
     methods_info: dict[str, MethodFacts]
-    antisymmetry: tuple[float, ...]  # per tap, largest |w_cat + w_dog| of the two-class heads
+    antisymmetry: tuple[float, ...]  # per tap, largest |w_0 + w_1| of two-class heads (inf for K > 2)
     head_bias: tuple[float, ...]
     compute_timings: dict[str, float] = field(default_factory=dict)  # seconds per compute stage
     leaderboard: dict[str, Any] = field(default_factory=dict)  # how the leaderboard's sample stopped (Outcome)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
 
     @property
     def n_taps(self) -> int:

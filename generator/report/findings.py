@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES
 from generator.frames import pd
 from generator.i18n import Lang
 from generator.report import analysis
@@ -52,17 +52,27 @@ def _class(lang: Lang, c: str) -> str:
 
 
 def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: dict, lang: Lang) -> Finding:
-    train = analysis.labeled_ok(results[results["set"] == train_set])
+    classes = run.classes
+    train = analysis.labeled_ok(results[results["set"] == train_set], classes)
     test = results[results["set"] == test_set]
     counts = train["label"].value_counts()
     last = run.n_taps - 1
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
-    text = lang._(
-        "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which it "
-        "gets %(acc)s right (%(wrong)s wrong); 5-fold cross-validation on the training photos gives %(cv)s.",
-        cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))),
-        n_test=lang.num(int(len(analysis.labeled_ok(test)))), acc=lang.pct(analysis.accuracy(test), 1),
-        wrong=lang.num(int(len(analysis.mistakes(test)))), cv=lang.pct(cv, 1))
+    tested = dict(n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
+                  acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
+                  wrong=lang.num(int(len(analysis.mistakes(test, classes)))), cv=lang.pct(cv, 1))
+    if tuple(classes) == DEFAULT_CLASSES:
+        text = lang._(
+            "The head was fitted on %(cats)s cat and %(dogs)s dog photos and tested on %(n_test)s others, of which "
+            "it gets %(acc)s right (%(wrong)s wrong); 5-fold cross-validation on the training photos gives %(cv)s.",
+            cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))), **tested)
+    else:
+        per = [int(counts.get(c, 0)) for c in classes]
+        text = lang._(
+            "The head was fitted on %(n)s photos of %(k)s classes (%(lo)s to %(hi)s per class) and tested on "
+            "%(n_test)s others, of which it gets %(acc)s right (%(wrong)s wrong); 5-fold cross-validation on the "
+            "training photos gives %(cv)s.", n=lang.num(sum(per)), k=lang.num(len(classes)),
+            lo=lang.num(min(per)), hi=lang.num(max(per)), **tested)
     text += " " + lang._(
         "Unlike the original post, which fine-tuned a whole ResNet18, the ImageNet network here stays frozen and "
         "only a logistic regression on its pooled features is fitted: the maps show what a pretrained network "
@@ -73,9 +83,9 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
 # ---- 3. CAM on the photos -------------------------------------------------------------------------------------
 
 
-def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
+def attention(results: pd.DataFrame, sets: list[str], lang: Lang, classes=DEFAULT_CLASSES) -> Finding:
     """Is the map more spread out when the model errs (the original: 'where the head is unclear, it errs')?"""
-    d = analysis.labeled_ok(results[results["set"].isin(sets)])
+    d = analysis.labeled_ok(results[results["set"].isin(sets)], classes)
     right, wrong = d[d["prediction"] == d["label"]], d[d["prediction"] != d["label"]]
     links = [("errors.html", lang._("every mistake with its maps"))]
     links += [(f"sets/{set_slug(s)}/index.html?tag=wrong", lang._("the wrong ones in %(set)s", set=safe_name(s)))
@@ -105,12 +115,12 @@ def attention(results: pd.DataFrame, sets: list[str], lang: Lang) -> Finding:
 # ---- 4. the model's view, stage by stage ----------------------------------------------------------------------
 
 
-def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) -> Finding:
+def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang, classes=DEFAULT_CLASSES) -> Finding:
     """Where the classes become separable, and whether the last stage's map is wider than the one before
     (the original: 'attention forms at stage 3 and widens at stage 4')."""
     d = results[(results["set"] == test_set) & (results["status"] == "ok")]
     n = len(labels)
-    acc = analysis.probe_accuracy(d, n)
+    acc = analysis.probe_accuracy(d, n, classes)
     first = next((t for t, a in enumerate(acc) if a >= PROBE_SEPARATES), None)
     areas = [_median(d[f"box{t}_area"]) if f"box{t}_area" in d else float("nan") for t in range(n)]
     links = [("layers.html", lang._("the maps of every stage"))]
@@ -118,7 +128,7 @@ def stages(results: pd.DataFrame, test_set: str, labels: list[str], lang: Lang) 
         text = lang._("No stage's linear probe reaches %(goal)s on the test photos; the best gets %(best)s.",
                       goal=lang.pct(PROBE_SEPARATES, 0), best=lang.pct(np.nanmax(acc), 1))
     else:
-        before = lang.pct(acc[first - 1], 1) if first > 0 else lang.pct(0.5, 0)
+        before = lang.pct(acc[first - 1], 1) if first > 0 else lang.pct(1 / len(classes), 0)
         text = lang._("The classes become separable at %(stage)s: a linear probe there gets %(acc)s of the test "
                       "photos right, against %(before)s one stage earlier.",
                       stage=labels[first], acc=lang.pct(acc[first], 1), before=before)
@@ -225,32 +235,34 @@ def name_stem(file: str) -> str:
     return re.sub(r"[\s_\-.]*\d+$", "", stem) or stem
 
 
-def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang) -> Finding | None:
+def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang, classes=DEFAULT_CLASSES) -> Finding | None:
     """What the mistakes on the user's own photos have in common (the original: a cat read as a dog where its
     head was unclear)."""
-    d = analysis.labeled_ok(results[results["set"] == set_name])
+    d = analysis.labeled_ok(results[results["set"] == set_name], classes)
     if d.empty:
         return None
-    wrong = analysis.mistakes(d)
+    wrong = analysis.mistakes(d, classes)
     right = d[d["prediction"] == d["label"]]
     links = [(f"sets/{set_slug(set_name)}/index.html?tag=wrong", lang._("the wrong ones")),
              ("errors.html", lang._("their maps"))]
     head = lang._("On your own photos the model gets %(acc)s right: %(wrong)s of %(n)s are wrong.",
-                  acc=lang.pct(analysis.accuracy(d), 1), wrong=lang.num(len(wrong)), n=lang.num(len(d)))
+                  acc=lang.pct(analysis.accuracy(d, classes=classes), 1), wrong=lang.num(len(wrong)),
+                  n=lang.num(len(d)))
     if wrong.empty:
         return Finding(head, links, None)
     parts = [head]
     direction = wrong["label"].value_counts()
-    label, k = str(direction.index[0]), int(direction.iloc[0])
-    other = next(c for c in CLASSES if c != label)
+    label = str(direction.index[0])  # the class with the most mistakes, and what it is most often called
+    called = wrong.loc[wrong["label"] == label, "prediction"].value_counts()
+    other, k = str(called.index[0]), int(called.iloc[0])
     parts.append(lang._("%(k)s of them are %(label)s photos called %(other)s.", k=lang.num(k),
                         label=_class(lang, label), other=_class(lang, other)))
     spread = _median(wrong["box_area"]) > _median(right["box_area"])
     parts.append(lang._("Their CAM box covers a median %(w)s of the photo (%(r)s when right) and their median "
                         "confidence is %(cw)s (%(cr)s when right).",
                         w=lang.pct(_median(wrong["box_area"]), 0), r=lang.pct(_median(right["box_area"]), 0),
-                        cw=lang.pct(_median(analysis.confidence(wrong)), 0),
-                        cr=lang.pct(_median(analysis.confidence(right)), 0)))
+                        cw=lang.pct(_median(analysis.confidence(wrong, classes)), 0),
+                        cr=lang.pct(_median(analysis.confidence(right, classes)), 0)))
     stems = d["file"].map(name_stem)
     shared = stems[wrong.index].value_counts()
     if len(shared) and shared.iloc[0] >= 2 and (stems == shared.index[0]).mean() <= 0.2:
@@ -261,12 +273,12 @@ def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang) -> Find
 
 
 def unrelated_photos(results: pd.DataFrame, set_name: str, threshold: float, keep: float, test_set: str,
-                     lang: Lang) -> Finding | None:
+                     lang: Lang, classes=DEFAULT_CLASSES) -> Finding | None:
     """What the two-class head calls photos that are neither, and what the backbone's ImageNet head sees."""
     d = results[(results["set"] == set_name) & (results["status"] == "ok")]
     if d.empty:
         return None
-    conf = analysis.confidence(d)
+    conf = analysis.confidence(d, classes)
     called = d["prediction"].value_counts()
     top = d.assign(conf=conf).sort_values("conf", ascending=False).iloc[0]
     flagged = int((d["tag"] == "neither").sum())
@@ -354,15 +366,16 @@ def sanity(table: pd.DataFrame, titles: dict[str, str], lang: Lang) -> Finding |
     return Finding(" ".join(parts), [("methods.html#sanity", lang._("the sanity check"))], None)
 
 
-def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, lang: Lang) -> Finding:
-    d = analysis.labeled_ok(results[results["set"].isin(labeled)])
+def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, lang: Lang,
+            classes=DEFAULT_CLASSES) -> Finding:
+    d = analysis.labeled_ok(results[results["set"].isin(labeled)], classes)
     parts = [lang._("Strength: on %(n)s labeled photos the model is right %(acc)s of the time, and its maps point "
                     "at the animal rather than at the whole frame (median CAM box %(area)s of the photo).",
-                    n=lang.num(len(d)), acc=lang.pct(analysis.accuracy(d), 1),
+                    n=lang.num(len(d)), acc=lang.pct(analysis.accuracy(d, classes=classes), 1),
                     area=lang.pct(_median(d["box_area"]), 0))]
     if unrelated is not None:
         u = results[(results["set"] == unrelated) & (results["status"] == "ok")]
-        sure = int((analysis.confidence(u) >= 0.9).sum()) if len(u) else 0
+        sure = int((analysis.confidence(u, classes) >= 0.9).sum()) if len(u) else 0
         parts.append(lang._("Weakness: a two-class head answers cat or dog for anything; it was at least 90%% sure "
                             "for %(k)s of %(n)s photos that show neither. The backbone's ImageNet head is the better "
                             "judge of whether a photo shows a pet at all.", k=lang.num(sure), n=lang.num(len(u))))
@@ -375,6 +388,7 @@ def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, la
 def story(report, lang: Lang) -> list[Section]:
     """The sections of report.html and of the post, in the original post's order."""
     results, run, s = report.results, report.run, report.settings
+    classes = report.classes
     eval_keys = [x.key for x in report.eval_sets]
     labeled = [x.key for x in report.labeled_sets]
     test = s.set_for("test") if s.set_for("test") in eval_keys else (labeled[0] if labeled else "")
@@ -382,34 +396,41 @@ def story(report, lang: Lang) -> list[Section]:
     unrelated = report.unrelated.key if report.unrelated is not None else None
     titles = {n: i.title for n, i in run.methods_info.items()}
     keep = [f for f in (
-        own_photo_mistakes(results, own, lang) if own else None,
-        unrelated_photos(results, unrelated, report.neither_threshold, s.neither_keep, test, lang)
+        own_photo_mistakes(results, own, lang, classes) if own else None,
+        unrelated_photos(results, unrelated, report.neither_threshold, s.neither_keep, test, lang, classes)
         if unrelated else None) if f is not None]
     showed = [f for f in (faithfulness(report.board, report.verdict, report.n_taps - 1, titles, lang),
                           sanity(report.sanity_table, titles, lang),
-                          closing(results, labeled, unrelated, lang)) if f is not None]
+                          closing(results, labeled, unrelated, lang, classes)) if f is not None]
     truth = [f for f in (looks_at_head(report.localisation, tap_labels(run, lang), lang),
                          errs_when_head_unclear(report.head_test, lang)) if f is not None]
+    default = tuple(classes) == DEFAULT_CLASSES
+    why = lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
+                 "classifies a photo. This report repeats a blog experiment: train a cat-versus-dog classifier on "
+                 "an ImageNet network, then look at its maps on test photos, on one's own pet photos, on photos "
+                 "that show neither, and at each of the network's four stages.") if default else lang._(
+        "Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it classifies "
+        "a photo. This report fits a classifier of %(k)s classes on an ImageNet network and looks at its maps on "
+        "the test photos, at its mistakes and at each of the network's stages, as a blog experiment did for cats "
+        "and dogs.", k=lang.num(len(classes)))
+    data = lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
+                  "is %(backbone)s with its ImageNet weights.", backbone=run.backbone) if default else lang._(
+        "The photos are the folders of the training set, one per class: %(names)s. The network is %(backbone)s "
+        "with its ImageNet weights.", names=", ".join(classes[:8]) + (" …" if len(classes) > 8 else ""),
+        backbone=run.backbone)
     return [
-        Section("why", lang._("Why"), [
-            lang._("Class Activation Maps (Zhou et al., CVPR 2016) show where a convolutional network looks when it "
-                   "classifies a photo. This report repeats a blog experiment: train a cat-versus-dog classifier on "
-                   "an ImageNet network, then look at its maps on test photos, on one's own pet photos, on photos "
-                   "that show neither, and at each of the network's four stages."),
-        ], [], formula=True),
-        Section("model", lang._("The data and the model"), [
-            lang._("The photos come from Kaggle's Dogs vs. Cats, in the cats_and_dogs_filtered subset. The network "
-                   "is %(backbone)s with its ImageNet weights.", backbone=run.backbone),
-        ], [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
+        Section("why", lang._("Why"), [why], [], formula=True),
+        Section("model", lang._("The data and the model"), [data],
+                [data_and_model(results, s.train_set, test, run, lang)] if test else [], ["samples.png"]),
         Section("cam", lang._("CAM on the photos"), [
             lang._("Each photo below carries the map of the class the model chose; wrong predictions are framed in "
                    "red. The CAM box is the largest region where the map is at least %(thr)s of its range.",
                    thr=lang.pct(s.box_threshold, 0)),
-        ], [attention(results, labeled, lang)] if labeled else [], ["cam_test.png"]),
+        ], [attention(results, labeled, lang, classes)] if labeled else [], ["cam_test.png"]),
         Section("stages", lang._("The model's view: stage by stage"), [
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
                    "fitted on each stage's pooled features; its weights give that stage's CAM."),
-        ], [stages(results, test, tap_labels(run, lang), lang)] if test else [], ["layers.png"]),
+        ], [stages(results, test, tap_labels(run, lang), lang, classes)] if test else [], ["layers.png"]),
         *([Section("head", lang._("Does it look at the head?"), [
             lang._("Some photos come with ground truth: a box around the pet's head and an outline of the pet. The "
                    "pointing game asks whether the map's highest point falls inside them."),

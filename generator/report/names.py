@@ -30,6 +30,17 @@ def set_slug(name: str) -> str:
     return name if name in PLAIN_SET_NAMES else slugify(name, limit=24)
 
 
+def class_slug(name: str) -> str:
+    """A class in a file name (the confusion cells' pages): the name itself when it is plain ASCII letters, digits,
+    '_' and '-' (cat, dog, Abyssinian), otherwise slugified with its hash."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else slugify(name, limit=24)
+
+
+def cell_page(set_slug_: str, label: str, prediction: str) -> str:
+    """The page of a confusion cell: the photos labelled `label` and predicted `prediction`."""
+    return f"sets/{set_slug_}/cell-{class_slug(label)}-as-{class_slug(prediction)}.html"
+
+
 def unique_slugs(names: list[str], salts: list[str] | None = None, limit: int = 48) -> list[str]:
     """slugify of each (salt, name), made unique within the list even if two short hashes ever collide:
     a later duplicate gets -2, -3, ... (which no plain slug ends with: those end in 8 hex digits)."""

@@ -14,7 +14,6 @@ import numpy as np
 
 from generator.config import Settings
 from generator.data.imaging import fit_size
-from generator.data.scan import CLASSES
 from generator.evaluate import stats
 from generator.evaluate import truth as truth_mod
 from generator.explain.record import PhotoRecord, record_path
@@ -32,9 +31,11 @@ class SetSummary:
     slug: str
     is_train: bool
     counts: dict[str, Any]  # analysis.set_summary
-    confusion: dict[str, dict[str, int]] | None = None
+    confusion: dict[str, dict[str, int]] | None = None  # K x K: label -> prediction -> photos
     probe_accuracy: list[float] | None = None
     ece: float | None = None
+    per_class: pd.DataFrame | None = None  # analysis.per_class: accuracy and calibration of each class
+    pairs: pd.DataFrame | None = None  # analysis.confusion_pairs: the mix-ups, most photos first
     signed_scales: tuple[float, ...] = ()  # per tap, the scale of its photos' signed evidence maps
     layer_sample: tuple[int, ...] = ()  # positions (among its readable photos) of the seeded sample layers.html shows
     attention: tuple[dict, ...] = ()  # analysis.attention_by_outcome, labelled sets
@@ -50,7 +51,7 @@ class Report:
     scores: pd.DataFrame  # leaderboard: one row per (photo, map)
     sanity: pd.DataFrame  # one row per (photo, method, randomisation)
     sets: list[SetSummary]
-    neither_threshold: float
+    neither_threshold: float  # on the score neither_score names, chosen on the training photos
     ood: pd.DataFrame  # analysis.ood_separation
     board: pd.DataFrame  # analysis.leaderboard
     verdict: analysis.Verdict | None
@@ -60,6 +61,11 @@ class Report:
     truth: truth_mod.Truth = truth_mod.Truth()  # ground-truth scores per photo (evaluate/truth.py)
     localisation: pd.DataFrame | None = None  # truth.summarise_truth: method x tap x region, baselines beside
     head_test: truth_mod.ErrTest | None = None  # mistakes against head size
+    neither_score: str = "pet_p"  # the score that decides 'neither' (analysis.neither_score): pet_p or msp
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.run.classes
 
     @property
     def n_taps(self) -> int:
@@ -90,23 +96,28 @@ class Report:
 
 def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     run = bundle["run"]
+    classes = run.classes
     results = bundle["results"]
     train = results[results["set"] == settings.train_set]
-    threshold = analysis.keep_threshold(train.loc[train["status"] == "ok", "pet_p"].dropna().to_numpy(),
+    score = analysis.neither_score(classes)
+    train_ok = train[(train["status"] == "ok") & train["pet_p"].notna()]
+    threshold = analysis.keep_threshold(analysis.training_scores(train_ok, score, classes).dropna().to_numpy(),
                                         settings.neither_keep)
-    results = analysis.tag_rows(results, threshold)
+    results = analysis.tag_rows(results, threshold, classes, score)
     n_taps = run.n_taps
     sets = []
     for s in run.sets:
         df = results[results["set"] == s]
-        counts = analysis.set_summary(df)
+        counts = analysis.set_summary(df, classes)
         is_train = s == settings.train_set
         labeled = bool(counts["labeled"])
         sets.append(SetSummary(
             name=safe_name(s), key=s, slug=set_slug(s), is_train=is_train, counts=counts,
-            confusion=analysis.confusion(df).to_dict(orient="index") if labeled else None,
-            ece=analysis.set_reliability(df).ece if labeled else None,
-            probe_accuracy=analysis.probe_accuracy(df, n_taps) if labeled and not is_train else None))
+            confusion=analysis.confusion(df, classes).to_dict(orient="index") if labeled else None,
+            ece=analysis.set_reliability(df, classes=classes).ece if labeled else None,
+            probe_accuracy=analysis.probe_accuracy(df, n_taps, classes) if labeled and not is_train else None,
+            per_class=analysis.per_class(df, classes) if labeled else None,
+            pairs=analysis.confusion_pairs(df, classes) if labeled else None))
     rng = np.random.default_rng(settings.seed)  # one stream over the sets in order: the layer samples
     for i, x in enumerate(sets):
         if x.is_train:
@@ -116,13 +127,13 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
             else np.zeros(0, int)
         sets[i] = replace(x, signed_scales=tuple(analysis.signed_scales(df, n_taps)),
                           layer_sample=tuple(int(t) for t in np.sort(take)),
-                          attention=tuple(analysis.attention_by_outcome(df).to_dict("records"))
+                          attention=tuple(analysis.attention_by_outcome(df, classes).to_dict("records"))
                           if x.counts["labeled"] else ())
     labeled = [s.key for s in sets if not s.is_train and s.counts["labeled"]]
     unrelated = settings.set_for("unrelated")
     has_unrelated = any(s.key == unrelated for s in sets)
-    ood = analysis.ood_separation(results, train, labeled, unrelated, settings.neither_keep) if has_unrelated \
-        else pd.DataFrame()
+    ood = analysis.ood_separation(results, train, labeled, unrelated, settings.neither_keep, classes) \
+        if has_unrelated else pd.DataFrame()
     scores, sanity = bundle["scores"], bundle["sanity"]
     board = analysis.leaderboard(scores, settings.seed)
     looks = run.leaderboard.get("looks", 1)
@@ -131,7 +142,7 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
         truth=truth, localisation=truth_mod.summarise_truth(truth, settings.seed),
         head_test=truth_mod.head_test(truth, settings.seed),
         settings=settings, run=run, results=results, scores=scores, sanity=sanity, sets=sets,
-        neither_threshold=threshold, ood=ood, board=board,
+        neither_threshold=threshold, neither_score=score, ood=ood, board=board,
         verdict=analysis.verdict(scores, n_taps - 1, settings.seed, board, looks),
         sanity_table=analysis.sanity_summary(sanity, settings.seed),
         comparisons=stats.comparison_table(stats.comparisons(
@@ -186,7 +197,8 @@ def asset_path(sha: str, name: str) -> str:
 def photo_summary(r: dict, report: Report) -> dict[str, Any]:
     """What a thumbnail, a table row or an image page shows of one results row."""
     pred = r.get("prediction") or ""
-    probs = {c: _f(r.get(f"p_{c}")) for c in CLASSES}
+    classes = report.classes
+    probs = {c: _f(r.get(f"p_{c}")) for c in classes}
     sha = r.get("sha256") or ""
     photo = r.get("photo") or ""
     return {
@@ -207,7 +219,7 @@ def photo_summary(r: dict, report: Report) -> dict[str, Any]:
         "display": (int(r["display_w"]), int(r["display_h"])) if _f(r.get("display_w")) else None,
         "thumb_size": fit_size(int(r["display_w"]), int(r["display_h"]), report.settings.thumb_size)
         if _f(r.get("display_w")) else None,
-        "pred_index": CLASSES.index(pred) if pred in CLASSES else None,
+        "pred_index": classes.index(pred) if pred in classes else None,
         "box": {k: _f(r.get(f"box_{k}")) for k in ("x0", "y0", "x1", "y1", "area", "mass")},
         "width": _int(r.get("width")),
         "height": _int(r.get("height")),

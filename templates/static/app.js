@@ -183,7 +183,7 @@
       if (!m.per_class) return maps[st.method + "/" + last];
       if (st.view !== "signed") return maps[st.method + "/" + last + "/" + st.view];
       var a = maps[st.method + "/" + last + "/" + photoData.pred];
-      var other = photoData.pred === 0 ? 1 : 0;
+      var other = photoData.other !== undefined ? photoData.other : (photoData.pred === 0 ? 1 : 0);  // the runner-up
       var b = maps[st.method + "/" + last + "/" + other];
       var values = new Float64Array(a.values.length), lo = Infinity, hi = -Infinity;
       for (var i = 0; i < values.length; i++) {

@@ -89,6 +89,23 @@ def assert_complete(data: Path, counts: dict[str, int] = SMALL_COUNTS) -> None:
 # --- local sources --------------------------------------------------------------------------------------------
 
 
+def test_a_named_data_folder_gets_only_what_is_asked_for(tmp_path):
+    """defaults=False (a data folder the user names): nothing downloaded, no scikit-image sets; a set asked for
+    is linked, and the folder's own sets are left alone."""
+    data = tmp_path / "mine"
+    for c in ("a", "b", "c"):
+        (data / "train" / c).mkdir(parents=True)
+        (data / "train" / c / "x.jpg").write_bytes(b"x")
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    assert fetch.import_all(data, None, None, None, only_missing=True, download=False, defaults=False) == []
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    own = tmp_path / "own"
+    (own / "a").mkdir(parents=True)
+    done = fetch.import_all(data, None, own, None, only_missing=True, download=False, defaults=False)
+    assert done == [f"personal <- {own}"] and (data / "personal").resolve() == own.resolve()
+    assert not (data / "unrelated").exists() and not (data / "test").exists()
+
+
 def test_local_folder_is_linked_not_copied(tmp_path):
     src = layout(tmp_path / "src")
     data = tmp_path / "data"

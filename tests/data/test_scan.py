@@ -184,3 +184,92 @@ def test_missing_data_gives_the_command(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "SOURCE=" in lines[0] and "make site" in lines[0]
     assert "DOWNLOAD=" not in proc.stderr and "../shared" not in proc.stderr
     assert not (tmp_path / "site").exists()
+
+
+# ---- the classes: the training set's class folders, or a classes file ------------------------------------------
+
+
+def breed_names(k: int) -> list[str]:
+    """k class names of mixed case and spelling, like the Oxford breeds (Abyssinian ... yorkshire_terrier)."""
+    return [f"{'Breed' if i % 2 else 'breed'}_{i:02d}" for i in range(k)]
+
+
+@pytest.mark.parametrize("k", [2, 3, 37])
+def test_classes_are_the_training_folders_sorted(tmp_path, k):
+    data = tmp_path / "data"
+    names = breed_names(k)
+    for n in reversed(names):  # made in another order than sorted
+        jpeg(data / "train" / n / "a.jpg")
+        jpeg(data / "test" / n.upper() / "b.jpg")  # an evaluation folder in another case names the same class
+    jpeg(data / "test" / "elsewhere" / "c.jpg")
+    jpeg(data / "test" / "d.jpg")
+    jpeg(data / "unrelated" / "e.jpg")
+    found = datasets.scan(data, ["train", "test", "unrelated"], "train")
+    assert found.classes == tuple(sorted(names)) and len(found.classes) == k
+    labels = {(r.set, r.file): r.label for r in found.rows}
+    for n in names:
+        assert labels["train", f"{n}/a.jpg"] == n and labels["test", f"{n.upper()}/b.jpg"] == n
+    assert labels["test", "elsewhere/c.jpg"] == labels["test", "d.jpg"] == labels["unrelated", "e.jpg"] == ""
+
+
+def test_default_folders_give_cat_and_dog(tmp_path):
+    data = tmp_path / "data"
+    jpeg(data / "train" / "dogs" / "a.jpg")
+    jpeg(data / "train" / "cats" / "b.jpg")
+    jpeg(data / "personal" / "Cat" / "c.jpg")
+    found = datasets.scan(data, ["train", "personal"], "train")
+    assert found.classes == datasets.DEFAULT_CLASSES == ("cat", "dog")
+    assert [r.label for r in found.rows] == ["cat", "dog", "cat"]
+
+
+def test_a_classes_file_sets_names_and_order(tmp_path):
+    data = tmp_path / "data"
+    for n in ("zebra", "apple", "Mango"):
+        jpeg(data / "train" / n / "a.jpg")
+    listed = tmp_path / "classes.txt"
+    listed.write_text("# the model's outputs, in order\nzebra\n\nmango\napple\n", encoding="utf-8")
+    found = datasets.scan(data, ["train"], "train", listed)
+    assert found.classes == ("zebra", "mango", "apple")
+    assert {r.file: r.label for r in found.rows} == {"zebra/a.jpg": "zebra", "Mango/a.jpg": "mango",
+                                                     "apple/a.jpg": "apple"}
+
+
+def one_sentence(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert "\n" not in text and text.endswith(".")
+    return text
+
+
+def test_bad_class_layouts_are_one_sentence(tmp_path):
+    data = tmp_path / "data"
+    jpeg(data / "train" / "only" / "a.jpg")
+    with pytest.raises(datasets.UserError) as exc:  # one class folder
+        datasets.scan(data, ["train"], "train")
+    assert "only one, 'only'" in one_sentence(exc)
+    (data / "train" / "empty").mkdir()
+    (data / "train" / "empty" / "notes.txt").write_text("no photo here")
+    with pytest.raises(datasets.UserError) as exc:  # an empty class folder
+        datasets.scan(data, ["train"], "train")
+    assert "class 'empty' has no photo" in one_sentence(exc)
+    jpeg(data / "train" / "Only" / "b.jpg")  # two folders, one class
+    with pytest.raises(datasets.UserError) as exc:
+        datasets.scan(data, ["train"], "train")
+    assert "name the same class" in one_sentence(exc)
+
+
+def test_bad_class_names_are_one_sentence(tmp_path):
+    data = tmp_path / "data"
+    jpeg(data / "train" / "a" / "x.jpg")
+    jpeg(data / "train" / "b\u202ec" / "x.jpg")  # a right-to-left override: not a printable name
+    with pytest.raises(datasets.UserError) as exc:
+        datasets.scan(data, ["train"], "train")
+    assert "is not a valid folder name" in one_sentence(exc)
+    (data / "train" / "b\u202ec" / "x.jpg").unlink()
+    (data / "train" / "b\u202ec").rename(data / "train" / "b")
+    listed = tmp_path / "classes.txt"
+    for text, says in (("a\nb/c\n", "is not a valid folder name"), ("a\nA\n", "is named twice"),
+                       ("a\nb\nz\n", "has no folder for class 'z'"), ("a\n", "is a class folder that")):
+        listed.write_text(text, encoding="utf-8")
+        with pytest.raises(datasets.UserError) as exc:
+            datasets.find_classes(data / "train", listed)
+        assert says in one_sentence(exc), text

@@ -63,7 +63,7 @@ def test_every_map_is_scored_against_head_and_pet_and_mistakes_add_the_predicted
     table = results([("a.jpg", "cat"), ("b.jpg", "cat")])
     ann = T.read_truth({"own": src}, table)
     assert ann["own"].not_in_set == ("elsewhere.jpg",) and ann["own"].left_out == ()
-    truth = T.score_truth(table, ann, recs.get)
+    truth = T.score_truth(table, ann, recs.get, classes=("cat", "dog"))
     s = truth.scores
     # a: cam of cat (label) + gradcam (the predicted class, cat = label); b: cam cat, cam dog, gradcam (of dog)
     assert len(s) == 2 * (2 + 3)
@@ -98,7 +98,8 @@ def test_the_cam_box_passed_in_is_the_one_scored(tmp_path):
     from generator.explain.overlay import Box
 
     # a page box equal to the head box: IoU 1, whatever the map says (the explain stage's box is trusted)
-    rows = T.score_photo(rec, ann.photos["a.jpg"], label=0, page_box=Box(0, 0, 0.5, 0.5, 0.25, 1.0))
+    rows = T.score_photo(rec, ann.photos["a.jpg"], label=0, page_box=Box(0, 0, 0.5, 0.5, 0.25, 1.0),
+                         classes=("cat", "dog"))
     head = next(r for r in rows if r["region"] == "head")
     assert head["iou"] == pytest.approx(1.0) and head["located"]
 

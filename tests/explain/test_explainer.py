@@ -154,3 +154,26 @@ def test_same_map_as_torchcam():
         from generator.explain.overlay import normalize
 
         np.testing.assert_allclose(normalize(ours[0, cls].numpy()), theirs[0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [3, 37])
+def test_k_class_cam_and_signed_map_against_the_runner_up(k):
+    """K classes: one CAM per class whose mean plus bias is its logit, and the signed map of the predicted class
+    against the runner-up (the second highest logit) sums to their margin; for K = 2 the runner-up is the other
+    class, so this is the two-class signed map. Tolerance: float32 sums of 64 to 80 terms of order 1."""
+    torch.manual_seed(k)
+    net = TinyGapNet(k=k, c1_stride=1).eval()
+    heads = [LinearHead(weight=torch.randn(k, 6), bias=torch.randn(k)),
+             LinearHead(weight=net.fc.weight.detach().clone(), bias=net.fc.bias.detach().clone())]
+    x = torch.randn(4, 3, 16, 20)
+    out = explain(net, heads, x)
+    cam = out.maps["cam"][-1]
+    assert cam.shape == (4, k, 8, 10)
+    torch.testing.assert_close(cam.mean(dim=(2, 3)) + heads[-1].bias, net(x), rtol=1e-5, atol=1e-5)
+    top2 = out.logits.topk(2, dim=1).indices
+    pred, runner = top2[:, 0], top2[:, 1]
+    idx = torch.arange(len(x))
+    signed = cam[idx, pred] - cam[idx, runner]
+    bias = heads[-1].bias
+    torch.testing.assert_close(signed.mean(dim=(1, 2)) + bias[pred] - bias[runner],
+                               out.logits[idx, pred] - out.logits[idx, runner], rtol=1e-5, atol=1e-5)

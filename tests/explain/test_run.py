@@ -31,7 +31,7 @@ def test_a_record_saved_with_fewer_methods_keeps_the_maps_already_cached(tmp_pat
 def test_photo_row_is_computed_from_the_record():
     s = make_settings({"input_size": 64})
     rec = make_record(2)
-    row = photo_row(rec, s, CATEGORIES)
+    row = photo_row(rec, s, CATEGORIES, ("cat", "dog"))
     p = np.exp(rec.logits - rec.logits.max())
     p /= p.sum()
     assert np.isclose(row["p_cat"], p[0], atol=1e-6) and np.isclose(row["p_dog"], p[1], atol=1e-6)
@@ -58,3 +58,22 @@ def test_the_leaderboard_scores_every_cheap_method_and_only_the_chosen_costly_on
     assert costly  # Score-CAM
     assert set(scored_methods(("cam",))) == {n for n in registry.names() if not registry.get(n).opt_in}
     assert set(costly) <= set(scored_methods(tuple(registry.names())))
+
+
+def test_photo_row_of_a_k_class_record_names_every_class():
+    """37 classes: a probability column per class (in the head's order), the prediction and each probe's by name,
+    the signed map's range against the runner-up."""
+    classes = tuple(f"breed_{i:02d}" for i in range(37))
+    s = make_settings({"input_size": 64})
+    rec = make_record(5, k=37)
+    row = photo_row(rec, s, CATEGORIES, classes)
+    p = np.exp(rec.logits.astype(np.float64) - rec.logits.max())
+    p /= p.sum()
+    np.testing.assert_allclose([row[f"p_{c}"] for c in classes], p, atol=1e-6)  # float32 softmax
+    assert row["prediction"] == classes[int(np.argmax(rec.logits))] and rec.runner_up != rec.pred
+    second = np.sort(rec.logits.astype(np.float64))[-2]
+    assert np.isclose(row["logit_margin"], float(rec.logits.max()) - second, atol=1e-6)
+    for t in range(3):
+        assert row[f"probe{t}_prediction"] == classes[int(np.argmax(rec.probe_logits[t]))]
+        cam = rec.cam(t).astype(np.float64)
+        assert np.isclose(row[f"signed{t}_absmax"], np.abs(cam[rec.pred] - cam[rec.runner_up]).max())

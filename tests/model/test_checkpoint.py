@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from generator.data.scan import CLASSES
+from generator.data.scan import DEFAULT_CLASSES as CLASSES
 from generator.model import backbones, checkpoint
 from generator.model.backbones import Backbone, WeightsError
 from generator.model.heads import LinearHead
@@ -178,3 +178,30 @@ def test_only_a_checkpoint_this_tool_wrote_is_replaced(tmp_path):
         assert msg.startswith(f"{p}: ") and msg.endswith("a build never overwrites a file it did not write, so "
                                                          "move that file away or choose another --weights-dir."), msg
         assert p.read_bytes() == before
+
+
+def test_checkpoints_of_other_classes_have_names_of_their_own(tmp_path):
+    assert checkpoint.checkpoint_path(tmp_path, "resnet18", ("cat", "dog")).name == "catdog-resnet18.pt"
+    three = checkpoint.checkpoint_path(tmp_path, "resnet18", ("a", "b", "c"))
+    other = checkpoint.checkpoint_path(tmp_path, "resnet18", ("a", "c", "b"))  # the same names in another order
+    assert three.name.startswith("k3-") and three.name.endswith("-resnet18.pt") and three != other
+    from generator.manifest import FITTED
+
+    assert all(FITTED.match(p.name) for p in (three, other, tmp_path / "catdog-resnet18.pt"))
+    assert not FITTED.match("resnet18-f37072fd.pth")
+
+
+def test_a_checkpoint_of_another_class_list_is_one_sentence(tmp_path):
+    """A two-class checkpoint met by a three-class build: check_heads says so in one sentence naming both lists;
+    load_matching replaces its own file with that sentence logged."""
+    p = tmp_path / "ck.pt"
+    checkpoint.save_checkpoint(p, heads_for((4, 6)), meta_for())
+    got, meta = checkpoint.read_checkpoint(p)
+    with pytest.raises(WeightsError) as exc:
+        checkpoint.check_heads(p, got, tiny_backbone(), ("a", "b", "c"), meta)
+    assert str(exc.value) == f"{p}: made for 2 classes (cat, dog), not for the 3 of this training set (a, b, c)"
+    with pytest.raises(WeightsError, match="head 0 has shape"):  # the metadata agrees, the shapes do not
+        checkpoint.check_heads(p, got, tiny_backbone(), ("a", "b", "c"), None)
+    logged: list[str] = []
+    assert checkpoint.load_matching(p, tiny_backbone(), meta_for(classes=("a", "b", "c")), log=logged.append) is None
+    assert len(logged) == 1 and "made for 2 classes" in logged[0] and "retraining" in logged[0]

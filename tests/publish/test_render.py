@@ -74,7 +74,7 @@ def test_results_table_pages(pairs):
 
     df = pd.DataFrame({"set": [s for s, _ in pairs], "file": [f for _, f in pairs], "label": "",
                        "status": "ok"})
-    out = finish_table(df, SimpleNamespace(train_set="train"))
+    out = finish_table(df, SimpleNamespace(train_set="train"), ("cat", "dog"))
     pages = list(out["page"])
     assert len(set(pages)) == len(pages)
     for p in pages:

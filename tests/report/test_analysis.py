@@ -172,3 +172,85 @@ def test_sanity_summary():
 def test_verdict_from_a_board_already_made_is_the_same_verdict():
     s = _scores(0.05)
     assert analysis.verdict(s, 3, 0, analysis.leaderboard(s, 0)) == analysis.verdict(s, 3, 0)
+
+
+# ---- K classes -------------------------------------------------------------------------------------------------
+
+THREE = ("ginger", "black", "tabby")
+
+
+def table3(rows):
+    """rows: (label, p_ginger, p_black, p_tabby); the prediction is the most probable class."""
+    df = pd.DataFrame(rows, columns=["label", *(f"p_{c}" for c in THREE)])
+    p = df[[f"p_{c}" for c in THREE]].to_numpy()
+    df["prediction"] = [THREE[i] for i in p.argmax(1)]
+    df["status"], df["set"] = "ok", "test"
+    df["file"] = [f"f{i}.jpg" for i in range(len(df))]
+    df["pet_p"], df["energy"] = 0.9, -10.0
+    return df
+
+
+HAND3 = table3([
+    ("ginger", 0.8, 0.1, 0.1),
+    ("ginger", 0.3, 0.2, 0.5),  # ginger called tabby, runner-up ginger
+    ("ginger", 0.2, 0.1, 0.7),  # ginger called tabby
+    ("black", 0.1, 0.6, 0.3),
+    ("black", 0.5, 0.4, 0.1),   # black called ginger
+    ("tabby", 0.1, 0.2, 0.7),
+    ("", 0.4, 0.35, 0.25),      # unlabeled: counted nowhere below
+])
+
+
+def test_k_class_confusion_pairs_and_runner_up():
+    m = analysis.confusion(HAND3, THREE)
+    assert list(m.index) == list(m.columns) == list(THREE)  # the classes' order, not sorted
+    assert m.to_numpy().tolist() == [[1, 0, 2], [1, 1, 0], [0, 0, 1]]
+    pairs = analysis.confusion_pairs(HAND3, THREE)
+    assert list(zip(pairs["label"], pairs["prediction"], pairs["n"])) == [("ginger", "tabby", 2),
+                                                                          ("black", "ginger", 1)]
+    assert pairs["share"].tolist() == pytest.approx([2 / 3, 1 / 2])
+    assert list(analysis.runner_up(HAND3, THREE))[:3] == ["black", "ginger", "ginger"]
+    assert analysis.accuracy(HAND3, classes=THREE) == pytest.approx(3 / 6)
+    assert len(analysis.confusion_cells(HAND3, THREE)) == 9
+
+
+def test_per_class_accuracy_and_calibration():
+    pc = analysis.per_class(HAND3, THREE).set_index("cls")
+    assert pc.loc["ginger", ["n", "right", "n_predicted"]].tolist() == [3, 1, 2]
+    assert pc.loc["ginger", "accuracy"] == pytest.approx(1 / 3)
+    assert pc.loc["ginger", "precision"] == pytest.approx(1 / 2)  # of the two called ginger, one is
+    assert pc.loc["ginger", "confidence"] == pytest.approx((0.8 + 0.5) / 2)
+    assert pc.loc["ginger", "calibration_gap"] == pytest.approx(0.65 - 0.5)
+    assert pc.loc["tabby", "precision"] == pytest.approx(1 / 3)
+    lo, hi = pc.loc["ginger", "accuracy_lo"], pc.loc["ginger", "accuracy_hi"]
+    assert 0 < lo < 1 / 3 < hi < 1  # the Wilson interval holds the share
+    z, n, p = 1.959964, 3, 1 / 3  # Wilson's interval as the textbooks write it
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
+        1 + z * z / n)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-5)
+    assert np.isnan(analysis.proportion_interval(0, 0)).all()
+
+
+def test_k_class_reliability_starts_at_one_over_k():
+    rel = analysis.set_reliability(HAND3, classes=THREE)
+    assert rel.edges[0] == pytest.approx(1 / 3) and rel.counts.sum() == 6
+
+
+def test_neither_from_the_heads_own_confidence_when_the_classes_are_not_cat_and_dog():
+    assert analysis.neither_score(("cat", "dog")) == "pet_p" and analysis.neither_score(THREE) == "msp"
+    tagged = analysis.tag_rows(HAND3, 0.55, THREE, "msp")
+    # max probabilities 0.8 0.5 0.7 0.6 0.5 0.7 0.4: below 0.55 are rows 1, 4 and 6
+    assert list(tagged["neither"]) == ["no", "yes", "no", "no", "yes", "no", "yes"]
+    assert list(tagged["tag"]) == ["correct", "neither", "wrong", "correct", "neither", "correct", "neither"]
+    summary = analysis.set_summary(tagged, THREE)
+    assert summary["labeled"] == 6 and summary["predicted_tabby"] == 3 and summary["neither"] == 3
+
+
+def test_the_msp_threshold_is_chosen_on_cross_validated_training_scores():
+    """In-sample, a head is surer of its training photos than of new ones: where the build gives each training
+    photo's cross-validated MSP (msp_cv), the threshold is chosen on that."""
+    train = table3([("ginger", 0.98, 0.01, 0.01), ("black", 0.02, 0.97, 0.01), ("tabby", 0.01, 0.01, 0.98)])
+    assert analysis.training_scores(train, "msp", THREE).tolist() == [0.98, 0.97, 0.98]
+    honest = train.assign(msp_cv=[0.6, 0.7, 0.5])
+    assert analysis.training_scores(honest, "msp", THREE).tolist() == [0.6, 0.7, 0.5]
+    assert analysis.training_scores(honest, "pet_p", THREE).tolist() == [0.9, 0.9, 0.9]

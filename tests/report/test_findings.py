@@ -3,6 +3,8 @@ flips with it."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,29 @@ def test_too_few_mistakes_are_said_plainly():
     f = findings.errs_when_head_unclear(few, EN)
     assert "Only 3" in f.text and "too few to tell" in f.text and f.agrees is None
     assert findings.errs_when_head_unclear(None, EN) is None
+
+
+def three_class_rows():
+    """Own photos of three breeds: Bengal called Siamese twice, Siamese called pug once, the rest right."""
+    classes = ("Bengal", "Siamese", "pug")
+    spec = [("Bengal", "Bengal"), ("Bengal", "Siamese"), ("Bengal", "Siamese"), ("Siamese", "Siamese"),
+            ("Siamese", "pug"), ("pug", "pug"), ("pug", "pug")]
+    out = []
+    for i, (label, pred) in enumerate(spec):
+        p = {c: 0.1 for c in classes}
+        p[pred] = 0.8
+        out.append({"set": "own", "file": f"{label}_{i}.jpg", "label": label, "prediction": pred,
+                    **{f"p_{c}": v for c, v in p.items()}, "box_area": 0.9 if label != pred else 0.3,
+                    "box_mass": 0.9, "status": "ok", "pet_p": 0.9, "energy": -9.0})
+    return classes, analysis.tag_rows(pd.DataFrame(out), 0.5, classes, "msp")
+
+
+def test_k_class_findings_name_the_mix_up_with_the_most_photos():
+    classes, d = three_class_rows()
+    f = findings.own_photo_mistakes(d, "own", EN, classes)
+    assert "3 of 7 are wrong" in f.text and "2 of them are Bengal photos called Siamese." in f.text
+    run = SimpleNamespace(classes=classes, n_taps=4, train_scores={"tap3_cv5_accuracy": 0.9})
+    train = d.assign(set="train")
+    g = findings.data_and_model(pd.concat([train, d.assign(set="test")]), "train", "test", run, EN)
+    assert g.text.startswith("The head was fitted on 7 photos of 3 classes (2 to 3 per class)")
+    assert "gets 57.1% right (3 wrong)" in g.text

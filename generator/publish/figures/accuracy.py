@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.data.scan import CLASSES
 from generator.i18n import Lang
 from generator.publish.figures.canvas import (
     NEITHER,
@@ -23,14 +22,18 @@ def confusion_figure(report, lang: Lang, path: Path) -> bool:
     if panels is None:
         return False
     fig, cells = panels
-    names = [lang._(c) for c in CLASSES]
+    classes = report.classes
+    names = [lang._(c) for c in classes]
+    k = len(classes)
     for ax, name, d in cells:
-        m = analysis.confusion(d).to_numpy()
+        m = analysis.confusion(d, classes).to_numpy()
         ax.imshow(m, cmap="Blues")
-        for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
-        ax.set_xticks(range(len(CLASSES)), names)
-        ax.set_yticks(range(len(CLASSES)), names)
+        if k <= 12:  # a count per cell while it can be read; a heat map beyond
+            for (i, j), v in np.ndenumerate(m):
+                ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+        small = {"fontsize": 5, "rotation": 90} if k > 12 else {}
+        ax.set_xticks(range(k), names, **small)
+        ax.set_yticks(range(k), names, **{"fontsize": 5} if k > 12 else {})
         ax.set_xlabel(lang._("predicted"))
         ax.set_ylabel(lang._("label"))
         ax.set_title(name)
@@ -45,7 +48,7 @@ def reliability_figure(report, lang: Lang, path: Path) -> bool:
         return False
     fig, cells = panels
     for ax, name, d in cells:
-        rel = analysis.set_reliability(d)
+        rel = analysis.set_reliability(d, classes=report.classes)
         centers = (rel.edges[:-1] + rel.edges[1:]) / 2
         width = rel.edges[1] - rel.edges[0]
         filled = rel.counts > 0
@@ -69,10 +72,10 @@ def confidence_figure(report, lang: Lang, path: Path) -> bool:
     if panels is None:
         return False
     fig, cells = panels
-    bins = np.linspace(0.5, 1.0, 21)
+    bins = np.linspace(1 / len(report.classes), 1.0, 21)
     for ax, name, d in cells:
-        d = analysis.labeled_ok(d)
-        conf = analysis.confidence(d)
+        d = analysis.labeled_ok(d, report.classes)
+        conf = analysis.confidence(d, report.classes)
         right = d["prediction"] == d["label"]
         ax.hist(conf[right], bins=bins, color="#1f8a3b", alpha=0.7,
                 label=lang._("correct (%(n)s)", n=lang.num(int(right.sum()))))

@@ -19,8 +19,8 @@ from generator.report.summary import map_titles
 
 def attention_figure(report, lang: Lang, path: Path) -> bool:
     """CAM box area share vs in-box mass share, correct vs wrong: is a mistake's attention diffuse?"""
-    d = pd.concat([analysis.labeled_ok(report.rows(x.key)) for x in report.labeled_sets]) if report.labeled_sets \
-        else pd.DataFrame()
+    parts = [analysis.labeled_ok(report.rows(x.key), report.classes) for x in report.labeled_sets]
+    d = pd.concat(parts) if parts else pd.DataFrame()
     if d.empty:
         return False
     right = d["prediction"] == d["label"]

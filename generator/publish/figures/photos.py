@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.data.imaging import decode_bytes
-from generator.data.scan import CLASSES
 from generator.frames import pd
 from generator.i18n import Lang
 from generator.publish.figures.canvas import (
@@ -24,13 +23,14 @@ from generator.report.summary import tap_labels
 
 
 def samples_figure(report, lang: Lang, path: Path) -> bool:
-    """A grid of training photos of both classes, labeled."""
+    """A grid of training photos of every class (of the first figure_sample classes when there are more), labeled."""
     s = report.settings
     df = report.results[(report.results["set"] == s.train_set) & (report.results["status"] == "ok")]
     if df.empty:
         return False
-    per = max(1, s.figure_sample // len(CLASSES))
-    picks = pd.concat([sample_rows(df[df["label"] == c], per, s.seed) for c in CLASSES])
+    classes = report.classes[:s.figure_sample]
+    per = max(1, s.figure_sample // len(classes))
+    picks = pd.concat([sample_rows(df[df["label"] == c], per, s.seed) for c in classes])
     fig, axes = grid(len(picks), 8)
     for ax, r in zip(axes, picks.to_dict("records")):
         d = decode_bytes(Path(r["path"]).read_bytes(), 224, CELL_PIXELS, s.max_pixels)
@@ -58,7 +58,7 @@ def cam_grid_figure(report, set_key: str, lang: Lang, path: Path) -> bool:
         pic = map_picture(r, report, -1, s.colormap)
         if pic is not None:
             ax.imshow(pic)
-        head = f"{lang._(r['prediction'])} {lang.pct(max(r[f'p_{c}'] for c in CLASSES), 0)}"
+        head = f"{lang._(r['prediction'])} {lang.pct(max(r[f'p_{c}'] for c in report.classes), 0)}"
         if r["label"]:
             head += f" ({lang._(r['label'])})"
         color = {"wrong": WRONG, "neither": NEITHER}.get(r["tag"])

@@ -5,7 +5,7 @@ page states are pure functions of the record file and of the run's settings and 
 of rendering an image page (reading the .npz, decoding it, quantising and encoding every map), so a rerun after a
 template or page-setting change reads them from cache_dir/pages/<key>.pkl instead: one file per key, where the key
 (given by the build) covers the code, the compute and figure settings; each photo's entry is kept only while the
-SHA-256 of its record file and its set's signed scales are the ones it was made from.
+SHA-256 of its record file, its set's signed scales and its label are the ones it was made from.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from generator.explain.record import PhotoRecord, record_path
 from generator.files import write_bytes
 
-PAGEDATA_FORMAT = 1  # bump when what PhotoData holds, or how it is made, changes without a code change elsewhere
+PAGEDATA_FORMAT = 2  # bump when what PhotoData holds, or how it is made, changes without a code change elsewhere
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,14 @@ class PhotoData:
     gallery_map: dict  # the last-tap CAM of the predicted class, for the thumbnail's overlay (photos.js)
     data: str  # the page's maps and drawing parameters, JSON for a script element (photo.photo_page_data)
     facts: dict[str, Any]  # the numbers the page states (photo.photo_facts)
+    order: tuple[str, ...]  # the classes whose maps the page carries, in the order its controls list them
 
 
 @dataclass(frozen=True)
 class Entry:
     record_sha256: str
     scales: tuple[float, ...]
+    label: str  # the photo's label: which classes a page of many classes shows depends on it
     value: PhotoData
 
 
@@ -73,9 +75,9 @@ class PageDataCache:
             self.added = True
         return self.texts[name]
 
-    def lookup(self, sha: str, record_sha256: str, scales: tuple[float, ...]) -> PhotoData | None:
+    def lookup(self, sha: str, record_sha256: str, scales: tuple[float, ...], label: str = "") -> PhotoData | None:
         e = self.entries.get(sha)
-        if isinstance(e, Entry) and e.record_sha256 == record_sha256 and e.scales == scales:
+        if isinstance(e, Entry) and e.record_sha256 == record_sha256 and e.scales == scales and e.label == label:
             return e.value
         return None
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from generator.data.scan import CLASSES
 from generator.evaluate import truth as truth_mod
 from generator.explain.overlay import payload_json
 from generator.explain.record import PhotoRecord
@@ -67,12 +66,12 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
     record: the photo's record, or what the page takes from it (photo_data, cached by the build)."""
     ph, photos = pp.photos[i], pp.photos
     if not isinstance(record, PhotoData):
-        record = photo_data(report, maps, record, pp.scales)
+        record = photo_data(report, maps, record, pp.scales, ph["label"] or "")
     return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
             "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
             "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
-            "gallery_page": pp.page_of[ph["slug"]], "data": record.data,
+            "gallery_page": pp.page_of[ph["slug"]], "data": record.data, "order": list(record.order),
             "facts": record.facts, "methods": method_info(report, maps.chosen),
             "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100}
 
@@ -100,13 +99,13 @@ class PhotoJob:
         return self.site_writer or SiteWriter(self.build_dir, Lang(self.lang))
 
 
-def photo_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> PhotoData:
+def photo_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> PhotoData:
     """What the image page and the gallery entry take from the record (cached by the build: pagedata.py)."""
-    return PhotoData(gallery_map(record, maps), photo_page_data(report, maps, record, scales),
-                     photo_facts(report, record))
+    return PhotoData(gallery_map(record, maps), photo_page_data(report, maps, record, scales, label),
+                     photo_facts(report, record), tuple(report.classes[k] for k in maps.shown(record, label)))
 
 
-def _photo_data(job: PhotoJob, sha: str, scales: list[float], made: dict[str, Entry]) -> PhotoData | None:
+def _photo_data(job: PhotoJob, sha: str, scales: list[float], label: str, made: dict[str, Entry]) -> PhotoData | None:
     """The photo's PhotoData from the job's cache while its record file is the same, else from the record (and
     then added to `made`); None when the photo has no readable record."""
     report = job.report
@@ -115,14 +114,14 @@ def _photo_data(job: PhotoJob, sha: str, scales: list[float], made: dict[str, En
         return None
     digest, raw = read
     key = tuple(float(s) for s in scales)
-    hit = job.cache.lookup(sha, digest, key)
+    hit = job.cache.lookup(sha, digest, key, label)
     if hit is not None:
         return hit
     record = decode_record(raw, job.maps.n_taps)
     if record is None:
         return None
-    value = photo_data(report, job.maps, record, scales)
-    made[sha] = Entry(digest, key, value)
+    value = photo_data(report, job.maps, record, scales, label)
+    made[sha] = Entry(digest, key, label, value)
     return value
 
 
@@ -131,7 +130,7 @@ def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> tuple[list[dict]
     report, maps, pp = job.report, job.maps, job.sets[which]
     entries, made = [], {}
     for i in range(start, stop):
-        data = _photo_data(job, pp.photos[i]["sha256"], pp.scales, made)
+        data = _photo_data(job, pp.photos[i]["sha256"], pp.scales, pp.photos[i]["label"] or "", made)
         truth = job.truth.get((pp.summary.key, pp.photos[i]["file"]))
         entries.append(gallery_entry(pp.photos[i], data, maps, truth))
         if data is not None:
@@ -177,16 +176,21 @@ def photo_pages_started(build_dir: Path, report: Report, base: dict, sets: list[
         yield wait
 
 
-def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float]) -> str:
-    """The image page's maps and what the browser needs to draw them, as JSON for a script element."""
+def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> str:
+    """The image page's maps and what the browser needs to draw them, as JSON for a script element: the maps of
+    the classes Maps.shown picks (all of them for up to three classes)."""
     s = report.settings
-    payload = maps.payload(record, maps.chosen, range(maps.n_taps))
+    shown = maps.shown(record, label)
+    payload = maps.payload(record, maps.chosen, range(maps.n_taps),
+                           "all" if len(shown) == len(report.classes) else shown)
     # Only what maps.js and app.js read of each method: the page pays these bytes 1,384 times over.
     methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
                for m in method_info(report, maps.chosen)]
-    data = {"payload": payload, "methods": methods, "classes": list(CLASSES),
+    data = {"payload": payload, "methods": methods, "classes": list(report.classes),
             "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
+    if len(report.classes) > 2:  # the signed map's other class: the runner-up (with two, the other one)
+        data["other"] = record.runner_up
     return payload_json(data)
 
 
@@ -216,5 +220,5 @@ def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
     bias = report.run.head_bias
     signed_mean = float((cam[pred] - cam[other]).mean())
     margin = float(record.logits[pred] - record.logits[other])
-    return {"other": CLASSES[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
+    return {"other": report.classes[other], "signed_mean": signed_mean, "bias_diff": float(bias[pred] - bias[other]),
             "margin": margin}

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import Settings
-from generator.data.scan import CLASSES
 from generator.explain.overlay import colormaps_js
 from generator.frames import pd
 from generator.i18n import Lang
@@ -36,7 +35,8 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
     nav += [{"title": k.nav, "href": k.href, "raw": False} for k in PAGES if k.nav and k.name not in NAV_BEFORE_SETS]
     run = report.run
     return {
-        "nav": nav, "run": run, "classes": CLASSES, "settings": report.settings, "threshold": report.neither_threshold,
+        "nav": nav, "run": run, "classes": report.classes, "settings": report.settings,
+        "threshold": report.neither_threshold, "neither_score": report.neither_score,
         "n_taps": report.n_taps, "tap_labels": tap_labels(run, lang),
         "generated": lang.date(run.started),
     }
@@ -95,8 +95,8 @@ def write_tables(writer: SiteWriter, report: Report) -> None:
     """results.csv (one row per file, skipped ones included) and leaderboard.csv (one row per scored map)."""
     results = report.results
     internal = {"path", "pictures", "slug", "set_slug", "photo", "display_w", "display_h"}
-    cols = analysis.RESULT_COLUMNS + [c for c in results.columns
-                                      if c not in analysis.RESULT_COLUMNS and c not in internal]
+    first = analysis.result_columns(report.classes)
+    cols = first + [c for c in results.columns if c not in first and c not in internal]
     csv = results[cols].copy()
     csv["file"] = csv["file"].map(safe_name)
     csv["set"] = csv["set"].map(safe_name)

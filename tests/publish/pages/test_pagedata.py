@@ -84,16 +84,17 @@ def test_a_changed_record_is_read_again(small_report, tmp_path):
 
 def test_an_entry_holds_only_for_its_record_and_scales(tmp_path):
     path = tmp_path / "pages" / "x.pkl"
-    value = pagedata.PhotoData({"v": 1}, "{}", {"margin": 1.5})
+    value = pagedata.PhotoData({"v": 1}, "{}", {"margin": 1.5}, ("cat", "dog"))
     cache = pagedata.PageDataCache(path)
     assert cache.entries == {}
-    cache.update({"ab": pagedata.Entry("d1", (0.5, 2.0), value)})
+    cache.update({"ab": pagedata.Entry("d1", (0.5, 2.0), "cat", value)})
     cache.save()
     again = pagedata.PageDataCache(path)
-    assert again.lookup("ab", "d1", (0.5, 2.0)) == value
-    assert again.lookup("ab", "d2", (0.5, 2.0)) is None  # the record file changed
-    assert again.lookup("ab", "d1", (0.5, 2.5)) is None  # the set's signed scales changed
-    assert again.lookup("cd", "d1", (0.5, 2.0)) is None
+    assert again.lookup("ab", "d1", (0.5, 2.0), "cat") == value
+    assert again.lookup("ab", "d2", (0.5, 2.0), "cat") is None  # the record file changed
+    assert again.lookup("ab", "d1", (0.5, 2.5), "cat") is None  # the set's signed scales changed
+    assert again.lookup("ab", "d1", (0.5, 2.0), "dog") is None  # another label: maybe other classes shown
+    assert again.lookup("cd", "d1", (0.5, 2.0), "cat") is None
     assert again.text("static/x.js", lambda: "made") == "made"
     again.save()
     assert pagedata.PageDataCache(path).text("static/x.js", lambda: pytest.fail("made twice")) == "made"
