@@ -363,6 +363,7 @@ def _opens(path: Path) -> bool:
 
 def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, reuse_figures: bool) -> dict:
     from generator.publish import pages
+    from generator.publish.pages.pagedata import cache_path
     from generator.report.summary import build_report
 
     site_dir = Path(settings.site_dir)
@@ -387,7 +388,8 @@ def publish(settings: Settings, bundle: dict[str, Any], now, timer: Timer, log, 
                 report = replace(report, figures=tuple(figures.make_all(report, settings, build_dir / "figures")))
         pause_at("writing-site")
         with timer.stage("pages"):
-            written = pages.write_site(build_dir, report, settings)
+            written = pages.write_site(build_dir, report, settings,
+                                       page_data=cache_path(settings.cache_dir, now.figures))
         run = dict(bundle["run"].as_json(), timings=dict(timer.stages, total=sum(timer.stages.values())),
                    settings=jsonable(settings), manifest=now.publish, figures=list(report.figures),
                    pages=written, **ownership.site_marker(ownership.entries(build_dir)))

@@ -11,11 +11,12 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from generator.errors import from_os_error
+
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written: the nothing-changed rerun never does
+    import numpy as np
 
 
 def write_with(path: Path | str, write: Callable[[BinaryIO], Any], durable: bool = False,
@@ -58,6 +59,8 @@ def write_text(path: Path | str, text: str, mkdir: bool = True) -> Path:
 
 def save_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> Path:
     """Arrays to an uncompressed .npz (fast to write and read; the maps are small)."""
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return write_bytes(path, buf.getvalue())
@@ -66,6 +69,8 @@ def save_npz(path: Path | str, arrays: dict[str, np.ndarray]) -> Path:
 def load_npz(path: Path | str) -> dict[str, np.ndarray] | None:
     """The arrays of an .npz, or None when it is missing or damaged (a cache entry is recomputed, never
     trusted: truncated, bad CRC or not an npz at all)."""
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -26,12 +26,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, BinaryIO
 
 from generator.config import PUBLIC_ZIP_URL
 from generator.errors import UserError
+
+if TYPE_CHECKING:  # tqdm only where something is downloaded: a build that has its photos never imports it
+    from tqdm import tqdm
 
 PUBLIC_ZIP_NAME = "cats_and_dogs_filtered.zip"
 # Photos per class folder of the public archive: a download with other counts is not that archive.
@@ -322,6 +323,8 @@ def _copy_body(resp: http.client.HTTPResponse, out: BinaryIO, bar: tqdm) -> str 
 
 def _save_body(resp: http.client.HTTPResponse, part: Path, start: int, total: int | None, progress: bool) -> str | None:
     """Write the body into part from byte start (append or restart); why part is not complete, or None."""
+    from tqdm import tqdm
+
     try:
         with open(part, "ab" if start else "wb") as out, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,

@@ -7,7 +7,8 @@ No torch import: the workers stay small and start fast.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,24 @@ def forked_map(fn: Callable[[Any, Any], Any], context: Any, items: list, process
         pool.terminate()
         pool.join()
     return done
+
+
+@contextmanager
+def forked_map_started(fn: Callable[[Any, Any], Any], context: Any, items: list, processes: int,
+                       chunksize: int = 1) -> Iterator[Callable[[], list]]:
+    """forked_map, started on entry: the workers run while the caller does other work in the block, and the
+    function it yields waits for and returns the results. Without workers, that function computes them."""
+    if processes < 2 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield lambda: [fn(context, item) for item in items]
+        return
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_forked_worker, initargs=(fn, context))
+    try:
+        pending = pool.map_async(_in_forked_worker, items, chunksize=chunksize)
+        yield pending.get
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 _FORKED_JOB: tuple[Callable[[Any, Any], Any], Any] | None = None  # set only inside a forked worker, by its pool

@@ -38,6 +38,29 @@ def test_forked_map_passes_the_context_by_fork_and_keeps_the_order():
     assert [v for v, _ in serial] == [v for v, _ in out] and {pid for _, pid in serial} == {os.getpid()}
 
 
+def _slow_add(ctx: Unpicklable, item: int) -> tuple[int, int, float]:
+    import time
+
+    time.sleep(0.02)
+    return item + ctx.offset, os.getpid(), time.monotonic()
+
+
+def test_forked_map_started_runs_while_the_caller_works():
+    import time
+
+    ctx, items = Unpicklable(7), list(range(20))
+    with workers.forked_map_started(_slow_add, ctx, items, processes=2) as results:
+        out = results()
+    assert [v for v, _, _ in out] == [i + 7 for i in items]
+    if "fork" in __import__("multiprocessing").get_all_start_methods():
+        assert os.getpid() not in {pid for _, pid, _ in out}
+    with workers.forked_map_started(_slow_add, ctx, items, processes=1) as results:
+        caller_done = time.monotonic()  # without workers, nothing is computed before the results are asked for
+        serial = results()
+    assert [v for v, _, _ in serial] == [v for v, _, _ in out]
+    assert {pid for _, pid, _ in serial} == {os.getpid()} and min(t for _, _, t in serial) > caller_done
+
+
 def _mutate(ctx: dict, item: int) -> int:
     ctx["seen"] = ctx.get("seen", 0) + 1  # each worker's own copy: the caller's dict never changes
     return item

@@ -242,7 +242,7 @@ def test_each_recipe_has_its_own_checkpoint_and_the_probe_keeps_its_name_and_rec
     assert checkpoint.checkpoint_path(d, "resnet18") == d / "catdog-resnet18.pt"
     assert checkpoint.checkpoint_path(d, "resnet18", recipe="lp-ft") == d / "catdog-resnet18-lp-ft.pt"
     b = tiny_backbone()
-    probe = checkpoint.expected_meta(b, make_settings(), "k")["recipe"]
+    probe = checkpoint.expected_meta(b, make_settings(), "k", CLASSES)["recipe"]
     assert set(probe) == {"method", "weight_decay", "hflip", "seed", "resize"}  # what checkpoints on disk record
     tuned = checkpoint.expected_meta(b, make_settings({"recipe": "lp-ft", "finetune_epochs": "5"}), "k")["recipe"]
     assert tuned["name"] == "lp-ft" and tuned["epochs"] == 5 and "probe's head fitted first" in tuned["method"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +17,32 @@ from generator.explain.record import PhotoRecord
 from generator.i18n import Lang
 from generator.publish.pages.kinds import method_info
 from generator.publish.pages.maps import Maps
+from generator.publish.pages.pagedata import Entry, PageDataCache, PhotoData, decode_record, read_record
 from generator.publish.render import SiteWriter
 from generator.report import analysis
 from generator.report.summary import Report, SetSummary
 
 
-def gallery_entry(p: dict, record: PhotoRecord | None, maps: Maps, truth: dict | None = None) -> dict:
+def gallery_entry(p: dict, record: PhotoRecord | PhotoData | None, maps: Maps, truth: dict | None = None) -> dict:
     """One photo in sets/<set>/photos.js: what the gallery filters on, and the last-tap CAM of its predicted
     class for the thumbnail's overlay. truth (annotated photos): "loc" = [peak off the head, peak off the pet,
     share of the map on the head, on the pet] of the last-tap CAM of the labelled class (None where not scored)."""
     entry = {"name": p["name"], "slug": p["slug"], "page": p["page"], "thumb": p["thumb"], "label": p["label"] or "",
              "pred": p["prediction"], "conf": p["confidence"], "tag": p["tag"], "size": p["thumb_size"]}
-    if record is not None:
-        entry["map"] = maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+    if isinstance(record, PhotoData):
+        entry["map"] = record.gallery_map
+    elif record is not None:
+        entry["map"] = gallery_map(record, maps)
     if truth and p["label"]:
         s = truth["maps"].get(f"cam/{maps.n_taps - 1}/{p['label']}", {})
         head, pet = s.get("head"), s.get("pet")
         entry["loc"] = [None if head is None else 1 - head[0], None if pet is None else 1 - pet[0],
                         None if head is None else head[2], None if pet is None else pet[2]]
     return entry
+
+
+def gallery_map(record: PhotoRecord, maps: Maps) -> dict:
+    return maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
 
 
 def gallery_script(entries: list[dict]) -> str:
@@ -51,18 +60,19 @@ class PhotoPages:
     scales: list[float]  # per tap, the set's scale of the signed evidence maps
 
 
-def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord,
+def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord | PhotoData,
                truth: dict | None = None) -> dict[str, Any]:
-    """The model of the image page of photo i of a set; truth: truth.photo_truth of the photo, if annotated."""
+    """The model of the image page of photo i of a set; truth: truth.photo_truth of the photo, if annotated.
+    record: the photo's record, or what the page takes from it (photo_data, cached by the build)."""
     ph, photos = pp.photos[i], pp.photos
+    if not isinstance(record, PhotoData):
+        record = photo_data(report, maps, record, pp.scales, ph["label"] or "")
     return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
             "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
             "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
-            "gallery_page": pp.page_of[ph["slug"]],
-            "data": photo_page_data(report, maps, record, pp.scales, ph["label"] or ""),
-            "order": [report.classes[k] for k in maps.shown(record, ph["label"] or "")],
-            "facts": photo_facts(report, record), "methods": method_info(report, maps.chosen),
+            "gallery_page": pp.page_of[ph["slug"]], "data": record.data, "order": list(record.order),
+            "facts": record.facts, "methods": method_info(report, maps.chosen),
             "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100,
             "other": report.compare.photo(pp.summary.key, ph["file"]) if report.compare is not None else None}
 
@@ -78,43 +88,93 @@ class PhotoJob:
     base: dict[str, Any]
     sets: list[PhotoPages]
     lang: str
+    cache: PageDataCache = field(default_factory=lambda: PageDataCache(None))
+    site_writer: SiteWriter | None = None  # the writer of the other pages: its templates are compiled already
 
     @functools.cached_property
     def truth(self) -> dict[tuple[str, str], dict]:  # (set, file) -> what its page shows of the ground truth
         return truth_mod.photo_index(self.report.truth)
 
     @functools.cached_property
-    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process
-        return SiteWriter(self.build_dir, Lang(self.lang))
+    def writer(self) -> SiteWriter:  # one Jinja2 environment per worker process (a copy of site_writer's)
+        return self.site_writer or SiteWriter(self.build_dir, Lang(self.lang))
 
 
-def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> list[dict]:
+def photo_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> PhotoData:
+    """What the image page and the gallery entry take from the record (cached by the build: pagedata.py)."""
+    return PhotoData(gallery_map(record, maps), photo_page_data(report, maps, record, scales, label),
+                     photo_facts(report, record), tuple(report.classes[k] for k in maps.shown(record, label)))
+
+
+def _photo_data(job: PhotoJob, sha: str, scales: list[float], label: str, made: dict[str, Entry]) -> PhotoData | None:
+    """The photo's PhotoData from the job's cache while its record file is the same, else from the record (and
+    then added to `made`); None when the photo has no readable record."""
+    report = job.report
+    read = read_record(report.settings.cache_dir, report.run.model_fingerprint, sha)
+    if read is None:
+        return None
+    digest, raw = read
+    key = tuple(float(s) for s in scales)
+    hit = job.cache.lookup(sha, digest, key, label)
+    if hit is not None:
+        return hit
+    record = decode_record(raw, job.maps.n_taps)
+    if record is None:
+        return None
+    value = photo_data(report, job.maps, record, scales, label)
+    made[sha] = Entry(digest, key, label, value)
+    return value
+
+
+def _render_slice(job: PhotoJob, task: tuple[int, int, int]) -> tuple[list[dict], dict[str, Entry]]:
     which, start, stop = task
     report, maps, pp = job.report, job.maps, job.sets[which]
-    entries = []
+    entries, made = [], {}
     for i in range(start, stop):
-        record = maps.record(pp.photos[i]["sha256"])
+        data = _photo_data(job, pp.photos[i]["sha256"], pp.scales, pp.photos[i]["label"] or "", made)
         truth = job.truth.get((pp.summary.key, pp.photos[i]["file"]))
-        entries.append(gallery_entry(pp.photos[i], record, maps, truth))
-        if record is not None:
+        entries.append(gallery_entry(pp.photos[i], data, maps, truth))
+        if data is not None:
             job.writer.page(pp.photos[i]["page"], "photo.html", **job.base,
-                            **photo_page(report, maps, pp, i, record, truth))
-    return entries
+                            **photo_page(report, maps, pp, i, data, truth))
+    return entries, made
 
 
 def render_photo_pages(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
-                       processes: int, per_task: int = 64) -> list[list[dict]]:
-    """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order."""
-    from generator.data.workers import forked_map
+                       processes: int, per_task: int = 64, cache: PageDataCache | None = None,
+                       writer: SiteWriter | None = None) -> list[list[dict]]:
+    """Every image page of these sets; returns each set's gallery entries (for its photos.js), in order.
+    cache: the photos' page data of earlier builds (pagedata.py); what is made anew is added to it and saved.
+    writer: the writer of the site's other pages, if any (its compiled templates are inherited by the workers)."""
+    with photo_pages_started(build_dir, report, base, sets, lang, processes, per_task, cache, writer) as wait:
+        return wait()
 
-    job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang)
+
+@contextmanager
+def photo_pages_started(build_dir: Path, report: Report, base: dict, sets: list[PhotoPages], lang: str,
+                        processes: int, per_task: int = 64, cache: PageDataCache | None = None,
+                        writer: SiteWriter | None = None) -> Iterator[Callable[[], list[list[dict]]]]:
+    """render_photo_pages, its workers started on entry so that the caller renders other pages meanwhile; the
+    function it yields waits for them and returns each set's gallery entries."""
+    from generator.data.workers import forked_map_started
+
+    cache = cache if cache is not None else PageDataCache(None)
+    job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang,
+                   cache=cache, site_writer=writer)
+    job.writer.env.get_template("photo.html")  # compiled once here: the forked workers inherit it
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
-    done = forked_map(_render_slice, job, tasks, processes)
-    out: list[list[dict]] = [[] for _ in sets]
-    for (k, _, _), entries in zip(tasks, done):
-        out[k] += entries
-    return out
+    with forked_map_started(_render_slice, job, tasks, processes) as results:
+
+        def wait() -> list[list[dict]]:
+            out: list[list[dict]] = [[] for _ in sets]
+            for (k, _, _), (entries, made) in zip(tasks, results()):
+                out[k] += entries
+                cache.update(made)
+            cache.save()
+            return out
+
+        yield wait
 
 
 def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> str:

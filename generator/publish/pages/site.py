@@ -13,7 +13,8 @@ from generator.publish import post
 from generator.publish.pages import cells, compare, errors, figures, layers, methods, overview, report, sets, skipped
 from generator.publish.pages.kinds import PHOTO_KIND, PageKind
 from generator.publish.pages.maps import Maps
-from generator.publish.pages.photo import PhotoPages, gallery_script, render_photo_pages
+from generator.publish.pages.pagedata import PageDataCache
+from generator.publish.pages.photo import PhotoPages, gallery_script, photo_pages_started
 from generator.publish.render import SiteWriter
 from generator.report import analysis
 from generator.report.names import safe_name
@@ -42,30 +43,38 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
     }
 
 
-def write_site(build_dir: Path, report: Report, settings: Settings) -> dict[str, dict[str, Any]]:
+def write_site(build_dir: Path, report: Report, settings: Settings,
+               page_data: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every page, the static files, the pictures, the tables, and the Jekyll post, into build_dir.
+    page_data: the file that caches what the image pages take from the records (pagedata.py), or None.
 
     Returns, per page kind of the registry (and PHOTO_KIND for the image pages the sets render), how many pages
     were written and the first three: run.json keeps it, and the browser tests visit one page of each kind."""
     lang = Lang(settings.lang)
     writer = SiteWriter(build_dir, lang)
     writer.static()
-    writer.text("static/colormaps.js", colormaps_js())
+    cache = PageDataCache(page_data)
+    writer.text("static/colormaps.js", cache.text("static/colormaps.js", colormaps_js))
     link_pictures(writer, report.results)
     ctx = dict(common(report, lang), lang_obj=lang, maps=Maps(report), writer=writer)
     base = {k: v for k, v in ctx.items() if k not in ("maps", "writer")}
     deferred: list[tuple[str, PhotoPages]] = []
+    models: list[tuple[PageKind, str, dict]] = []
     written: dict[str, list[str]] = {kind.name: [] for kind in PAGES}
     for kind in PAGES:
         for rel, model in kind.pages(report, ctx):
             if isinstance(model, PhotoPages):
                 deferred.append((rel, model))
-                continue
+            else:
+                models.append((kind, rel, model))
+    # The image pages (most of the work) are rendered by forked workers while this process renders the others.
+    with photo_pages_started(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
+                             settings.n_workers, cache=cache, writer=writer) as photo_entries:
+        for kind, rel, model in models:
             template = model.pop("template", kind.template)
             writer.page(rel, template, **base, **model)
             written[kind.name].append(rel)
-    entries = render_photo_pages(build_dir, report, base, [pp for _, pp in deferred], settings.lang,
-                                 settings.n_workers)
+        entries = photo_entries()
     for (rel, _), es in zip(deferred, entries):
         writer.text(rel, gallery_script(es))
     written[PHOTO_KIND] = [p["page"] for _, pp in deferred for p in pp.photos if (build_dir / p["page"]).is_file()]
