@@ -244,5 +244,6 @@ def test_each_recipe_has_its_own_checkpoint_and_the_probe_keeps_its_name_and_rec
     b = tiny_backbone()
     probe = checkpoint.expected_meta(b, make_settings(), "k", CLASSES)["recipe"]
     assert set(probe) == {"method", "weight_decay", "hflip", "seed", "resize"}  # what checkpoints on disk record
-    tuned = checkpoint.expected_meta(b, make_settings({"recipe": "lp-ft", "finetune_epochs": "5"}), "k")["recipe"]
+    tuned = checkpoint.expected_meta(b, make_settings({"recipe": "lp-ft", "finetune_epochs": "5"}), "k",
+                                   CLASSES)["recipe"]
     assert tuned["name"] == "lp-ft" and tuned["epochs"] == 5 and "probe's head fitted first" in tuned["method"]
