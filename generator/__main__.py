@@ -124,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.quiet, log=log, defaults=defaults):
         log(line)
     train = Path(settings.data_dir) / settings.train_set
-    if not defaults and not (train.is_dir() and any(train.iterdir())):
+    data = Path(settings.data_dir)
+    sets_there = data.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in data.iterdir())
+    # A folder that holds other sets but not this one: the build's own sentence names the setting and the sets.
+    if not defaults and not sets_there and not (train.is_dir() and any(train.iterdir())):
         raise UserError(f"{train} is missing or empty, and a data folder you name is only read: give "
                         "SOURCE=<folder or .zip laid out like cats_and_dogs_filtered> to import photos into it, "
                         f"put <class>/ folders of photos in {train}, or run `make site` without --data-dir to "

@@ -211,14 +211,15 @@ def _site_bytes(site: Path) -> dict[str, bytes]:
 
 
 def _stored_results(settings) -> dict[str, tuple[int, int, str]]:
-    """Every cached result and checkpoint by size, modification time and content, except the three files a rerun
-    after a code change writes by design: the results bundle, the analysed report (runs/) and the manifest."""
+    """Every cached result and checkpoint by size, modification time and content, except the files a rerun after
+    a code change writes by design: the results bundle, the analysed report (runs/), the manifest, and what the
+    image pages take from the records (pages/: keyed on the code, as the pages themselves are re-rendered)."""
     import hashlib
 
     out = {}
     for folder in (Path(settings.cache_dir), Path(settings.weights_dir)):
         for p in sorted(folder.rglob("*")):
-            if p.is_file() and not {"runs", "manifests"} & set(p.relative_to(folder).parts):
+            if p.is_file() and not {"runs", "manifests", "pages"} & set(p.relative_to(folder).parts):
                 st = p.stat()
                 out[str(p)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
     return out

@@ -58,7 +58,7 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     counts = train["label"].value_counts()
     last = run.n_taps - 1
     if run.tuned:
-        return _tuned_data_and_model(train, test, counts, run, lang)
+        return _tuned_data_and_model(train, test, counts, run, lang, classes)
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     tested = dict(n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
                   acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
@@ -82,7 +82,8 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
 
 
-def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, lang: Lang) -> Finding:
+def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, lang: Lang,
+                          classes: tuple[str, ...] = DEFAULT_CLASSES) -> Finding:
     """The same paragraph for a network fine-tuned end to end (setting recipe finetune or lp-ft), as the post did."""
     t = run.training
     best = run.training_curve[t["best_epoch"] - 1] if run.training_curve and t.get("best_epoch") else {}
@@ -91,8 +92,9 @@ def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, 
         "decide when to stop, and tested on %(n_test)s others, of which it gets %(acc)s right (%(wrong)s wrong); "
         "on the held-out training photos it gets %(held_acc)s.",
         cats=lang.num(int(counts.get("cat", 0))), dogs=lang.num(int(counts.get("dog", 0))),
-        held=lang.num(int(t.get("n_heldout", 0))), n_test=lang.num(int(len(analysis.labeled_ok(test)))),
-        acc=lang.pct(analysis.accuracy(test), 1), wrong=lang.num(int(len(analysis.mistakes(test)))),
+        held=lang.num(int(t.get("n_heldout", 0))), n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
+        acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
+        wrong=lang.num(int(len(analysis.mistakes(test, classes)))),
         held_acc=lang.pct(best.get("heldout_accuracy", float("nan")), 1))
     text += " " + lang._(
         "As the original post did with a ResNet18, the pretrained ImageNet network itself was trained here "

@@ -177,7 +177,7 @@ def test_k_class_findings_name_the_mix_up_with_the_most_photos():
     classes, d = three_class_rows()
     f = findings.own_photo_mistakes(d, "own", EN, classes)
     assert "3 of 7 are wrong" in f.text and "2 of them are Bengal photos called Siamese." in f.text
-    run = SimpleNamespace(classes=classes, n_taps=4, train_scores={"tap3_cv5_accuracy": 0.9})
+    run = SimpleNamespace(classes=classes, n_taps=4, tuned=False, train_scores={"tap3_cv5_accuracy": 0.9})
     train = d.assign(set="train")
     g = findings.data_and_model(pd.concat([train, d.assign(set="test")]), "train", "test", run, EN)
     assert g.text.startswith("The head was fitted on 7 photos of 3 classes (2 to 3 per class)")
@@ -193,11 +193,11 @@ def test_the_model_paragraph_says_which_recipe_trained_it():
                  set_name="train")
     test = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "cat", 0.6, 0.3, 0.9)])
     d = pd.concat([train, test], ignore_index=True)
-    probe = SimpleNamespace(n_taps=4, tuned=False, train_scores={"tap3_cv5_accuracy": 0.97})
+    probe = SimpleNamespace(n_taps=4, tuned=False, classes=("cat", "dog"), train_scores={"tap3_cv5_accuracy": 0.97})
     f = findings.data_and_model(d, "train", "test", probe, EN)
     assert "stays frozen" in f.text and "97.0%" in f.text and f.agrees is False
     curve = ({"heldout_accuracy": 0.9}, {"heldout_accuracy": 0.95}, {"heldout_accuracy": 0.925})
-    tuned = SimpleNamespace(n_taps=4, tuned=True, train_scores={}, training_curve=curve,
+    tuned = SimpleNamespace(n_taps=4, tuned=True, classes=("cat", "dog"), train_scores={}, training_curve=curve,
                             training={"best_epoch": 2, "epochs_run": 3, "n_heldout": 1})
     g = findings.data_and_model(d, "train", "test", tuned, EN)
     assert "stays frozen" not in g.text and "fine-tuned on 1 cat and 2 dog photos, 1 of them held out" in g.text
@@ -214,8 +214,8 @@ def test_the_stage_story_reads_a_fine_tuned_model_b_when_the_site_shows_the_prob
     run = SimpleNamespace(tuned=False, backbone="resnet18", tap_names=("s1", "s2", "s3", "s4"),
                           tap_modules=("l1", "l2", "l3", "l4"))
     compared = SimpleNamespace(b={"recipe_name": "finetune", "backbone": "resnet18"}, results_b=tuned_rows)
-    f = findings.stage_story(SimpleNamespace(run=run, compare=compared), probe_rows, "test", EN)
+    f = findings.stage_story(SimpleNamespace(run=run, classes=("cat", "dog"), compare=compared), probe_rows, "test", EN)
     assert f.text.startswith("These stages are read from the fine-tuned network") and "separable at s1" in f.text
     assert ("compare.html", "the two models side by side") in f.links
-    alone = findings.stage_story(SimpleNamespace(run=run, compare=None), probe_rows, "test", EN)
+    alone = findings.stage_story(SimpleNamespace(run=run, classes=("cat", "dog"), compare=None), probe_rows, "test", EN)
     assert alone.text.startswith("No stage's linear probe reaches")
