@@ -206,7 +206,7 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
               "truth": truth}
     if other is not None:
         model_b, explained_b = other
-        results_b = finish_table(explained_b, settings)
+        results_b = finish_table(explained_b, settings, classes)
         bundle["compare"] = {
             "model": model_facts(model_b),
             "results": results_b,
