@@ -211,7 +211,7 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
             "model": model_facts(model_b),
             "results": results_b,
             "truth": score_ground_truth(settings, sets, results_b, model_b.fingerprint,
-                                        len(model_b.backbone.tap_names), timer, log),
+                                        len(model_b.backbone.tap_names), classes, timer, log),
         }
     return bundle
 
