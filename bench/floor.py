@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .contenders import bare_forward
 from .inputs import Setup
 from .timing import median
 
@@ -87,19 +88,18 @@ def build_photos(data_dir: Path, train_set: str = "train") -> tuple[list[str], l
     return train, other
 
 
-def decode_all(paths: list[str], input_size: int, workers: int) -> tuple[float, list[np.ndarray | None]]:
-    """(wall seconds, decoded inputs) of every path, by the build's decode processes and chunks."""
+def decode_all(paths: list[str], input_size: int, workers: int) -> tuple[float, np.ndarray, list[str]]:
+    """(wall seconds, the readable photos' inputs, every path's status), decoded by the build's own routine
+    (generator.model.finetune.decode_all: the build's decode processes and chunks)."""
     from generator.config import Settings
-    from generator.data.workers import decode_for_model, decoded_in_chunks, make_pool
+    from generator.data.workers import make_pool
+    from generator.model import finetune
 
-    max_pixels = Settings().max_pixels
-    out: list[np.ndarray | None] = []
     with make_pool(workers) as pool:
         pool.map(int, range(workers))  # the processes started (and their imports done) before the clock runs
         start = time.perf_counter()
-        for arr, _status in decoded_in_chunks(pool, decode_for_model, ((p, input_size, max_pixels) for p in paths)):
-            out.append(arr)
-        return time.perf_counter() - start, out
+        arrays, statuses = finetune.decode_all(paths, input_size, Settings().max_pixels, pool)
+        return time.perf_counter() - start, arrays, statuses
 
 
 def network_rates(setup: Setup, photos: np.ndarray, repeats: int) -> tuple[float, float]:
@@ -114,10 +114,11 @@ def network_rates(setup: Setup, photos: np.ndarray, repeats: int) -> tuple[float
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.runtime.autocast)
 
+    bare = bare_forward(setup)  # row A of the bench: the network alone, in inference mode, autocast as the build
+
     def forward() -> None:
-        with torch.inference_mode(), autocast():
-            for x in batches:
-                net(x)
+        for x in batches:
+            bare(x)
 
     def backward() -> None:
         flags = [p.requires_grad for p in net.parameters()]
@@ -153,14 +154,13 @@ def measure_floor(setup: Setup, data_dir: Path, workers: int, sample: int = 256,
                   seed: int = 0, log=print) -> Floor:
     train, other = build_photos(data_dir)
     log(f"floor: decoding {len(train) + len(other)} photos ({len(train)} training) with {workers} processes ...")
-    decode_s, arrays = decode_all(train + other, setup.input_size, workers)
-    n_train = sum(a is not None for a in arrays[:len(train)])
-    n_other = sum(a is not None for a in arrays[len(train):])
+    decode_s, arrays, statuses = decode_all(train + other, setup.input_size, workers)
+    n_train = sum(s == "ok" for s in statuses[:len(train)])
+    n_other = sum(s == "ok" for s in statuses[len(train):])
     decode_train_s = decode_s * len(train) / max(1, len(train) + len(other))  # decoding is per photo alike
-    readable = [a for a in arrays if a is not None]
-    pick = np.sort(np.random.default_rng(seed).choice(len(readable), size=min(sample, len(readable)), replace=False))
-    photos = np.stack([readable[i] for i in pick])
-    del arrays, readable
+    pick = np.sort(np.random.default_rng(seed).choice(len(arrays), size=min(sample, len(arrays)), replace=False))
+    photos = arrays[pick]
+    del arrays
     log(f"floor: forward and forward + backward rates on {len(photos)} of them, {repeats} turns ...")
     fwd, bwd = network_rates(setup, photos, repeats)
     return Floor(photos=n_train + n_other, train=n_train, explained=n_other, decode_s=decode_s,

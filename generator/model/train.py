@@ -96,6 +96,14 @@ def data_key(names: list[str], paths: list[str]) -> str:
     return h.hexdigest()
 
 
+def _check_every_class(y: np.ndarray, settings: Settings, classes: tuple[str, ...]) -> None:
+    missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
+    if missing:
+        raise UserError(f"the training set needs readable photos of every class, and class {missing[0]!r} has none "
+                        f"({len(y)} readable training photos in all): add photos to "
+                        f"{settings.data_dir}/{settings.train_set}/<class>/ for each of {', '.join(classes)}.")
+
+
 def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, classes: tuple[str, ...],
               log=print, taps: int | None = None) -> tuple[list[LinearHead], dict]:
     """One regression per tap on the readable photos (and their mirror images), plus the scores: each tap's
@@ -105,11 +113,7 @@ def fit_heads(tf: TrainingFeatures, labels: np.ndarray, settings: Settings, clas
     taps: fit only the first `taps` taps, the probes, and no cross-validation (a fine-tuned network brings its
     own head)."""
     y = labels[tf.ok]
-    missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
-    if missing:
-        raise UserError(f"the training set needs readable photos of every class, and class {missing[0]!r} has none "
-                        f"({int(tf.ok.sum())} readable training photos in all): add photos to "
-                        f"{settings.data_dir}/{settings.train_set}/<class>/ for each of {', '.join(classes)}.")
+    _check_every_class(y, settings, classes)
     K = len(classes)
     mirror = tf.mirror
     x_all = [np.concatenate([f, m]) for f, m in zip(tf.feats, mirror)] if mirror else tf.feats
@@ -258,14 +262,6 @@ def tune_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runti
             f"{tuned.n_heldout} photos)")
     tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress, meta[TUNED])
     return _result(backbone, heads, meta, path, paths, tf)
-
-
-def _check_every_class(y: np.ndarray, settings: Settings, classes: tuple[str, ...]) -> None:
-    missing = [c for k, c in enumerate(classes) if k not in set(y.tolist())]
-    if missing:
-        raise UserError(f"the training set needs readable photos of every class, and class {missing[0]!r} has none "
-                        f"({len(y)} readable training photos in all): add photos to "
-                        f"{settings.data_dir}/{settings.train_set}/<class>/ for each of {', '.join(classes)}.")
 
 
 def other_model(backbone_for, train_rows, settings: Settings, pool, runtime: Runtime, classes: tuple[str, ...],

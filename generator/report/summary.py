@@ -173,7 +173,8 @@ def board_localisation(board: pd.DataFrame, localisation: pd.DataFrame | None, t
             rows[col + suffix] = rows["method"].map(part[score + suffix]) if len(part) else float("nan")
             if len(part):  # the Gaussian baseline's own localisation, on the same photos as any method's row
                 g = {"hit": "gaussian", "energy": "gaussian_energy"}[score] + suffix
-                rows.loc[rows["method"] == "gaussian", col + suffix] = float(part[g].iloc[0])
+                # (from the map scored on the most photos: a map made only for the leaderboard's has fewer)
+                rows.loc[rows["method"] == "gaussian", col + suffix] = float(part.loc[part["n"].idxmax(), g])
         if len(part):
             rows.loc[rows["method"].isin(part.index), "loc_n"] = rows["method"].map(part["n"])
     return rows

@@ -36,5 +36,5 @@ def test_it_counts_the_photos_the_build_scans_and_decodes_each_once(tmp_path):
     (tmp_path / "unrelated" / "notes.txt").write_text("not a photo")
     train, other = build_photos(tmp_path)
     assert len(train) == 3 and len(other) == 3 and all(p.endswith(".png") for p in train + other)
-    seconds, arrays = decode_all(train + other, 32, workers=1)
-    assert seconds > 0 and len(arrays) == 6 and all(a.shape == (32, 32, 3) for a in arrays)
+    seconds, arrays, statuses = decode_all(train + other, 32, workers=1)
+    assert seconds > 0 and arrays.shape == (6, 32, 32, 3) and statuses == ["ok"] * 6
