@@ -240,7 +240,8 @@ def score_ground_truth(settings: Settings, sets: list[str], results, model_fp: s
     with timer.stage("localisation"):
         cache = RecordCache(settings.cache_dir, model_fp, n_taps)
         truth = truth_mod.score_truth(results, truth_mod.read_truth(sources, results), cache.load,
-                                      settings.box_threshold, settings.input_size, classes=classes)
+                                      settings.box_threshold, settings.input_size, classes=classes,
+                                      processes=settings.n_workers)
     for st in truth.sets:
         log(f"ground truth of {st.set}: {st.photos} photos scored, {len(st.left_out)} entries left out, "
             f"{st.not_in_set} annotated photos not in this set")

@@ -6,8 +6,11 @@ A map (2-D float array at any resolution) is first upsampled to the photo's size
 - pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop"): the map's peak pixel
   (the first maximum in raster order) lies inside the region. With a tolerance t, as TorchRay scores it: a hit
   when any region pixel lies at a distance < t pixels from the peak (t = 15). A constant map has no peak: a miss.
-- energy-based pointing game (Wang et al. 2020, Score-CAM): the share of the positive part of the map's mass that
-  lies inside the region (NaN when no value is positive: there is no mass to share).
+- energy-based pointing game (Wang et al. 2020, Score-CAM): the share of the map's positive mass that lies inside
+  the region (NaN when no value is positive: there is no mass to share). The positive part is taken on the map's
+  own grid, then upsampled (Grad-CAM takes its ReLU there too); for a map >= 0 that is the picture itself. Being
+  linear, it is computed on the map's grid against the mask folded onto that grid (overlay.fold), not on a
+  picture drawn at the photo's size.
 - the CAM paper's measure (Zhou et al. 2016): IoU of the CAM box (overlay.cam_box on the network's square input,
   scaled to the photo) with the region's box (the best of its boxes when there are several), and localisation
   accuracy: IoU >= 0.5.
@@ -26,14 +29,15 @@ Imports numpy (scipy through overlay.cam_box) and no torch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from generator.data.annotations import BoxXYXY, Region
 from generator.evaluate.stats import bootstrap_mean
-from generator.explain.overlay import Box, cam_box, upsample
+from generator.explain import overlay
+from generator.explain.overlay import Box, axis_weights, cam_box, upsample, upsample_at, upsample_taps
 
 TOLERANCE = 15  # pixels: TorchRay's pointing game default
 IOU_HIT = 0.5  # the CAM paper's localisation threshold
@@ -128,10 +132,13 @@ def score_maps(maps: Sequence[np.ndarray], region: Region, threshold: float = BO
 
 def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], threshold: float = BOX_THRESHOLD,
                        grid: int = GRID, tolerance: int = TOLERANCE,
-                       cam_boxes: Sequence[Box | None] | None = None) -> dict[str, list[PhotoScore]]:
-    """Every map of one photo against each of its regions: each map is upsampled, its peak found and its CAM box
-    drawn once for all the regions (measured on the 370 annotated photos: that was half the stage's time when
-    done per region). cam_boxes: as in score_maps, None where a map's box is not known."""
+                       cam_boxes: Sequence[Box | None] | None = None,
+                       masks: Mapping[str, np.ndarray] | None = None) -> dict[str, list[PhotoScore]]:
+    """Every map of one photo against each of its regions, without drawing any map at the photo's size: the peak
+    is found on a window of the picture (peak_at), the mass inside from the map's own grid and the region's mask
+    folded onto that grid (fold), the CAM box on the network's grid. Measured on the 370 annotated photos, drawing
+    every map at the photo's size was half the stage's time. cam_boxes: as in score_maps, None where a map's box
+    is not known; masks: the regions' decoded masks when the caller has them (decoding costs time too)."""
     if cam_boxes is not None and len(cam_boxes) != len(maps):
         raise ValueError(f"{len(maps)} maps but {len(cam_boxes)} CAM boxes")
     out: dict[str, list[PhotoScore]] = {k: [] for k in regions}
@@ -141,23 +148,96 @@ def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], t
     w, h = first.width, first.height
     if any((r.width, r.height) != (w, h) for r in regions.values()):
         raise ValueError("the regions of one photo must share its size")
-    masks = {k: r.mask for k, r in regions.items()}
-    weights = {k: np.ascontiguousarray(m, dtype=np.float64) for k, m in masks.items()}  # one float copy each
+    masks = dict(masks) if masks is not None else {k: r.mask for k, r in regions.items()}
+    folded: dict[tuple[int, int], tuple[dict[str, np.ndarray], np.ndarray]] = {}  # per map shape
+    sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # running sums of each mask, made when first needed
     for i, m in enumerate(maps):
         m = np.asarray(m, dtype=np.float64)
         if not np.isfinite(m).all():
             raise ValueError("a map holds NaN or infinite values")
-        up = upsample(m, w, h)
-        p = peak(up, native=m)
+        p = peak_at(m, w, h)
         given = cam_boxes[i] if cam_boxes is not None else None
         box = _in_pixels(given if given is not None else cam_box(m, threshold, grid), w, h)
-        nonnegative = bool(m.min() >= 0)
+        if m.shape not in folded:
+            for k, mk in masks.items():
+                if k not in sums and _rectangle(mk) is None:
+                    sums[k] = overlay.running_sums(mk)
+            folded[m.shape] = fold(masks, m.shape, w, h, sums)
+        inside, whole = folded[m.shape]
+        pos = np.maximum(m, 0.0)
+        total = float(np.einsum("ij,ij->", pos, whole))
         for k, region in regions.items():
-            mask = masks[k]
-            out[k].append(PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance),
-                                     energy(up, weights[k], nonnegative=nonnegative),
+            e = float(np.einsum("ij,ij->", pos, inside[k]) / total) if total > 0 else float("nan")
+            out[k].append(PhotoScore(p, pointing(p, masks[k]), pointing(p, masks[k], tolerance), e,
                                      max(box_iou(box, r) for r in region.boxes), box))
     return out
+
+
+def peak_at(m: np.ndarray, width: int, height: int) -> tuple[int, int] | None:
+    """peak(upsample(m, width, height)), exactly (the same pixel, ties included), from a window of the picture.
+
+    Each pixel of the picture is a weighted mean of the 4 map values around it, so it can reach a value only if
+    one of those 4 does. The picture's pixels around the map's largest value give a value the peak reaches at
+    least; only the map values that reach it (less a rounding slack) can lie under the peak, and the picture is
+    drawn on their rows and columns only (upsample_at: bit for bit the same values)."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.max() == m.min():
+        return None
+    y0, y1, _ = upsample_taps(m.shape[0], height)
+    x0, x1, _ = upsample_taps(m.shape[1], width)
+
+    def under(ii: np.ndarray, jj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r, c = np.zeros(m.shape[0], dtype=bool), np.zeros(m.shape[1], dtype=bool)
+        r[ii], c[jj] = True, True
+        return np.flatnonzero(r[y0] | r[y1]), np.flatnonzero(c[x0] | c[x1])
+
+    i, j = divmod(int(np.argmax(m)), m.shape[1])
+    rows, cols = under(np.array([i]), np.array([j]))
+    if rows.size == 0 or cols.size == 0:  # a shrinking picture can skip the map's largest value
+        return peak(upsample(m, width, height), native=m)
+    reached = upsample_at(m, width, height, rows, cols).max()
+    slack = 1e-9 * float(np.abs(m).max())  # far above the few ulps a weighted mean can overshoot by
+    ii, jj = np.nonzero(m >= reached - slack)
+    rows, cols = under(ii, jj)
+    window = upsample_at(m, width, height, rows, cols)
+    r, c = divmod(int(np.argmax(window)), window.shape[1])  # sorted rows and columns: raster order is kept
+    return int(cols[c]), int(rows[r])
+
+
+def fold(masks: Mapping[str, np.ndarray], shape: tuple[int, int], width: int, height: int,
+         sums: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each mask folded onto a map grid of `shape` (overlay.fold_axis on both axes: Ry.T @ mask @ Rx without the
+    matrices), so that the picture's mass inside the mask, sum(upsample(m) * mask), is sum(m * fold) for every
+    map m of that shape; and the fold of the whole photo (the picture's total mass). float64 throughout. sums:
+    each mask's overlay.running_sums, computed once for all the grid sizes of a photo's maps."""
+    sums = sums or {}
+    inside = {}
+    for k, mk in masks.items():
+        rect = _rectangle(mk)
+        if rect is None:
+            inside[k] = overlay.fold(mk, shape, sums.get(k))
+        else:  # a box (a head, usually): its fold is the outer product of its two sides' folds
+            (y0, y1), (x0, x1) = rect
+            inside[k] = np.outer(_fold_interval(y0, y1, height, shape[0]), _fold_interval(x0, x1, width, shape[1]))
+    return inside, np.outer(_fold_interval(0, height, height, shape[0]), _fold_interval(0, width, width, shape[1]))
+
+
+def _fold_interval(a: int, b: int, n_out: int, n_in: int) -> np.ndarray:
+    """The fold onto n_in cells of the pixels a..b-1 of n_out (1 there, 0 elsewhere)."""
+    v = np.zeros((1, n_out))
+    v[0, a:b] = 1.0
+    return overlay.fold_last(overlay.running_sums(v), n_in)[0]
+
+
+def _rectangle(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The (rows, columns) half-open ranges of a mask that is exactly one filled rectangle, else None."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if int(np.count_nonzero(mask)) != (y1 - y0) * (x1 - x0):
+        return None
+    return (y0, y1), (x0, x1)
 
 
 def score_map(m: np.ndarray, region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID,
@@ -195,11 +275,36 @@ class PhotoBaselines:
 
 
 def baselines(region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID,
-              tolerance: int = TOLERANCE) -> PhotoBaselines:
-    mask = region.mask
-    c = centre_point(region.width, region.height)
-    g = score_map(gaussian_map(grid), region, threshold, grid, tolerance)
+              tolerance: int = TOLERANCE, mask: np.ndarray | None = None) -> PhotoBaselines:
+    """The baselines on one photo and region (mask: the region's decoded mask, when the caller has it).
+
+    The Gaussian is scored like any map, but cheaply: its CAM box does not depend on the photo (computed once),
+    and its mass inside comes from its two 1-D profiles, since a centred isotropic Gaussian is the outer product
+    of its rows and columns (upsampling acts on each axis alone)."""
+    mask = region.mask if mask is None else mask
+    w, h = region.width, region.height
+    c = centre_point(w, h)
+    p = peak_at(gaussian_map(grid), w, h)
+    box = _in_pixels(_gaussian_box(threshold, grid), w, h)
+    g1 = _gaussian_profile(grid)
+    uy, ux = axis_weights(grid, h) @ g1, axis_weights(grid, w) @ g1
+    e = float(uy @ np.asarray(mask, dtype=np.float64) @ ux / (uy.sum() * ux.sum()))
+    g = PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance), e,
+                   max(box_iou(box, r) for r in region.boxes), box)
     return PhotoBaselines(pointing(c, mask), pointing(c, mask, tolerance), g, region.area_share)
+
+
+@functools.cache
+def _gaussian_profile(size: int, sigma: float = GAUSSIAN_SIGMA) -> np.ndarray:
+    """The 1-D profile whose outer product with itself is gaussian_map(size), up to rounding."""
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(r ** 2) / (2 * (sigma * size) ** 2))
+    return g / g.max()
+
+
+@functools.cache
+def _gaussian_box(threshold: float, grid: int) -> Box:
+    return cam_box(gaussian_map(grid), threshold, grid)
 
 
 # ---- over photos ----------------------------------------------------------------------------------------------

@@ -74,9 +74,11 @@ def _page_box(r: Mapping) -> Box | None:
 
 
 def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Box | None = None,
-                threshold: float = L.BOX_THRESHOLD, grid: int = L.GRID, *, classes: tuple[str, ...]) -> list[dict]:
+                threshold: float = L.BOX_THRESHOLD, grid: int = L.GRID, *, classes: tuple[str, ...],
+                masks: Mapping[str, np.ndarray] | None = None) -> list[dict]:
     """One row per (method, tap, class map, region) of this photo. page_box: the explain stage's CAM box of the
-    predicted class at the last tap (passed in, not computed twice); classes: the names of the head's outputs."""
+    predicted class at the last tap (passed in, not computed twice); classes: the names of the head's outputs;
+    masks: the regions' decoded masks, when the caller has them."""
     pred = record.pred
     n_taps = len(record.probe_logits)
     maps, keys, boxes = [], [], []
@@ -98,7 +100,7 @@ def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Bo
     rows = []
     if not maps:
         return rows
-    by_region = L.score_maps_regions(maps, dict(truth.regions), threshold, grid, cam_boxes=boxes)
+    by_region = L.score_maps_regions(maps, dict(truth.regions), threshold, grid, cam_boxes=boxes, masks=masks)
     for kind, scored in by_region.items():
         for (method, t, c, of), s in zip(keys, scored):
             px, py = s.peak if s.peak is not None else (None, None)
@@ -110,9 +112,13 @@ def score_photo(record: PhotoRecord, truth: PhotoTruth, label: int, page_box: Bo
 
 def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
                 record_of: Callable[[str], PhotoRecord | None], threshold: float = L.BOX_THRESHOLD,
-                grid: int = L.GRID, *, classes: tuple[str, ...]) -> Truth:
-    """Every annotated, explained photo of every annotated set, from its cached record."""
-    scores, base, sets = [], [], []
+                grid: int = L.GRID, *, classes: tuple[str, ...], processes: int = 1) -> Truth:
+    """Every annotated, explained photo of every annotated set, from its cached record. processes: photos are
+    scored by that many forked workers (data/workers.forked_map), each with its own share of the photos; the
+    rows come back in the photos' order, so the tables do not depend on it."""
+    from generator.data.workers import forked_map
+
+    jobs, sets = [], []
     for set_key, ann in annotations.items():
         rows = results[(results["set"] == set_key) & (results["status"] == "ok")]
         by_file = {r["file"]: r for r in rows.to_dict("records")}
@@ -121,30 +127,45 @@ def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
             r = by_file.get(file)
             if r is None or r.get("label") not in classes:
                 continue
-            record = record_of(r.get("sha256") or "")
-            if record is None:
-                continue
+            jobs.append((set_key, file, truth, r))
             n += 1
-            ident = {"set": set_key, "file": file, "label": r["label"], "prediction": classes[record.pred]}
-            for row in score_photo(record, truth, classes.index(r["label"]), _page_box(r), threshold, grid,
-                                   classes=classes):
-                scores.append(ident | row)
-            for kind, region in truth.regions.items():
-                b = L.baselines(region, threshold, grid)
-                base.append(ident | {"region": kind, "area_share": b.area_share, "centre_hit": b.centre_hit,
-                                     "centre_hit_tolerant": b.centre_hit_tolerant, "gaussian_hit": b.gaussian.hit,
-                                     "gaussian_hit_tolerant": b.gaussian.hit_tolerant,
-                                     "gaussian_energy": b.gaussian.energy, "gaussian_iou": b.gaussian.iou,
-                                     "gaussian_located": b.gaussian.located,
-                                     "box_x0": region.box[0] / region.width, "box_y0": region.box[1] / region.height,
-                                     "box_x1": region.box[2] / region.width, "box_y1": region.box[3] / region.height,
-                                     "cut": _cut(region),
-                                     "outline": outline(region.mask) if kind == PET else None})
-        sets.append(SetTruth(set_key, str(ann.source), n, ann.left_out, len(ann.not_in_set)))
-    return Truth(pd.DataFrame(scores), pd.DataFrame(base), tuple(sets))
+        sets.append((set_key, ann, n))
+    context = (record_of, threshold, grid, classes)
+    done = forked_map(_score_job, context, jobs, processes, chunksize=max(1, len(jobs) // (8 * max(processes, 1))))
+    scores = [row for got in done if got is not None for row in got[0]]
+    base = [row for got in done if got is not None for row in got[1]]
+    counts = {k: n - sum(1 for j, got in zip(jobs, done) if got is None and j[0] == k) for k, _, n in sets}
+    out = tuple(SetTruth(k, str(ann.source), counts[k], ann.left_out, len(ann.not_in_set)) for k, ann, _ in sets)
+    return Truth(pd.DataFrame(scores), pd.DataFrame(base), out)
 
 
-OUTLINE_SIDE = 160  # pixels a side of the mask the outline is traced on
+def _score_job(context, job) -> tuple[list[dict], list[dict]] | None:
+    """One annotated photo: its map rows and its baseline rows; None when its record is not in the cache."""
+    record_of, threshold, grid, classes = context
+    set_key, file, truth, r = job
+    record = record_of(r.get("sha256") or "")
+    if record is None:
+        return None
+    ident = {"set": set_key, "file": file, "label": r["label"], "prediction": classes[record.pred]}
+    masks = {kind: region.mask for kind, region in truth.regions.items()}  # decoded once per photo
+    scores = [ident | row for row in score_photo(record, truth, classes.index(r["label"]), _page_box(r), threshold,
+                                                 grid, classes=classes, masks=masks)]
+    base = []
+    for kind, region in truth.regions.items():
+        b = L.baselines(region, threshold, grid, mask=masks[kind])
+        base.append(ident | {"region": kind, "area_share": b.area_share, "centre_hit": b.centre_hit,
+                             "centre_hit_tolerant": b.centre_hit_tolerant, "gaussian_hit": b.gaussian.hit,
+                             "gaussian_hit_tolerant": b.gaussian.hit_tolerant,
+                             "gaussian_energy": b.gaussian.energy, "gaussian_iou": b.gaussian.iou,
+                             "gaussian_located": b.gaussian.located,
+                             "box_x0": region.box[0] / region.width, "box_y0": region.box[1] / region.height,
+                             "box_x1": region.box[2] / region.width, "box_y1": region.box[3] / region.height,
+                             "cut": _cut(region),
+                             "outline": outline(masks[kind]) if kind == PET else None})
+    return scores, base
+
+
+OUTLINE_SIDE = 80  # pixels a side of the mask the outline is traced on
 MAX_POINTS = 32  # the pet's outline on a photo page: at most this many points (about 450 bytes; 64 took the
 # ground-truth block of a page to a median 2,166 bytes, over its 2 KB budget)
 

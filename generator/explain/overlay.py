@@ -173,11 +173,16 @@ def normalize(m: np.ndarray, mode: str = "minmax", scale: float | None = None) -
     raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
+@functools.lru_cache(maxsize=512)
 def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For n_out output pixels over n_in source pixels: first source index, second, weight of the second."""
+    """For n_out output pixels over n_in source pixels: first source index, second, weight of the second.
+    Kept for the sizes in use (a build asks for the same few thousand times) and read-only: shared by callers."""
     s = np.clip((np.arange(n_out, dtype=np.float64) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
     i0 = np.floor(s).astype(np.intp)
-    return i0, np.minimum(i0 + 1, n_in - 1), s - i0
+    out = i0, np.minimum(i0 + 1, n_in - 1), s - i0
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def upsample(m: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -189,6 +194,82 @@ def upsample(m: np.ndarray, width: int, height: int) -> np.ndarray:
     y0, y1, fy = _taps(m.shape[0], height)
     rows = m[:, x0] * (1 - fx) + m[:, x1] * fx  # (h, width)
     return rows[y0] * (1 - fy)[:, None] + rows[y1] * fy[:, None]
+
+
+def upsample_at(m: np.ndarray, width: int, height: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """upsample(m, width, height)[np.ix_(rows, cols)], computed on those pixels only, with the same operations in
+    the same order: the values are bit for bit those of the whole picture. rows, cols: output pixel indices."""
+    m = _as_map(m)
+    x0, x1, fx = (a[cols] for a in _taps(m.shape[1], width))
+    y0, y1, fy = (a[rows] for a in _taps(m.shape[0], height))
+    part = m[:, x0] * (1 - fx) + m[:, x1] * fx
+    return part[y0] * (1 - fy)[:, None] + part[y1] * fy[:, None]
+
+
+def upsample_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of upsample: per output pixel, its first source index, its second, the weight of the
+    second (the first's is 1 - that)."""
+    return _taps(n_in, n_out)
+
+
+def running_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Along the last axis of values (n_out pixels): the running sums of v and of x * v, each with a 0 in front
+    (float64). What fold_last needs; computed once, they serve every grid size."""
+    v = np.asarray(values)
+    x = np.arange(v.shape[-1], dtype=np.float64)
+    c0, c1 = np.empty(v.shape[:-1] + (v.shape[-1] + 1,)), np.empty(v.shape[:-1] + (v.shape[-1] + 1,))
+    c0[..., 0] = c1[..., 0] = 0.0
+    np.cumsum(v, axis=-1, dtype=np.float64, out=c0[..., 1:])
+    np.cumsum(np.multiply(v, x, dtype=np.float64), axis=-1, out=c1[..., 1:])
+    return c0, c1
+
+
+def fold_last(sums: tuple[np.ndarray, np.ndarray], n_in: int) -> np.ndarray:
+    """The transpose of upsample along the last axis: values over n_out pixels (given as running_sums) -> n_in
+    grid cells, each pixel's value split between its two source cells by their upsample weights. Folding both
+    axes of v gives f with sum(upsample(m) * v) == sum(m * f) for every map m of that grid, up to rounding: one
+    fold serves every map of a grid size.
+
+    No matrix: inside a run of pixels that share their first source cell, the second cell's weight is linear in
+    the pixel's index x (s = (x + 0.5) * n_in / n_out - 0.5, weight s - floor(s)), so a run's share is
+    a * sum(x * v) + (b - i0) * sum(v), two differences of running sums. Where s is clamped (the borders) the
+    weight is 0."""
+    c0, c1 = sums
+    n_out = c0.shape[-1] - 1
+    i0, i1, _ = _taps(n_in, n_out)
+    a = n_in / n_out
+    s = (np.arange(n_out, dtype=np.float64) + 0.5) * a - 0.5
+    clamped = (s <= 0) | (s >= n_in - 1)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(i0 * 2 + clamped)) + 1))
+    ends = np.concatenate((starts[1:], [n_out]))
+    s0 = c0[..., ends] - c0[..., starts]
+    s1 = c1[..., ends] - c1[..., starts]
+    lo, hi = i0[starts], i1[starts]
+    sf = np.where(clamped[starts], 0.0, a * s1 + (0.5 * a - 0.5 - lo) * s0)
+    out = np.zeros(c0.shape[:-1] + (n_in,))
+    for idx, part in ((lo, s0 - sf), (hi, sf)):  # idx runs in order: add the runs that share a cell with reduceat
+        first = np.concatenate(([0], np.flatnonzero(np.diff(idx)) + 1))
+        out[..., idx[first]] += np.add.reduceat(part, first, axis=-1)
+    return out
+
+
+def fold(values: np.ndarray, shape: tuple[int, int], sums: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """values (height, width) folded onto a grid of `shape` (fold_last on both axes); sums: running_sums(values)
+    when the caller keeps them for several grid sizes."""
+    rows = fold_last(sums if sums is not None else running_sums(values), shape[1])  # (height, w)
+    return fold_last(running_sums(rows.T), shape[0]).T
+
+
+def axis_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float64: upsample along one axis as a matrix, so that upsample(m, w, h) equals
+    axis_weights(h_in, h) @ m @ axis_weights(w_in, w).T up to rounding. Sums of the picture weighted by a mask
+    then become sums over the map's own grid (Ry.T @ mask @ Rx), which is what localisation's energy uses."""
+    i0, i1, f = _taps(n_in, n_out)
+    r = np.zeros((n_out, n_in))
+    idx = np.arange(n_out)
+    np.add.at(r, (idx, i0), 1 - f)
+    np.add.at(r, (idx, i1), f)
+    return r
 
 
 # ---- 4. colour --------------------------------------------------------------------------------------------------
@@ -255,11 +336,17 @@ def cam_box(m: np.ndarray, threshold: float = 0.2, grid: int = 224) -> Box:
     top = up.max()
     if not top > 0:  # a flat map points nowhere: the box is the whole image
         return Box(0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
-    labels, _ = ndimage.label(up >= threshold * top)  # 4-connected; labels numbered in raster order
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    biggest = int(sizes.argmax())  # argmax: the first of equal sizes
-    rows, cols = ndimage.find_objects(labels, max_label=biggest)[biggest - 1]  # its bounding box, in one C pass
-    y0, y1, x0, x1 = rows.start, rows.stop, cols.start, cols.stop
+    above = up >= threshold * top
+    labels, n = ndimage.label(above)  # 4-connected; labels numbered in raster order
+    if n == 1:  # one region (the usual case): its bounds are those of every pixel above the threshold
+        rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    else:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        biggest = int(sizes.argmax())  # argmax: the first of equal sizes
+        r, c = ndimage.find_objects(labels, max_label=biggest)[biggest - 1]  # its bounding box, in one C pass
+        y0, y1, x0, x1 = r.start, r.stop, c.start, c.stop
     mass = float(up[y0:y1, x0:x1].sum() / up.sum())
     return Box(x0 / grid, y0 / grid, x1 / grid, y1 / grid, (y1 - y0) * (x1 - x0) / (grid * grid), mass)
+

@@ -17,7 +17,7 @@ from pycocotools import mask as mask_utils
 
 from generator.data.annotations import Region
 from generator.evaluate import localisation as L
-from generator.explain.overlay import cam_box, upsample
+from generator.explain.overlay import cam_box, fold, upsample
 
 
 def region(mask: np.ndarray, boxes: list[tuple[float, float, float, float]] | None = None) -> Region:
@@ -242,5 +242,53 @@ def test_properties_of_any_map_and_region(m, cells):
         assert s.hit_tolerant  # slack never loses a hit
     assert 0.0 <= s.iou <= 1.0
     if not math.isnan(s.energy):  # the mass inside and outside add up to all of it (float64 sums: 1e-9)
-        rest = L.energy(upsample(m, 12, 9), ~mask)
+        rest = L.energy(upsample(np.maximum(m, 0), 12, 9), ~mask)
         assert abs(s.energy + rest - 1.0) < 1e-9 and 0.0 <= s.energy <= 1.0
+    # the definition, on the picture drawn at the photo's size: the positive part taken on the map's grid
+    whole = L.energy(upsample(np.maximum(m, 0), 12, 9), mask)
+    assert (math.isnan(s.energy) and math.isnan(whole)) or abs(s.energy - whole) < 1e-9
+    assert s.peak == L.peak(upsample(m, 12, 9), native=m)  # found on a window: the same pixel, ties included
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=hnp.arrays(np.float64, st.tuples(st.integers(1, 9), st.integers(1, 9)),
+                    elements=st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0])),  # few values: many ties
+       size=st.tuples(st.integers(1, 40), st.integers(1, 40)))
+def test_the_windowed_peak_is_the_pictures_first_maximum(m, size):
+    """peak_at draws only a window of the picture; upsampling to any size (shrinking too) it finds the pixel that
+    drawing the whole picture finds, the first in raster order among equal values."""
+    w, h = size
+    assert L.peak_at(m, w, h) == L.peak(upsample(m, w, h), native=m)
+
+
+@settings(max_examples=40, deadline=None)
+@given(grid=st.tuples(st.integers(1, 9), st.integers(1, 9)), size=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+       seed=st.integers(0, 2 ** 16))
+def test_folding_a_mask_is_the_transpose_of_upsampling(grid, size, seed):
+    """fold(v, grid) is Ry.T @ v @ Rx with the upsample's own weight matrices (built here from upsample itself,
+    one unit map at a time), so sum(upsample(m) * v) == sum(m * fold(v)) for any map m."""
+    (gh, gw), (w, h) = grid, size
+    rng = np.random.default_rng(seed)
+    v = rng.random((h, w)) > 0.5
+    unit = np.eye(gh * gw).reshape(gh * gw, gh, gw)
+    expected = np.array([(upsample(u, w, h) * v).sum() for u in unit]).reshape(gh, gw)
+    np.testing.assert_allclose(fold(v, (gh, gw)), expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(grid=st.tuples(st.integers(1, 8), st.integers(1, 8)), size=st.tuples(st.integers(1, 25), st.integers(1, 25)),
+       corners=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)))
+def test_a_box_folds_as_the_outer_product_of_its_sides(grid, size, corners):
+    """A region that is one filled rectangle (a head box) takes the cheap path; it folds as any mask does."""
+    (gh, gw), (w, h) = grid, size
+    xs = sorted((min(int(corners[0] * w), w - 1), min(int(corners[1] * w), w - 1)))
+    ys = sorted((min(int(corners[2] * h), h - 1), min(int(corners[3] * h), h - 1)))
+    mask = box_mask(xs[0], ys[0], xs[1] + 1, ys[1] + 1, width=w, height=h)
+    inside, whole = L.fold({"head": mask}, (gh, gw), w, h)
+    np.testing.assert_allclose(inside["head"], fold(mask, (gh, gw)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(whole, fold(np.ones((h, w), dtype=bool), (gh, gw)), rtol=1e-12, atol=1e-12)
+    assert L._rectangle(mask) is not None
+    if xs[1] > xs[0] and ys[1] > ys[0]:  # at least 2 x 2: a corner pixel off leaves no rectangle
+        holed = mask.copy()
+        holed[np.argwhere(mask)[0][0], np.argwhere(mask)[0][1]] = False  # a corner pixel off: not a box
+        assert L._rectangle(holed) is None

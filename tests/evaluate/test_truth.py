@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from generator.data.annotations import load_annotations
@@ -89,6 +90,12 @@ def test_every_map_is_scored_against_head_and_pet_and_mistakes_add_the_predicted
     assert head_cam["centre"] == 0.0 and head_cam["area_share"] == pytest.approx(16 / 64)
     grad = table_[(table_.method == "gradcam") & (table_.region == "head")].iloc[0]
     assert grad["n"] == 1 and grad["hit"] == 0.0  # only a's gradcam is of the labelled class; it peaks off the head
+
+    # scored by two forked workers: the same tables, rows in the same order
+    forked = T.score_truth(table, ann, recs.get, classes=("cat", "dog"), processes=2)
+    pd.testing.assert_frame_equal(forked.scores, truth.scores)
+    pd.testing.assert_frame_equal(forked.baselines, truth.baselines)
+    assert forked.sets == truth.sets
 
 
 def test_the_cam_box_passed_in_is_the_one_scored(tmp_path):
