@@ -318,6 +318,17 @@ class Stage:
             return explainer.class_scores(batch.to(self.runtime.device)).float().softmax(1).cpu()
         return probs
 
+    def plan_path(self, pool: list[dict], budget: float) -> Path:
+        """Where the adaptive sample's outcome is kept: the number of photos taken from this stream, the looks
+        and why it stopped. Keyed by the stream (its photos' content, in order), the budget, the methods, the
+        steps and the seed: a rerun with all of them unchanged replays that outcome from the caches instead of
+        spending the budget again on more photos, so a rebuild gives the same board, while a larger budget or
+        other photos choose again (starting from the cached scores)."""
+        key = hashlib.sha256(json.dumps([LEADERBOARD_VERSION, budget, list(self.scored), self.sanity_names,
+                                         self.settings.faithfulness_steps, self.settings.seed,
+                                         [r["sha256"] for r in pool]]).encode()).hexdigest()
+        return self.cache.root / f"plan-{key[:20]}.json"
+
     def _sanity_path(self, sha: str) -> Path:
         key = hashlib.sha256(json.dumps([self.settings.seed, self.sanity_names, sha]).encode()).hexdigest()
         return self.sanity_cache / sha[:2] / f"sanity-{key[:20]}.json"
@@ -397,6 +408,15 @@ class Stage:
             write_text(self._sanity_path(ph.row["sha256"]), json.dumps(ph.sanity))
 
 
+def _read_plan(path: Path) -> dict | None:
+    """A stored sample outcome (Stage.plan_path), or None when there is none or it is not readable."""
+    try:
+        plan = json.loads(path.read_text())
+        return plan if {"taken", "looks", "stopped", "stage_photos"} <= set(plan) else None
+    except (OSError, ValueError):
+        return None
+
+
 def _records(result) -> list[PhotoRecord]:
     """In-memory records of a batch, holding what the leaderboard reads (maps and the head's logits, stored as
     the record cache stores them); the backbone's own outputs are left empty (any classifier, K classes)."""
@@ -439,7 +459,13 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     at, computed_s, computed_n = 0, 0.0, 0
     stopped = "fixed" if fixed else "all photos"
     comps: list[Comparison] = []
-    while at < len(pool):
+    plan_file = stage.plan_path(pool, budget) if adaptive else None
+    plan = _read_plan(plan_file) if plan_file is not None else None
+    if plan is not None:  # a rerun: the same photos as the build that chose them (all from the caches)
+        done = stage.run(pool[:plan["taken"]], {last}, with_sanity=True)
+        at, looks, stopped = plan["taken"], plan["looks"], plan["stopped"]
+        comps = comparisons(pd.DataFrame(_score_rows(done)), last, settings.seed, looks) if done else []
+    while plan is None and at < len(pool):
         left = budget - (time.perf_counter() - started)
         per = computed_s / computed_n if computed_n else None
         if fixed:
@@ -477,7 +503,15 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     # last tap's round did): one photo first, then as many as the time left buys at that rate.
     earlier = set(range(last))
     stage_n = 0
-    if earlier:
+    if earlier and plan is not None:
+        stage_n = plan["stage_photos"]
+        more = stage.run([ph.row for ph in done[:stage_n]], earlier, with_sanity=False) if stage_n else []
+        by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
+        for ph in done[:stage_n]:
+            extra = by_file.get((ph.row["set"], ph.row["file"]))
+            if extra is not None:
+                ph.scores = {**ph.scores, **extra.scores}
+    elif earlier:
         i, early_s, early_n = 0, 0.0, 0
         while i < len(done):
             left = budget - (time.perf_counter() - started)
@@ -511,6 +545,11 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
         needed = float(max(open_)) if open_ else float("nan")
     outcome = Outcome(stopped, len(done), time.perf_counter() - started, 0.0 if not adaptive else budget, looks,
                       needed, stage_n, settings.faithfulness_steps)
+    if plan_file is not None and plan is None:
+        write_text(plan_file, json.dumps({"taken": at, "looks": looks, "stopped": stopped, "stage_photos": stage_n,
+                                          "seconds": outcome.seconds}))
+    elif plan is not None:
+        outcome.seconds = float(plan.get("seconds", outcome.seconds))  # what choosing the sample took
     log(f"leaderboard: {len(done)} photos ({stopped}), {outcome.seconds:.1f} s")
     return scores, sanity, outcome
 

@@ -284,6 +284,17 @@ def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(t
     s2, _, out2 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
     assert out2.stopped == "budget" and out2.photos == leaderboard.PROBE and out2.stage_photos == 0
     assert set(s2["tap"]) == {1}
+    # The rerun, every score now cached: free photos would let it go further each time, so the board would change
+    # from one rebuild to the next. It replays the first build's sample instead: the same photos, the same board.
+    s3, sanity3, out3 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
+    assert (out3.photos, out3.stopped, out3.looks, out3.stage_photos) == (out2.photos, "budget", out2.looks, 0)
+    pd.testing.assert_frame_equal(s3, s2)
+    assert len(list((tmp_path / "tight" / "leaderboard").glob("*/plan-*.json"))) == 1
+    # a larger budget is another plan: it starts from the cached scores and takes more photos
+    wider = make_settings({**{k: getattr(tight, k) for k in ("cache_dir", "input_size", "faithfulness_steps",
+                                                             "device")}, "faithfulness_budget_s": 1e5})
+    s4, _, out4 = leaderboard.leaderboard_stage(model, results, ["t", "s"], wider, runtime, log=_quiet)
+    assert out4.photos == 6 and len(s4) > len(s2)
 
 
 def test_the_looks_corrected_for_are_those_the_budget_can_buy():
