@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import resource
 import shutil
 import time
@@ -26,7 +27,7 @@ from generator import ownership
 from generator.config import Settings, jsonable
 from generator.data.scan import DEFAULT_CLASSES, discover_sets, scan
 from generator.errors import UserError, from_os_error
-from generator.files import write_bytes, write_text
+from generator.files import keep_newest, touch, write_bytes, write_text
 from generator.lock import site_lock
 from generator.pause import pause_at
 from generator.report.facts import MethodFacts, RunFacts
@@ -318,8 +319,22 @@ def bundle_path(settings: Settings, key: str) -> Path:
     return Path(settings.cache_dir) / "runs" / f"{key[:24]}.pkl"
 
 
+KEEP_RUNS = 4  # result bundles kept (the most recently used), with their analysed reports
+_BUNDLE_NAME = re.compile(r"[0-9a-f]{24}\.pkl")
+_REPORT_NAME = re.compile(r"[0-9a-f]{24}\.report\.pkl")
+
+
 def save_bundle(settings: Settings, key: str, bundle: dict[str, Any]) -> None:
+    """Write the bundle, then delete all but the KEEP_RUNS most recently used bundles (and reports) of the
+    cache: each is several MB, and every change of code or compute settings makes a new one."""
     write_bytes(bundle_path(settings, key), pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL))
+    prune_runs(settings, key)
+
+
+def prune_runs(settings: Settings, key: str) -> None:
+    runs = Path(settings.cache_dir) / "runs"
+    keep_newest(runs, _BUNDLE_NAME, KEEP_RUNS, in_use=[bundle_path(settings, key)])
+    keep_newest(runs, _REPORT_NAME, KEEP_RUNS, in_use=[report_path(settings, key)])
 
 
 def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
@@ -331,6 +346,7 @@ def load_bundle(settings: Settings, key: str) -> dict[str, Any] | None:
         bundle = pickle.loads(bundle_path(settings, key).read_bytes())  # our own cache file, written above
     except Exception:
         return None
+    touch(bundle_path(settings, key))  # used now: kept by prune_runs
     if not (isinstance(bundle, dict) and bundle.get("format") == BUNDLE_FORMAT):
         return None
     results = bundle["results"]
@@ -421,6 +437,7 @@ def load_report(settings: Settings, key: str):
         report = pickle.loads(report_path(settings, key).read_bytes())  # our own cache file
     except Exception:
         return None
+    touch(report_path(settings, key))
     # same figure and compute settings (same key); page settings may differ
     return replace(report, settings=settings, figures=())
 

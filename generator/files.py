@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -81,6 +82,43 @@ def load_npz(path: Path | str) -> dict[str, np.ndarray] | None:
 def _remove(path: Path) -> None:
     try:
         path.unlink()
+    except OSError:
+        pass
+
+
+def keep_newest(folder: Path | str, name: re.Pattern[str], keep: int, in_use: Iterable[Path | str] = ()) -> list[Path]:
+    """Delete all but the `keep` most recently used files of `folder` whose whole name matches `name` (the
+    names the caller's own cache files have: nothing else there is touched, nor any file in use). A file's use
+    is its modification time: callers touch a cache file when they read it (touch). Returns what was deleted.
+
+    For caches with one file per code and settings key (page data, result bundles): without it every code or
+    settings change would leave another file of several MB behind, for good."""
+    folder = Path(folder)
+    spared = {Path(p).resolve() for p in in_use}
+    try:
+        mine = [p for p in folder.iterdir() if name.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
+    except OSError:
+        return []
+
+    def used(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return float("inf")
+
+    mine.sort(key=used, reverse=True)
+    gone = []
+    for p in mine[keep:]:
+        if p.resolve() not in spared:
+            _remove(p)
+            gone.append(p)
+    return gone
+
+
+def touch(path: Path | str) -> None:
+    """Mark a cache file as used now (keep_newest keeps the most recently used); a missing file is left so."""
+    try:
+        os.utime(path)
     except OSError:
         pass
 

@@ -496,3 +496,26 @@ def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_phot
     other_b = c.photo("test", test_a.index[0])
     assert "Under the other model" in photo_page and 'href="../../compare.html"' in photo_page
     assert f"Model B (probe) predicts {other_b['prediction']}" in photo_page
+
+
+def test_result_bundles_are_pruned_to_the_most_recently_used(tmp_path):
+    """Every code or compute-settings change makes a new bundle of several MB: saving one keeps KEEP_RUNS of
+    them (the most recently used, loading counts as use) and the reports beside them likewise."""
+    import os
+
+    from generator import build
+    from generator.config import make_settings
+
+    settings = make_settings({"cache_dir": tmp_path / "cache"})
+    keys = [f"{i:024x}" for i in range(build.KEEP_RUNS + 2)]
+    for i, k in enumerate(keys):
+        for p in (build.bundle_path(settings, k), build.report_path(settings, k)):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"old")
+            os.utime(p, (1000 + i, 1000 + i))
+    os.utime(build.bundle_path(settings, keys[0]))  # the oldest was loaded again just now
+    build.save_bundle(settings, "f" * 24, {"format": -1})
+    left = {p.name for p in (tmp_path / "cache" / "runs").iterdir()}
+    bundles = sorted(n for n in left if not n.endswith(".report.pkl"))
+    assert bundles == sorted([f"{'f' * 24}.pkl", f"{keys[0]}.pkl"] + [f"{k}.pkl" for k in keys[-2:]])
+    assert len([n for n in left if n.endswith(".report.pkl")]) == build.KEEP_RUNS

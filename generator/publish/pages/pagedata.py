@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generator.explain.record import PhotoRecord, record_path
-from generator.files import write_bytes
+from generator.files import keep_newest, touch, write_bytes
 
 PAGEDATA_FORMAT = 2  # bump when what PhotoData holds, or how it is made, changes without a code change elsewhere
 
@@ -44,6 +45,10 @@ class Entry:
 
 def cache_path(cache_dir: Path | str, key: str) -> Path:
     return Path(cache_dir) / "pages" / f"v{PAGEDATA_FORMAT}-{key[:24]}.pkl"
+
+
+KEEP = 4  # page data files kept per cache (the most recently used): one per key, several MB each
+_OURS = re.compile(r"v\d+-[0-9a-f]{24}\.pkl")  # the names cache_path gives
 
 
 class PageDataCache:
@@ -88,10 +93,16 @@ class PageDataCache:
                 self.added = True
 
     def save(self) -> None:
-        if self.path is not None and self.added:
+        """Write the file if anything was added, mark it used, and delete all but the KEEP most recently used
+        page data files of the folder (other keys': another code version or other settings)."""
+        if self.path is None:
+            return
+        if self.added:
             write_bytes(self.path, pickle.dumps({"photos": self.entries, "texts": self.texts},
                                                 protocol=pickle.HIGHEST_PROTOCOL))
             self.added = False
+        touch(self.path)
+        keep_newest(Path(self.path).parent, _OURS, KEEP, in_use=[self.path])
 
 
 def read_record(cache_dir: Path | str, model_fp: str, sha: str) -> tuple[str, bytes] | None:

@@ -116,3 +116,28 @@ def test_the_key_follows_the_settings_that_change_the_data(small_site):
     assert path(page_size=settings.page_size + 1) == same  # pages move, their data do not
     assert path(colormap="viridis" if settings.colormap != "viridis" else "jet") != same
     assert path(box_threshold=settings.box_threshold / 2) != same
+
+
+def test_page_data_files_of_other_keys_are_pruned_to_the_most_recent(tmp_path):
+    """Each code or settings change makes a new page data file (megabytes each): a save keeps the KEEP most
+    recently used ones, the one in use among them, and never a file of another name."""
+    import os
+
+    from generator.publish.pages import pagedata
+
+    folder = tmp_path / "pages"
+    old = []
+    for i in range(pagedata.KEEP + 2):
+        p = pagedata.cache_path(tmp_path, f"{i:024x}")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"old")
+        os.utime(p, (1000 + i, 1000 + i))
+        old.append(p)
+    (folder / "README").write_text("not ours")
+    current = pagedata.PageDataCache(pagedata.cache_path(tmp_path, "f" * 24))
+    current.update({"abc": pagedata.Entry("r", (1.0,), "cat", pagedata.PhotoData({}, "{}", {}, ("cat",)))})
+    current.save()
+    left = {p.name for p in folder.iterdir()}
+    assert current.path.name in left and "README" in left
+    kept_old = [p for p in old if p.name in left]
+    assert kept_old == old[-(pagedata.KEEP - 1):]  # the newest of the others, with the current one: KEEP in all
