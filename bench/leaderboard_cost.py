@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from generator import faithfulness as fa
 from generator.config import make_settings
+from generator.evaluate import faithfulness as fa
 from generator.evaluate.leaderboard import CPU_BUDGET_S, candidates, photo_maps, score_batch
 from generator.explain.run import records_of
 

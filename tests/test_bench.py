@@ -221,3 +221,12 @@ def test_finetune_rates_time_a_forward_pass_and_a_training_step_that_changes_the
     r = rates(b, images, np.arange(8) % 2, 4, 1, Runtime(device="cpu", autocast=False, channels_last=False))
     assert r["forward"] > 0 and r["train"] > 0
     assert not torch.equal(before, net[0].weight)
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__main__"))
+def test_every_bench_module_imports(module):
+    """A bench that no test runs still has to import: a move of the package's modules must not break it unseen
+    (bench.leaderboard_cost once imported generator.faithfulness after it had moved to generator.evaluate)."""
+    import importlib
+
+    assert importlib.import_module(f"bench.{module}").__name__ == f"bench.{module}"
