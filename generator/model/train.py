@@ -155,6 +155,10 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
     `classes` (the scan's, in the order of the head's outputs). With setting recipe finetune or lp-ft the network
     itself is trained: generator/model/finetune.py.
     """
+    if backbone.head is not None or not backbone.imagenet:  # a user's own classifier (setting model)
+        from generator.model import external
+
+        return external.own_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     if settings.recipe != "probe":
         return tune_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     names, paths = list(train_rows["file"]), list(train_rows["path"])
@@ -188,6 +192,18 @@ def _result(backbone: Backbone, heads: list[LinearHead], meta: dict, path, paths
                           dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
                           dict(zip(ok_paths, tf.energy.tolist())),
                           dict(zip(ok_paths, cv_msp)) if len(cv_msp) == len(ok_paths) else {})
+
+
+def backbone_for(settings: Settings, classes: tuple[str, ...], log=print) -> Backbone:
+    """The network of this build: the user's own classifier (setting model, generator/model/external.py) or the
+    registered backbone setting backbone names, with its ImageNet weights."""
+    if settings.model:
+        from generator.model import external
+
+        return external.build_backbone(settings, classes, log)
+    from generator.model import backbones
+
+    return backbones.build(settings.backbone, settings.weights_dir)
 
 
 def _features(backbone: Backbone, paths: list[str], settings: Settings, dkey: str, pool, runtime: Runtime, log,

@@ -1,0 +1,245 @@
+"""Bring your own classifier: loading (torchvision, timm, TorchScript), head and tap finding, CAM of the found
+head, each bad input as one sentence, and end-to-end builds on a few real photos. Every model is tiny, built and
+saved by the test itself (never downloaded)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from generator.config import make_settings
+from generator.errors import SettingsError, UserError
+from generator.model import external
+from generator.model.backbones import WeightsError
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit's deprecation notes
+CLASSES3 = ("a", "b", "c")
+
+
+def settings_for(tmp_path, model: str, weights, **extra):
+    return make_settings(dict(model=model, model_weights=str(weights), data_dir=tmp_path / "data",
+                              site_dir=tmp_path / "site", weights_dir=tmp_path / "w", cache_dir=tmp_path / "c",
+                              input_size=64, **extra))
+
+
+def torchvision_resnet(tmp_path, k: int = 3):
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=k).eval()
+    path = tmp_path / "resnet18-own.pth"
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def timm_resnet(tmp_path, k: int = 3):
+    import timm
+
+    torch.manual_seed(0)
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=k).eval()
+    path = tmp_path / "resnet10t-own.pth"
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def cam_by_hand(net: nn.Module, layer: str, fc: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """features @ fc weights at `layer`, read with our own hook: (B, K, H, W)."""
+    store = {}
+    h = dict(net.named_modules())[layer].register_forward_hook(lambda _m, _i, o: store.__setitem__("f", o))
+    with torch.no_grad():
+        net(x)
+    h.remove()
+    return torch.einsum("kc,bchw->bkhw", fc.weight, store["f"])
+
+
+def test_torchvision_architecture_with_its_state_dict(tmp_path):
+    net, path = torchvision_resnet(tmp_path)
+    logs = []
+    b = external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path), CLASSES3, logs.append)
+    assert b.taps == ("layer1", "layer2", "layer3", "layer4")  # the end of each stage
+    assert b.strides == (4, 8, 16, 32)
+    assert b.head is not None and torch.equal(b.head.weight, net.fc.weight) and torch.equal(b.head.bias, net.fc.bias)
+    assert b.mean == (0.485, 0.456, 0.406) and not b.imagenet and b.name == "own_torchvision_resnet18"
+    assert any("torchvision's" in m for m in logs)  # where the normalisation came from
+    from generator.files import file_sha256
+
+    assert b.weights_sha256 == file_sha256(path)
+    # the loaded network is the saved one: the same logits
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(b.model(x), net(x))
+
+
+def test_timm_architecture_with_its_state_dict(tmp_path):
+    net, path = timm_resnet(tmp_path)
+    logs = []
+    b = external.build_backbone(settings_for(tmp_path, "timm:resnet10t", path), CLASSES3, logs.append)
+    assert b.taps[-1] == "layer4" and len(b.taps) == 4
+    assert b.head is not None and torch.equal(b.head.weight, net.fc.weight)
+    assert any("timm's config" in m for m in logs)
+    assert any("--input-size 176" in m for m in logs)  # timm configures 176 px; this build said 64
+
+
+@pytest.mark.parametrize("make", [torchvision_resnet, timm_resnet])
+def test_cam_of_the_found_head_equals_features_times_fc_weights(tmp_path, make):
+    from generator.explain.explainer import Explainer
+    from generator.explain.methods import get
+    from generator.model.heads import LinearHead
+
+    net, path = make(tmp_path)
+    model = "torchvision:resnet18" if make is torchvision_resnet else "timm:resnet10t"
+    b = external.build_backbone(settings_for(tmp_path, model, path), CLASSES3, lambda _m: None)
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    probes = [LinearHead(torch.zeros(3, c), torch.zeros(3)) for c in b.channels[:-1]]
+    with Explainer(b.model, b.taps, [*probes, b.head], [get("cam")]) as ex:
+        got = ex(x)
+    want = cam_by_hand(net, b.taps[-1], net.fc, x)
+    # float32: the einsum is the same product in both; the identity mean(CAM) + b = logit holds to float32 rounding
+    # of a sum over ~500 channels (relative 1e-5)
+    torch.testing.assert_close(got.maps["cam"][-1], want, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        logits = net(x)
+    torch.testing.assert_close(got.logits, logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(want.mean(dim=(2, 3)) + net.fc.bias, logits, rtol=1e-4, atol=1e-4)
+
+
+def test_torchscript_model(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=3).eval()
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(net), str(path))
+    b = external.build_backbone(settings_for(tmp_path, "torchscript", path), CLASSES3, lambda _m: None)
+    assert b.taps == ("layer1", "layer2", "layer3", "layer4")
+    assert b.head is not None and torch.equal(b.head.weight, net.fc.weight)
+    assert b.mean == external.IMAGENET_MEAN  # TorchScript carries no config: ImageNet's, said in the log
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(b.model(x), net(x), rtol=1e-5, atol=1e-5)
+    # the taps are readable with hooks (TorchScript itself refuses them)
+    from generator.model.taps import recording
+
+    with recording(b.model, b.taps) as store, torch.no_grad():
+        b.model(x)
+    assert tuple(store["layer4"].shape) == (2, 512, 2, 2)
+
+
+class PoolNormHead(nn.Module):
+    """A CNN whose head is pooling, then a LayerNorm, then a Linear (as ConvNeXt's): not pooling + linear."""
+
+    def __init__(self, k: int = 2) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.stage = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.norm = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, k)
+
+    def forward(self, x):
+        return self.fc(self.norm(self.stage(self.stem(x)).mean(dim=(2, 3))))
+
+
+def test_a_head_that_is_not_pool_plus_linear_gives_no_cam(tmp_path):
+    found = external.find_structure(PoolNormHead().eval())
+    assert found.head is None and "global average pool" in found.no_cam_reason
+    assert found.taps == ("stem", "stage")
+
+
+def test_named_taps(tmp_path):
+    net, path = torchvision_resnet(tmp_path)
+    b = external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path, taps="layer3,layer4"),
+                                CLASSES3, lambda _m: None)
+    assert b.taps == ("layer3", "layer4") and b.strides == (16, 32)
+
+
+def test_a_tap_name_that_is_not_a_module_is_one_sentence(tmp_path):
+    net, path = torchvision_resnet(tmp_path)
+    with pytest.raises(UserError, match=r"setting taps names 'layer9', which is not a module"):
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path, taps="layer2,layer9"),
+                                CLASSES3, lambda _m: None)
+    with pytest.raises(UserError, match=r"the last tap must be 'layer4'"):
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path, taps="layer2,layer3"),
+                                CLASSES3, lambda _m: None)
+
+
+def test_a_state_dict_of_another_shape_names_the_tensor(tmp_path):
+    import torchvision
+
+    state = torchvision.models.resnet18(num_classes=3).state_dict()
+    state["layer2.0.conv1.weight"] = torch.zeros(128, 64, 5, 5)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"tensor layer2\.0\.conv1\.weight has shape \(128, 64, 5, 5\), the "
+                                           r"architecture needs \(128, 64, 3, 3\)") as err:
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path), CLASSES3, lambda _m: None)
+    assert str(err.value).count(". ") == 0  # one sentence
+
+
+def test_missing_and_unexpected_tensors_are_named(tmp_path):
+    import torchvision
+
+    state = torchvision.models.resnet18(num_classes=3).state_dict()
+    del state["bn1.running_mean"]
+    path = tmp_path / "missing.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"tensor bn1\.running_mean is missing"):
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path), CLASSES3, lambda _m: None)
+    state = torchvision.models.resnet18(num_classes=3).state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "extra.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"tensor extra\.weight is not in the architecture"):
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path), CLASSES3, lambda _m: None)
+
+
+def test_a_checkpoint_of_another_number_of_classes_is_one_sentence(tmp_path):
+    _net, path = torchvision_resnet(tmp_path, k=5)
+    with pytest.raises(WeightsError, match=r"made for 5 classes \(tensor fc\.weight has shape \(5, 512\)\), but the "
+                                           r"training set has 3"):
+        external.build_backbone(settings_for(tmp_path, "torchvision:resnet18", path), CLASSES3, lambda _m: None)
+    net = torch.jit.script(PoolNormHead(k=5).eval())
+    ts = tmp_path / "k5.pt"
+    torch.jit.save(net, str(ts))
+    with pytest.raises(UserError, match=r"the model has 5 outputs, but the training set has 3 classes"):
+        external.build_backbone(settings_for(tmp_path, "torchscript", ts), CLASSES3, lambda _m: None)
+
+
+class NotAClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_torchscript_file_that_is_not_a_classifier_is_one_sentence(tmp_path):
+    path = tmp_path / "seg.pt"
+    torch.jit.save(torch.jit.script(NotAClassifier().eval()), str(path))
+    with pytest.raises(UserError, match=r"returns a tensor of shape \(2, 4, 62, 62\), not \(photos, classes\) "
+                                        r"logits"):
+        external.build_backbone(settings_for(tmp_path, "torchscript", path), CLASSES3, lambda _m: None)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match=r"cannot be read as a TorchScript file"):
+        external.build_backbone(settings_for(tmp_path, "torchscript", junk), CLASSES3, lambda _m: None)
+
+
+def test_settings_of_the_own_model_are_checked(tmp_path):
+    _net, path = torchvision_resnet(tmp_path)
+    with pytest.raises(SettingsError, match=r"setting model = 'resnet18' is not allowed"):
+        settings_for(tmp_path, "resnet18", path)
+    with pytest.raises(SettingsError, match=r"needs setting model_weights"):
+        make_settings(dict(model="torchscript"))
+    with pytest.raises(SettingsError, match=r"setting model_mean = '0.5,0.5' is not allowed"):
+        settings_for(tmp_path, "torchscript", path, model_mean="0.5,0.5")
+    with pytest.raises(SettingsError, match=r"give setting model too"):
+        make_settings(dict(taps="layer4"))
+    with pytest.raises(UserError, match=r"timm has no architecture of that name"):
+        external.build_backbone(settings_for(tmp_path, "timm:no_such_net", path), CLASSES3, lambda _m: None)
+    s = settings_for(tmp_path, "torchvision:resnet18", path, model_mean="0.5,0.5,0.5", model_std="0.25,0.25,0.25")
+    b = external.build_backbone(s, CLASSES3, lambda _m: None)
+    assert b.mean == (0.5, 0.5, 0.5) and b.std == (0.25, 0.25, 0.25)
