@@ -59,6 +59,15 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     last = run.n_taps - 1
     if run.tuned:
         return _tuned_data_and_model(train, test, counts, run, lang, classes)
+    if run.own:
+        text = lang._(
+            "This is your own classifier, explained as it is: its own head makes every prediction, and nothing of it "
+            "was trained here (only a linear probe at each earlier stage, on %(n)s training photos). It is tested on "
+            "%(n_test)s photos, of which it gets %(acc)s right (%(wrong)s wrong).", n=lang.num(int(len(train))),
+            n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
+            acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
+            wrong=lang.num(int(len(analysis.mistakes(test, classes)))))
+        return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     tested = dict(n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
                   acc=lang.pct(analysis.accuracy(test, classes=classes), 1),

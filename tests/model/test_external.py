@@ -5,6 +5,7 @@ saved by the test itself (never downloaded)."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -243,3 +244,55 @@ def test_settings_of_the_own_model_are_checked(tmp_path):
     s = settings_for(tmp_path, "torchvision:resnet18", path, model_mean="0.5,0.5,0.5", model_std="0.25,0.25,0.25")
     b = external.build_backbone(s, CLASSES3, lambda _m: None)
     assert b.mean == (0.5, 0.5, 0.5) and b.std == (0.25, 0.25, 0.25)
+
+
+def test_end_to_end_with_a_users_torchvision_model(tmp_path):
+    """A build on a few real photos with a user's own (random-weight) torchvision ResNet18 file: results.csv holds
+    the model's own predictions and every photo page carries the CAM of its head."""
+    import json
+    import re
+
+    import torchvision
+    from conftest import make_small_data, small_settings
+
+    from generator.build import build_site
+    from generator.explain.overlay import decode_maps
+    from generator.frames import pd
+
+    data = make_small_data(tmp_path, n_train=6, n_test=3)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    weights = tmp_path / "mine.pth"
+    torch.save(net.state_dict(), weights)
+    settings = small_settings(tmp_path, data, model="torchvision:resnet18", model_weights=str(weights), input_size=64,
+                              faithfulness_sample=2)
+    logs = []
+    run = build_site(settings, log=logs.append, progress=False)
+    assert run["backbone"] == "own_torchvision_resnet18"
+    assert list(run["tap_modules"]) == ["layer1", "layer2", "layer3", "layer4"]
+    assert any(m.startswith("CAM head: fc over the pooled layer4") for m in logs)
+    assert not any("fitting the head" in m for m in logs)  # the model's own head: nothing trained but the probes
+    df = pd.read_csv(Path(settings.site_dir) / "results.csv", keep_default_na=False)
+    shown = df[(df["set"] != "train") & (df["status"] == "ok")]
+    assert len(shown) == 6 + 6 + 4
+    # the model's own logits decide: recompute one test photo's probabilities from the saved network
+    from generator.data.imaging import decode_bytes, read_image_file
+
+    row = shown[shown["set"] == "test"].iloc[0]
+    path = data / row["set"] / row["file"]
+    arr = decode_bytes(read_image_file(path, settings.max_pixels), 64, settings.display_size,
+                       settings.max_pixels).model_input  # as the explain stage decodes it
+    x = torch.from_numpy(arr).permute(2, 0, 1).float()[None] / 255
+    mean, std = torch.tensor((0.485, 0.456, 0.406)), torch.tensor((0.229, 0.224, 0.225))  # torchvision's
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    with torch.no_grad():
+        p = net(x).softmax(1)[0]
+    # float32 in another batch shape: the probabilities agree to ~1e-6; 1e-4 leaves room for thread counts
+    assert abs(float(row["p_cat"]) - float(p[0])) < 1e-4
+    assert row["prediction"] == ("cat" if p[0] > p[1] else "dog")
+    for page in shown["page"]:
+        text = (Path(settings.site_dir) / page).read_text(encoding="utf-8")
+        payload = json.loads(re.search(r'<script type="application/json" id="photo-data">(.*?)</script>', text,
+                                       re.S).group(1))["payload"]
+        keys = {k for k, _ in decode_maps(payload)}
+        assert {"cam/3/0", "cam/3/1", "gradcam/3"} <= keys
