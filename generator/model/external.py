@@ -12,16 +12,16 @@ training set's K classes, and then read structurally from one forward pass with 
   `locate_candidate_layer`, applied to every stage), the deepest four; or the modules named by setting taps.
 
 The model plugs into the pipeline as a `Backbone` whose `head` is the network's own: the tool fits no head, only the
-probes of the earlier taps on the training photos. Its content hash keys every cache (the checkpoint fingerprint).
+probes of the earlier taps on the training photos (generator/model/train.py `own_or_load`). Its content hash keys
+every cache (the checkpoint fingerprint).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -337,39 +337,3 @@ def build_backbone(settings: Settings, classes: tuple[str, ...], log=print) -> B
         last_stage=(found.taps[-1],), imagenet=False, head=found.head,
         no_cam_reason=found.no_cam_reason,
     )
-
-
-def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime, classes: tuple[str, ...],
-                log=print, progress: bool = True):
-    """The user's model as a TrainedModel: its own head at the last tap (never trained here) and the probes of
-    the earlier taps fitted on the training photos (reused from weights/ when they match)."""
-    from generator.model.checkpoint import checkpoint_path, expected_meta, load_matching, save_checkpoint
-    from generator.model.train import _features, _result, data_key, fit_heads
-
-    if backbone.head is None:
-        raise UserError(f"setting model: {settings.model_weights} has no global-average-pool + linear head "
-                        f"({backbone.no_cam_reason}); this build needs one for its CAM pages.")
-    names, paths = list(train_rows["file"]), list(train_rows["path"])
-    labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
-    dkey = data_key(names, paths)
-    wanted = expected_meta(backbone, replace(settings, recipe="probe"), dkey, classes)
-    wanted["recipe"] = {"name": "own", "method": "the user's own classifier and its own head; a linear probe (L2 "
-                        "logistic regression on the pooled features) at each earlier tap",
-                        "model": settings.model, "weights_file": backbone.weights_file,
-                        "weight_decay": settings.weight_decay, "seed": settings.seed, "hflip": settings.hflip}
-    path = checkpoint_path(settings.weights_dir, backbone.name, classes, recipe="own")
-    found = load_matching(path, backbone, wanted, log)
-    tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress)
-    if found is None:
-        probes, scores = fit_heads(tf, labels, settings, classes, log, taps=len(backbone.taps) - 1)
-        heads = [*probes, backbone.head]
-        last = len(heads) - 1
-        y = labels[tf.ok]
-        logits = torch.as_tensor(tf.feats[-1]) @ backbone.head.weight.T + backbone.head.bias
-        scores[f"tap{last}_train_accuracy"] = float((logits.argmax(1).numpy() == y).mean())
-        meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
-        save_checkpoint(path, heads, meta)
-        log(f"saved {path} (the model's own head; training accuracy {scores[f'tap{last}_train_accuracy']:.4f})")
-    else:
-        heads, meta = found
-    return _result(backbone, heads, meta, path, paths, tf)

@@ -156,9 +156,7 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
     itself is trained: generator/model/finetune.py.
     """
     if backbone.head is not None or not backbone.imagenet:  # a user's own classifier (setting model)
-        from generator.model import external
-
-        return external.own_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
+        return own_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     if settings.recipe != "probe":
         return tune_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     names, paths = list(train_rows["file"]), list(train_rows["path"])
@@ -277,6 +275,41 @@ def tune_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runti
         log(f"saved {path} (best epoch {tuned.best_epoch}: held-out accuracy {best['heldout_accuracy']:.4f} on "
             f"{tuned.n_heldout} photos)")
     tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress, meta[TUNED])
+    return _result(backbone, heads, meta, path, paths, tf)
+
+
+def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime, classes: tuple[str, ...],
+                log=print, progress: bool = True):
+    """The user's model as a TrainedModel: its own head at the last tap (never trained here) and the probes of
+    the earlier taps fitted on the training photos (reused from weights/ when they match)."""
+    from dataclasses import replace
+
+    if backbone.head is None:
+        raise UserError(f"setting model: {settings.model_weights} has no global-average-pool + linear head "
+                        f"({backbone.no_cam_reason}); this build needs one for its CAM pages.")
+    names, paths = list(train_rows["file"]), list(train_rows["path"])
+    labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
+    dkey = data_key(names, paths)
+    wanted = expected_meta(backbone, replace(settings, recipe="probe"), dkey, classes)
+    wanted["recipe"] = {"name": "own", "method": "the user's own classifier and its own head; a linear probe (L2 "
+                        "logistic regression on the pooled features) at each earlier tap",
+                        "model": settings.model, "weights_file": backbone.weights_file,
+                        "weight_decay": settings.weight_decay, "seed": settings.seed, "hflip": settings.hflip}
+    path = checkpoint_path(settings.weights_dir, backbone.name, classes, recipe="own")
+    found = load_matching(path, backbone, wanted, log)
+    tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress)
+    if found is None:
+        probes, scores = fit_heads(tf, labels, settings, classes, log, taps=len(backbone.taps) - 1)
+        heads = [*probes, backbone.head]
+        last = len(heads) - 1
+        y = labels[tf.ok]
+        logits = torch.as_tensor(tf.feats[-1]) @ backbone.head.weight.T + backbone.head.bias
+        scores[f"tap{last}_train_accuracy"] = float((logits.argmax(1).numpy() == y).mean())
+        meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
+        save_checkpoint(path, heads, meta)
+        log(f"saved {path} (the model's own head; training accuracy {scores[f'tap{last}_train_accuracy']:.4f})")
+    else:
+        heads, meta = found
     return _result(backbone, heads, meta, path, paths, tf)
 
 
