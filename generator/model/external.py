@@ -9,7 +9,8 @@ training set's K classes, and then read structurally from one forward pass with 
   weights of that feature map (spatial mean of CAM_c + bias_c = logit_c). Anything else (a norm or an MLP after the
   pooling, attention pooling) is not pooling + linear: such a model gets the gradient methods only.
 - the taps: the last module of each spatial resolution whose output is a 4-D feature map (the idea of torch-cam's
-  `locate_candidate_layer`, applied to every stage), the deepest four; or the modules named by setting taps.
+  `locate_candidate_layer`, applied to every stage; identities and norms do not end a stage), the deepest four, the
+  last one being the feature map the head pools; or the modules named by setting taps.
 
 The model plugs into the pipeline as a `Backbone` whose `head` is the network's own: the tool fits no head, only the
 probes of the earlier taps on the training photos (generator/model/train.py `own_or_load`). Its content hash keys
@@ -223,11 +224,15 @@ def find_structure(model: nn.Module, size: int = PROBE_SIZE, taps: tuple[str, ..
         for h in handles:
             h.remove()
     maps = [(n, o) for n, _m, _i, o in fired if o.ndim == 4 and o.shape[2] * o.shape[3] > 1]
+    # a stage ends where its last block does: an Identity, or a norm opening the next stage's downsampling (as in
+    # ConvNeXt), runs later at the same resolution but is not the end of a stage
+    ends = [(n, o) for n, m, _i, o in fired if o.ndim == 4 and o.shape[2] * o.shape[3] > 1
+            and not isinstance(m, nn.Identity) and "Norm" not in type(m).__name__]
     if not maps:
         raise UserError("the model has no module whose output is a feature map (photos, channels, height, width); "
                         "it is not a CNN this tool can explain.")
     last_of: dict[tuple[int, int], str] = {}
-    for n, o in maps:
+    for n, o in ends or maps:
         last_of.pop(tuple(o.shape[2:]), None)
         last_of[tuple(o.shape[2:])] = n  # re-inserted: the dict keeps the order of each resolution's last module
     by_size = sorted(last_of.items(), key=lambda kv: -kv[0][0] * kv[0][1])

@@ -286,7 +286,8 @@ def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtim
 
     if backbone.head is None:
         raise UserError(f"setting model: {settings.model_weights} has no global-average-pool + linear head "
-                        f"({backbone.no_cam_reason}); this build needs one for its CAM pages.")
+                        f"({backbone.no_cam_reason}), so no CAM can be made from it, and this version's pages need "
+                        "one: give a model whose head is one linear layer on the pooled last feature map.")
     names, paths = list(train_rows["file"]), list(train_rows["path"])
     labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
     dkey = data_key(names, paths)

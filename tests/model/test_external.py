@@ -296,3 +296,27 @@ def test_end_to_end_with_a_users_torchvision_model(tmp_path):
                                        re.S).group(1))["payload"]
         keys = {k for k, _ in decode_maps(payload)}
         assert {"cam/3/0", "cam/3/1", "gradcam/3"} <= keys
+
+
+def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
+    """ConvNeXt pools, then normalises, then applies its Linear: its taps are found, its head gives no CAM, and a
+    build with it stops with one sentence saying why (this version's pages need CAM)."""
+    import timm
+
+    from generator.model.train import own_or_load
+
+    torch.manual_seed(0)
+    net = timm.create_model("convnext_atto", pretrained=False, num_classes=3).eval()
+    path = tmp_path / "convnext.pth"
+    torch.save(net.state_dict(), path)
+    s = settings_for(tmp_path, "timm:convnext_atto", path)
+    logs = []
+    b = external.build_backbone(s, CLASSES3, logs.append)
+    assert b.head is None and b.no_cam_reason == "its linear layer is not fed by the global average pool of a " \
+                                                 "feature map"
+    # the last stage ends with the container of all stages (the same tensor as stages.3 gives)
+    assert b.taps == ("stages.0", "stages.1", "stages.2", "stages") and b.strides == (4, 8, 16, 32)
+    assert any(m.startswith("no CAM head:") for m in logs)
+    with pytest.raises(UserError, match=r"has no global-average-pool \+ linear head \(its linear layer is not fed "
+                                        r"by the global average pool of a feature map\), so no CAM can be made"):
+        own_or_load(b, None, s, None, None, CLASSES3)
