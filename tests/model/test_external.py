@@ -296,6 +296,11 @@ def test_end_to_end_with_a_users_torchvision_model(tmp_path):
                                        re.S).group(1))["payload"]
         keys = {k for k, _ in decode_maps(payload)}
         assert {"cam/3/0", "cam/3/1", "gradcam/3"} <= keys
+        assert "ImageNet head sees" not in text  # the user's model has no ImageNet head to ask
+    errors = (Path(settings.site_dir) / "errors.html").read_text(encoding="utf-8")
+    assert "None of the classes" in errors and "Neither cat nor dog" not in errors  # 'neither' from its own MSP
+    overview = (Path(settings.site_dir) / "overview.html").read_text(encoding="utf-8")
+    assert "Your own classifier (torchvision:resnet18, file mine.pth) with its own head" in overview
 
 
 def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
