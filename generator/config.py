@@ -363,6 +363,9 @@ class Settings:
         if self.model and (self.recipe != "probe" or self.compare):
             raise SettingsError(f"setting model = {self.model!r} brings its own trained head: leave settings recipe "
                                 "and compare at their defaults.")
+        if self.model and self.engine == "ray":
+            raise SettingsError(f"setting model = {self.model!r} runs on the local engine only (Ray's actors load "
+                                "the registered backbones): use engine local.")
         if self.compare == self.recipe:
             raise SettingsError(f"setting compare = {self.compare!r} names the recipe the site itself uses; name "
                                 "another recipe or a checkpoint file.")

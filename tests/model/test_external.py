@@ -237,6 +237,10 @@ def test_settings_of_the_own_model_are_checked(tmp_path):
         make_settings(dict(model="torchscript"))
     with pytest.raises(SettingsError, match=r"setting model_mean = '0.5,0.5' is not allowed"):
         settings_for(tmp_path, "torchscript", path, model_mean="0.5,0.5")
+    with pytest.raises(SettingsError, match=r"brings its own trained head"):
+        settings_for(tmp_path, "torchscript", path, recipe="finetune")
+    with pytest.raises(SettingsError, match=r"runs on the local engine only"):
+        settings_for(tmp_path, "torchscript", path, engine="ray")
     with pytest.raises(SettingsError, match=r"give setting model too"):
         make_settings(dict(taps="layer4"))
     with pytest.raises(UserError, match=r"timm has no architecture of that name"):
