@@ -305,6 +305,15 @@ def test_end_to_end_with_a_users_torchvision_model(tmp_path):
     assert "None of the classes" in errors and "Neither cat nor dog" not in errors  # 'neither' from its own MSP
     overview = (Path(settings.site_dir) / "overview.html").read_text(encoding="utf-8")
     assert "Your own classifier (torchvision:resnet18, file mine.pth) with its own head" in overview
+    # the model file's content keys every cache: other weights in the same file give other records and numbers
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), weights)
+    logs.clear()
+    run2 = build_site(settings, log=logs.append, progress=False)
+    assert run2["model_fingerprint"] != run["model_fingerprint"]
+    assert any("made for other backbone_weights_sha256" in m for m in logs)  # the probes' checkpoint is refitted
+    df2 = pd.read_csv(Path(settings.site_dir) / "results.csv", keep_default_na=False)
+    assert (df2.loc[df2["page"] != "", "p_cat"].to_numpy() != shown["p_cat"].to_numpy()).all()
 
 
 def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
