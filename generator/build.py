@@ -134,7 +134,7 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
     started = datetime.now(UTC)
     with make_pool(settings.n_workers) as pool, _engine(settings, table, log) as engine:
         with timer.stage("model"):
-            backbone = backbones.build(settings.backbone, settings.weights_dir)
+            backbone = train.backbone_for(settings, classes, log)
             trows = table[(table["set"] == settings.train_set) & (table["status"] == "ok")
                           & table["label"].isin(classes)]
             trained = train.train_or_load(backbone, trows, settings, pool, runtime, classes, log=log,

@@ -196,6 +196,39 @@ def _compare(name: str, value: str) -> None:
                    "(weights/catdog-*.pt) that exists, or leave it empty")
 
 
+def _model(name: str, value: str) -> None:
+    # Only the form: whether the library has the architecture is found when the model is built (it imports torch).
+    if value and value != "torchscript" and not re.fullmatch(r"(torchvision|timm):[A-Za-z0-9_.\-]+", value):
+        raise _bad(name, value, "use torchscript, torchvision:<architecture> (e.g. torchvision:resnet18) or "
+                   "timm:<architecture> (e.g. timm:resnet10t), or leave it empty")
+
+
+def _model_weights(name: str, value: str) -> None:
+    if value and not Path(value).is_file():
+        raise _bad(name, value, "name the model's weights file (a state dict, or the TorchScript file) that exists")
+
+
+def _taps(name: str, value: tuple[str, ...]) -> None:
+    for v in value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", v):
+            raise _bad(name, ",".join(value), "use module names separated by commas, e.g. layer2,layer3,layer4")
+    if len(set(value)) != len(value):
+        raise _bad(name, ",".join(value), "name each module once")
+
+
+def _triple(name: str, value: tuple[str, ...]) -> None:
+    if not value:
+        return
+    try:
+        numbers = [float(v) for v in value]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 3 or not all(math.isfinite(v) and 0 <= v <= 1 for v in numbers) \
+            or (name == "model_std" and not all(v > 0 for v in numbers)):
+        raise _bad(name, ",".join(value), "give three numbers from 0 to 1 (R,G,B), e.g. 0.485,0.456,0.406, "
+                   "or leave it empty")
+
+
 def _folder(name: str, value: Path) -> None:
     if not str(value) or str(value) in (".", "/") or "\x00" in str(value):
         default = Settings.__dataclass_fields__[name].default
@@ -225,6 +258,18 @@ class Settings:
         _roles)
     backbone: str = _setting("auto", "CNN: auto (resnet18 if its weights are on disk, else efficientnet_lite0) or "
                              "a registered backbone: efficientnet_lite0, resnet18", _backbone)
+    model: str = _setting("", "your own trained classifier instead of a fitted head: torchscript, "
+                          "torchvision:<architecture> or timm:<architecture> (with setting model_weights); empty = "
+                          "the tool fits a head on setting backbone", _model)
+    model_weights: str = _setting("", "with setting model: the model's file, a state dict (read with "
+                                  "weights_only=True) or the TorchScript file", _model_weights)
+    taps: tuple[str, ...] = _setting((), "with setting model: module names to draw maps at, shallow to deep, e.g. "
+                                     "layer2,layer3,layer4; empty = the end of each stage, found from the network",
+                                     _taps)
+    model_mean: tuple[str, ...] = _setting((), "with setting model: the three input means (R,G,B, of pixels in 0..1); "
+                                           "empty = the library's config, else ImageNet's", _triple)
+    model_std: tuple[str, ...] = _setting((), "with setting model: the three input standard deviations; empty = the "
+                                          "library's config, else ImageNet's", _triple)
     input_size: int = _setting(224, "side of the square network input in pixels (the whole photo is resized)",
                                between(32, 1024))
     seed: int = _setting(0, "seed of every random choice (training, samples)", between(0, 2**32 - 1))
@@ -310,6 +355,17 @@ class Settings:
         if self.max_pixels < self.input_size ** 2:
             raise SettingsError(f"setting max_pixels = {self.max_pixels} is smaller than one network input "
                                 f"({self.input_size}x{self.input_size}); raise it.")
+        if self.model and not self.model_weights:
+            raise SettingsError(f"setting model = {self.model!r} needs setting model_weights, the model's file.")
+        if (self.taps or self.model_mean or self.model_std or self.model_weights) and not self.model:
+            raise SettingsError("settings model_weights, taps, model_mean and model_std are for your own model: give "
+                                "setting model too (torchscript, torchvision:<name> or timm:<name>).")
+        if self.model and (self.recipe != "probe" or self.compare):
+            raise SettingsError(f"setting model = {self.model!r} brings its own trained head: leave settings recipe "
+                                "and compare at their defaults.")
+        if self.model and self.engine == "ray":
+            raise SettingsError(f"setting model = {self.model!r} runs on the local engine only (Ray's actors load "
+                                "the registered backbones): use engine local.")
         if self.compare == self.recipe:
             raise SettingsError(f"setting compare = {self.compare!r} names the recipe the site itself uses; name "
                                 "another recipe or a checkpoint file.")

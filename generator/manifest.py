@@ -91,6 +91,8 @@ def inputs(rows: list[ScanRow], settings: Settings) -> list:
     out = [files, weights, annotation_stats(rows, settings)]
     if settings.classes_file:  # its names and their order are the classes (left out when unset: same key as before)
         out.append(["classes_file", _stat(settings.classes_file)])
+    if settings.model_weights:  # a user's own model is an input (its content hash keys the caches)
+        out.append(["model_weights", str(settings.model_weights), _stat(settings.model_weights)])
     if settings.compare and Path(settings.compare).is_file():  # a checkpoint to compare with is an input too
         out.append([str(settings.compare), _stat(settings.compare)])
     return out

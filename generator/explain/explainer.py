@@ -26,6 +26,7 @@ class BatchResult:
     # method name -> T entries: (B, H_t, W_t), or (B, K, H_t, W_t) for per-class methods; None where the method
     # makes no map (Score-CAM before the last tap)
     maps: dict[str, list[torch.Tensor | None]]
+    imagenet: bool = True  # imagenet_logits are ImageNet's; False: a user's classifier, they are its own K logits
 
 
 class Explainer:
@@ -45,6 +46,7 @@ class Explainer:
         autocast_dtype: torch.dtype | None = None,
         score_batch: int = 32,
         channels_last: bool = False,
+        imagenet: bool = True,
     ) -> None:
         if len(heads) != len(taps):
             raise ValueError(f"need one head per tap: {len(taps)} taps, {len(heads)} heads")
@@ -55,6 +57,7 @@ class Explainer:
         self.autocast_dtype = autocast_dtype
         self.score_batch = score_batch
         self.channels_last = channels_last
+        self.imagenet = imagenet
         self._ctx = None
         self._store: dict[str, torch.Tensor] | None = None
         self._grad_flags: list[bool] = []
@@ -142,4 +145,5 @@ class Explainer:
             probe_logits=[p.detach().float() for p in probe_logits],
             imagenet_logits=imagenet_logits.detach().float(),
             maps=maps,
+            imagenet=self.imagenet,
         )

@@ -125,7 +125,8 @@ def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ..
     for i, (c, p) in enumerate(zip(record.imagenet_top, record.imagenet_top_p), start=1):
         row[f"imagenet{i}"] = categories[int(c)]
         row[f"imagenet{i}_p"] = float(p)
-    row.update(pet_p=record.pet_p, energy=record.energy, imagenet_msp=float(record.imagenet_top_p[0]))
+    row.update(pet_p=record.pet_p, energy=record.energy,
+               imagenet_msp=float(record.imagenet_top_p[0]) if len(record.imagenet_top_p) else float("nan"))
     return row
 
 
@@ -199,8 +200,14 @@ def _decode_jobs(rows: list[dict], todo: list[int], settings: Settings) -> Itera
 
 def records_of(result: BatchResult, sizes: list[tuple[int, int]]) -> list[PhotoRecord]:
     """One PhotoRecord per photo of a batch result; sizes are the originals' (width, height)."""
-    top_i, top_p = top_classes(result.imagenet_logits)
-    pet, en = pet_probability(result.imagenet_logits), energy(result.imagenet_logits)
+    if result.imagenet:
+        top_i, top_p = top_classes(result.imagenet_logits)
+        pet = pet_probability(result.imagenet_logits)
+    else:  # a user's own classifier: no ImageNet head to ask
+        n = result.imagenet_logits.shape[0]
+        top_i, top_p = torch.zeros(n, 0, dtype=torch.long), torch.zeros(n, 0)
+        pet = torch.full((n,), float("nan"))
+    en = energy(result.imagenet_logits)  # ImageNet's energy, or a user's classifier's own
     out = []
     for j, (w, h) in enumerate(sizes):
         # as the cache stores them from the start: a row computed now equals one computed from the cache
@@ -223,7 +230,8 @@ def make_explainer(model: TrainedModel, method_names: tuple[str, ...], runtime: 
     heads = [LinearHead(weight=h.weight.to(runtime.device), bias=h.bias.to(runtime.device))
              for h in (heads or model.heads)]
     return Explainer(net, model.backbone.taps, heads, [registry.get(n) for n in method_names],
-                     autocast_dtype=runtime.dtype, channels_last=runtime.channels_last)
+                     autocast_dtype=runtime.dtype, channels_last=runtime.channels_last,
+                     imagenet=model.backbone.imagenet)
 
 
 def _compute(model, rows, todo, need, settings: Settings, pool, runtime, caches: Caches, categories, progress) -> None:

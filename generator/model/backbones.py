@@ -19,6 +19,7 @@ from torch import nn
 from generator.errors import SettingsError, UserError
 from generator.files import file_sha256
 from generator.i18n import N_
+from generator.model.heads import LinearHead
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # torchvision's file name for IMAGENET1K_V1
 RESNET18_URL = "https://download.pytorch.org/models/" + RESNET18_FILE
@@ -55,6 +56,9 @@ class Backbone:
     weights_file: str
     weights_sha256: str
     last_stage: tuple[str, ...] = ()  # modules of the last stage, re-initialised by the sanity check
+    imagenet: bool = True  # model(x) gives ImageNet's 1,000 logits (False: a user's own classifier, its K logits)
+    head: LinearHead | None = None  # a user's model: its own head over the last tap (the tool fits none)
+    no_cam_reason: str = ""  # a user's model whose head is not global average pooling + linear: why
 
     def to_input(self, batch: np.ndarray, channels_last: bool = False, device: str = "cpu") -> torch.Tensor:
         """(B, H, W, 3) uint8 photos -> (B, 3, H, W) float32 normalized for this network."""
@@ -135,8 +139,9 @@ REGISTRY: dict[str, BackboneSpec] = {}
 
 def register_backbone(name: str, *, on_disk: Callable[[Path], bool] = lambda _d: True, auto_rank: int = 0):
     """Decorator: register `fn(weights_dir) -> Backbone` under `name` (lower-case letters, digits and _)."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name == "auto":
-        raise ValueError(f"backbone name {name!r} must be lower-case letters, digits and _, and not 'auto'")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name == "auto" or name.startswith("own_"):
+        raise ValueError(f"backbone name {name!r} must be lower-case letters, digits and _, not 'auto', and not "
+                         "start with own_ (the names of users' own models, generator/model/external.py)")
 
     def add(fn: Callable[[Path], Backbone]) -> Callable[[Path], Backbone]:
         if name in REGISTRY:

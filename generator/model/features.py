@@ -71,7 +71,10 @@ def extract(backbone: Backbone, paths: list[str], settings: Settings, pool, runt
             x = torch.cat([x, x.flip(3)])
         n = len(batch)
         taps, imagenet_logits = pooled_features(backbone, x)
-        pet_p.append(pet_probability(imagenet_logits[:n]).cpu().numpy())
+        if backbone.imagenet:
+            pet_p.append(pet_probability(imagenet_logits[:n]).cpu().numpy())
+        else:  # a user's own classifier: no ImageNet head, so no cat+dog probability; the energy of its own logits
+            pet_p.append(np.full(n, np.nan, np.float32))
         energies.append(energy(imagenet_logits[:n]).cpu().numpy())
         for t, f in enumerate(taps):
             f = f.cpu().numpy()

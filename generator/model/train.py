@@ -155,6 +155,8 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
     `classes` (the scan's, in the order of the head's outputs). With setting recipe finetune or lp-ft the network
     itself is trained: generator/model/finetune.py.
     """
+    if backbone.head is not None or not backbone.imagenet:  # a user's own classifier (setting model)
+        return own_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     if settings.recipe != "probe":
         return tune_or_load(backbone, train_rows, settings, pool, runtime, classes, log, progress)
     names, paths = list(train_rows["file"]), list(train_rows["path"])
@@ -188,6 +190,18 @@ def _result(backbone: Backbone, heads: list[LinearHead], meta: dict, path, paths
                           dict(zip(ok_paths, probs)), dict(zip(ok_paths, tf.pet_p.tolist())),
                           dict(zip(ok_paths, tf.energy.tolist())),
                           dict(zip(ok_paths, cv_msp)) if len(cv_msp) == len(ok_paths) else {})
+
+
+def backbone_for(settings: Settings, classes: tuple[str, ...], log=print) -> Backbone:
+    """The network of this build: the user's own classifier (setting model, generator/model/external.py) or the
+    registered backbone setting backbone names, with its ImageNet weights."""
+    if settings.model:
+        from generator.model import external
+
+        return external.build_backbone(settings, classes, log)
+    from generator.model import backbones
+
+    return backbones.build(settings.backbone, settings.weights_dir)
 
 
 def _features(backbone: Backbone, paths: list[str], settings: Settings, dkey: str, pool, runtime: Runtime, log,
@@ -261,6 +275,42 @@ def tune_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runti
         log(f"saved {path} (best epoch {tuned.best_epoch}: held-out accuracy {best['heldout_accuracy']:.4f} on "
             f"{tuned.n_heldout} photos)")
     tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress, meta[TUNED])
+    return _result(backbone, heads, meta, path, paths, tf)
+
+
+def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime, classes: tuple[str, ...],
+                log=print, progress: bool = True):
+    """The user's model as a TrainedModel: its own head at the last tap (never trained here) and the probes of
+    the earlier taps fitted on the training photos (reused from weights/ when they match)."""
+    from dataclasses import replace
+
+    if backbone.head is None:
+        raise UserError(f"setting model: {settings.model_weights} has no global-average-pool + linear head "
+                        f"({backbone.no_cam_reason}), so no CAM can be made from it, and this version's pages need "
+                        "one: give a model whose head is one linear layer on the pooled last feature map.")
+    names, paths = list(train_rows["file"]), list(train_rows["path"])
+    labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
+    dkey = data_key(names, paths)
+    wanted = expected_meta(backbone, replace(settings, recipe="probe"), dkey, classes)
+    wanted["recipe"] = {"name": "own", "method": "the user's own classifier and its own head; a linear probe (L2 "
+                        "logistic regression on the pooled features) at each earlier tap",
+                        "model": settings.model, "weights_file": backbone.weights_file,
+                        "weight_decay": settings.weight_decay, "seed": settings.seed, "hflip": settings.hflip}
+    path = checkpoint_path(settings.weights_dir, backbone.name, classes, recipe="own")
+    found = load_matching(path, backbone, wanted, log)
+    tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress)
+    if found is None:
+        probes, scores = fit_heads(tf, labels, settings, classes, log, taps=len(backbone.taps) - 1)
+        heads = [*probes, backbone.head]
+        last = len(heads) - 1
+        y = labels[tf.ok]
+        logits = torch.as_tensor(tf.feats[-1]) @ backbone.head.weight.T + backbone.head.bias
+        scores[f"tap{last}_train_accuracy"] = float((logits.argmax(1).numpy() == y).mean())
+        meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
+        save_checkpoint(path, heads, meta)
+        log(f"saved {path} (the model's own head; training accuracy {scores[f'tap{last}_train_accuracy']:.4f})")
+    else:
+        heads, meta = found
     return _result(backbone, heads, meta, path, paths, tf)
 
 

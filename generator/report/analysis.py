@@ -260,11 +260,12 @@ OOD_SCORES = {
 }
 
 
-def neither_score(classes: Classes) -> str:
+def neither_score(classes: Classes, imagenet: bool = True) -> str:
     """The score that decides 'neither': the backbone's own ImageNet probability of a cat or dog (pet_p) when the
     classes are cat and dog, else the class head's maximum softmax probability (msp): ImageNet's classes say
-    nothing of whether a photo is one of someone else's classes."""
-    return "pet_p" if set(classes) == set(DEFAULT_CLASSES) else "msp"
+    nothing of whether a photo is one of someone else's classes. imagenet False (a user's own classifier, which
+    has no ImageNet head): msp whatever the classes."""
+    return "pet_p" if imagenet and set(classes) == set(DEFAULT_CLASSES) else "msp"
 
 
 def score_values(df: pd.DataFrame, score: str, classes: Classes) -> pd.Series:

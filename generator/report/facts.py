@@ -55,7 +55,13 @@ class RunFacts:
 
     @property
     def tuned(self) -> bool:
-        return self.recipe_name != "probe"
+        """A network fine-tuned here (recipe finetune or lp-ft)."""
+        return self.recipe_name in ("finetune", "lp-ft")
+
+    @property
+    def own(self) -> bool:
+        """The user's own classifier (setting model), explained with its own head: nothing of it trained here."""
+        return self.recipe_name == "own"
 
     @property
     def n_classes(self) -> int:

@@ -59,6 +59,15 @@ def data_and_model(results: pd.DataFrame, train_set: str, test_set: str, run: di
     last = run.n_taps - 1
     if run.tuned:
         return _tuned_data_and_model(train, test, counts, run, lang, classes)
+    if run.own:
+        text = lang._(
+            "This is your own classifier, explained as it is: its own head makes every prediction, and nothing of it "
+            "was trained here (only a linear probe at each earlier stage, on %(n)s training photos). It is tested on "
+            "%(n_test)s photos, of which it gets %(acc)s right (%(wrong)s wrong).", n=lang.num(int(len(train))),
+            n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
+            acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
+            wrong=lang.num(int(len(analysis.mistakes(test, classes)))))
+        return Finding(text, [("overview.html", lang._("all sets and numbers"))], agrees=False)
     cv = run.train_scores.get(f"tap{last}_cv5_accuracy")
     tested = dict(n_test=lang.num(int(len(analysis.labeled_ok(test, classes)))),
                   acc=lang.pct(analysis.accuracy(test, classes=classes), 1),
@@ -321,27 +330,47 @@ def unrelated_photos(results: pd.DataFrame, set_name: str, threshold: float, kee
     flagged = int((d["tag"] == "neither").sum())
     test = results[(results["set"] == test_set) & (results["status"] == "ok")]
     parts = []
+    cats_dogs = tuple(classes) == DEFAULT_CLASSES
+    imagenet = bool(d["pet_p"].notna().any())  # a user's own classifier has no ImageNet head
     if len(called) == 1:
         parts.append(lang._("The two-class head calls all %(n)s unrelated photos %(cls)s, with a confidence from "
-                            "%(lo)s to %(hi)s: it has no way to say neither.", n=lang.num(len(d)),
-                            cls=_class(lang, str(called.index[0])), lo=lang.pct(conf.min(), 0),
-                            hi=lang.pct(conf.max(), 0)))
-    else:
+                             "%(lo)s to %(hi)s: it has no way to say neither.", n=lang.num(len(d)),
+                             cls=_class(lang, str(called.index[0])), lo=lang.pct(conf.min(), 0),
+                             hi=lang.pct(conf.max(), 0)) if cats_dogs else
+                      lang._("The head calls all %(n)s unrelated photos %(cls)s, with a confidence from %(lo)s to "
+                             "%(hi)s: it has no way to say none of its classes.", n=lang.num(len(d)),
+                             cls=_class(lang, str(called.index[0])), lo=lang.pct(conf.min(), 0),
+                             hi=lang.pct(conf.max(), 0)))
+    elif cats_dogs:
         parts.append(lang._("The two-class head calls %(cats)s of the %(n)s unrelated photos cat and %(dogs)s dog, "
                             "with a confidence from %(lo)s to %(hi)s: it has no way to say neither.",
                             cats=lang.num(int(called.get("cat", 0))), dogs=lang.num(int(called.get("dog", 0))),
                             n=lang.num(len(d)), lo=lang.pct(conf.min(), 0), hi=lang.pct(conf.max(), 0)))
-    parts.append(lang._("The most confident call is %(name)s: %(cls)s at %(conf)s, where the network's own ImageNet "
-                        "head sees %(sees)s (%(p)s).", name=safe_name(top["file"]),
-                        cls=_class(lang, top["prediction"]), conf=lang.pct(top["conf"], 0),
-                        sees=str(top.get("imagenet1", "?")), p=lang.pct(top.get("imagenet1_p"), 0)))
-    parts.append(lang._("That head puts a median %(u)s of its probability on its cat and dog classes for these "
-                        "photos, against %(t)s for the test photos. Tagging as neither every photo below %(thr)s (the "
-                        "threshold that keeps %(keep)s of the training photos) flags %(k)s of the %(n)s unrelated "
-                        "photos and %(kt)s of the test photos.",
-                        u=lang.pct(_median(d["pet_p"]), 1), t=lang.pct(_median(test["pet_p"]), 1),
-                        thr=lang.pct(threshold, 1), keep=lang.pct(keep, 1), k=lang.num(flagged), n=lang.num(len(d)),
-                        kt=lang.pct(float((test["tag"] == "neither").mean()) if len(test) else float("nan"), 1)))
+    else:
+        calls = ", ".join(lang._("%(k)s %(cls)s", k=lang.num(int(k)), cls=_class(lang, str(c)))
+                          for c, k in called.head(3).items())
+        parts.append(lang._("The head calls the %(n)s unrelated photos by %(m)s of its classes (most often: "
+                            "%(calls)s), with a confidence from %(lo)s to %(hi)s: it has no way to say none of them.",
+                            n=lang.num(len(d)), m=lang.num(len(called)), calls=calls, lo=lang.pct(conf.min(), 0),
+                            hi=lang.pct(conf.max(), 0)))
+    tested = dict(thr=lang.pct(threshold, 1), keep=lang.pct(keep, 1), k=lang.num(flagged), n=lang.num(len(d)),
+                  kt=lang.pct(float((test["tag"] == "neither").mean()) if len(test) else float("nan"), 1))
+    if not imagenet:
+        parts.append(lang._("The most confident call is %(name)s: %(cls)s at %(conf)s. Tagging as neither every "
+                            "photo whose highest probability is below %(thr)s (the threshold that keeps %(keep)s of "
+                            "the training photos) flags %(k)s of the %(n)s unrelated photos and %(kt)s of the test "
+                            "photos.", name=safe_name(top["file"]), cls=_class(lang, top["prediction"]),
+                            conf=lang.pct(top["conf"], 0), **tested))
+    else:
+        parts.append(lang._("The most confident call is %(name)s: %(cls)s at %(conf)s, where the network's own "
+                            "ImageNet head sees %(sees)s (%(p)s).", name=safe_name(top["file"]),
+                            cls=_class(lang, top["prediction"]), conf=lang.pct(top["conf"], 0),
+                            sees=str(top.get("imagenet1", "?")), p=lang.pct(top.get("imagenet1_p"), 0)))
+        parts.append(lang._("That head puts a median %(u)s of its probability on its cat and dog classes for these "
+                            "photos, against %(t)s for the test photos. Tagging as neither every photo below %(thr)s "
+                            "(the threshold that keeps %(keep)s of the training photos) flags %(k)s of the %(n)s "
+                            "unrelated photos and %(kt)s of the test photos.",
+                            u=lang.pct(_median(d["pet_p"]), 1), t=lang.pct(_median(test["pet_p"]), 1), **tested))
     links = [(f"sets/{set_slug(set_name)}/index.html", lang._("the unrelated photos")),
              ("errors.html#neither", lang._("how well each score separates them"))]
     return Finding(" ".join(parts), links, None)
@@ -413,9 +442,15 @@ def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, la
     if unrelated is not None:
         u = results[(results["set"] == unrelated) & (results["status"] == "ok")]
         sure = int((analysis.confidence(u, classes) >= 0.9).sum()) if len(u) else 0
-        parts.append(lang._("Weakness: a two-class head answers cat or dog for anything; it was at least 90%% sure "
-                            "for %(k)s of %(n)s photos that show neither. The backbone's ImageNet head is the better "
-                            "judge of whether a photo shows a pet at all.", k=lang.num(sure), n=lang.num(len(u))))
+        if tuple(classes) == DEFAULT_CLASSES and u["pet_p"].notna().any():
+            parts.append(lang._("Weakness: a two-class head answers cat or dog for anything; it was at least 90%% sure "
+                                "for %(k)s of %(n)s photos that show neither. The backbone's ImageNet head is the "
+                                "better judge of whether a photo shows a pet at all.", k=lang.num(sure),
+                                n=lang.num(len(u))))
+        else:
+            parts.append(lang._("Weakness: the head must answer one of its %(c)s classes for anything; it was at least "
+                                "90%% sure for %(k)s of %(n)s photos that show none of them.",
+                                c=lang.num(len(classes)), k=lang.num(sure), n=lang.num(len(u))))
     return Finding(" ".join(parts), [("errors.html", lang._("error analysis"))], None)
 
 

@@ -100,8 +100,10 @@ def build_report(bundle: dict[str, Any], settings: Settings) -> Report:
     classes = run.classes
     results = bundle["results"]
     train = results[results["set"] == settings.train_set]
-    score = analysis.neither_score(classes)
-    train_ok = train[(train["status"] == "ok") & train["pet_p"].notna()]
+    # a user's own classifier (setting model) has no ImageNet head, so no photo has an ImageNet cat+dog probability
+    imagenet = not run.backbone.startswith("own_")
+    score = analysis.neither_score(classes, imagenet)
+    train_ok = train[(train["status"] == "ok") & (train["pet_p"].notna() | (not imagenet))]
     threshold = analysis.keep_threshold(analysis.training_scores(train_ok, score, classes).dropna().to_numpy(),
                                         settings.neither_keep)
     results = analysis.tag_rows(results, threshold, classes, score)

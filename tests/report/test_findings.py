@@ -177,7 +177,7 @@ def test_k_class_findings_name_the_mix_up_with_the_most_photos():
     classes, d = three_class_rows()
     f = findings.own_photo_mistakes(d, "own", EN, classes)
     assert "3 of 7 are wrong" in f.text and "2 of them are Bengal photos called Siamese." in f.text
-    run = SimpleNamespace(classes=classes, n_taps=4, tuned=False, train_scores={"tap3_cv5_accuracy": 0.9})
+    run = SimpleNamespace(classes=classes, n_taps=4, tuned=False, own=False, train_scores={"tap3_cv5_accuracy": 0.9})
     train = d.assign(set="train")
     g = findings.data_and_model(pd.concat([train, d.assign(set="test")]), "train", "test", run, EN)
     assert g.text.startswith("The head was fitted on 7 photos of 3 classes (2 to 3 per class)")
@@ -193,16 +193,21 @@ def test_the_model_paragraph_says_which_recipe_trained_it():
                  set_name="train")
     test = rows([("cat", "cat", 0.9, 0.3, 0.9), ("dog", "cat", 0.6, 0.3, 0.9)])
     d = pd.concat([train, test], ignore_index=True)
-    probe = SimpleNamespace(n_taps=4, tuned=False, classes=("cat", "dog"), train_scores={"tap3_cv5_accuracy": 0.97})
+    probe = SimpleNamespace(n_taps=4, tuned=False, own=False, classes=("cat", "dog"),
+                            train_scores={"tap3_cv5_accuracy": 0.97})
     f = findings.data_and_model(d, "train", "test", probe, EN)
     assert "stays frozen" in f.text and "97.0%" in f.text and f.agrees is False
     curve = ({"heldout_accuracy": 0.9}, {"heldout_accuracy": 0.95}, {"heldout_accuracy": 0.925})
-    tuned = SimpleNamespace(n_taps=4, tuned=True, classes=("cat", "dog"), train_scores={}, training_curve=curve,
-                            training={"best_epoch": 2, "epochs_run": 3, "n_heldout": 1})
+    tuned = SimpleNamespace(n_taps=4, tuned=True, own=False, classes=("cat", "dog"), train_scores={},
+                            training_curve=curve, training={"best_epoch": 2, "epochs_run": 3, "n_heldout": 1})
     g = findings.data_and_model(d, "train", "test", tuned, EN)
     assert "stays frozen" not in g.text and "fine-tuned on 1 cat and 2 dog photos, 1 of them held out" in g.text
     assert "gets 50.0% right (1 wrong)" in g.text and "held-out training photos it gets 95.0%" in g.text
     assert "3 epochs, the weights of epoch 2 kept" in g.text and g.agrees is True
+    own = SimpleNamespace(n_taps=4, tuned=False, own=True, classes=("cat", "dog"), train_scores={})
+    h = findings.data_and_model(d, "train", "test", own, EN)  # a user's own classifier: nothing trained here
+    assert "your own classifier" in h.text and "on 3 training photos" in h.text and "stays frozen" not in h.text
+    assert "tested on 2 photos, of which it gets 50.0% right (1 wrong)" in h.text
 
 
 def test_the_stage_story_reads_a_fine_tuned_model_b_when_the_site_shows_the_probe():

@@ -91,13 +91,14 @@ def confidence_figure(report, lang: Lang, path: Path) -> bool:
 
 
 def ood_figure(report, lang: Lang, path: Path) -> bool:
-    """The backbone's summed cat+dog probability per set, with the 'neither' threshold."""
+    """The score that decides 'neither' per set (the backbone's summed cat+dog probability, or for other classes
+    and users' own models the head's highest probability), with the threshold."""
     sets = [x for x in report.sets if x.counts["ok"]]
     if report.unrelated is None or not sets:
         return False
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(sets)))
     for i, x in enumerate(sets):
-        v = report.rows(x.key)["pet_p"].dropna().to_numpy()
+        v = analysis.score_values(report.rows(x.key), report.neither_score, report.classes).dropna().to_numpy()
         jitter = np.random.default_rng(i).uniform(-0.18, 0.18, len(v))
         color = NEITHER if x is report.unrelated else "#4878cf"
         ax.scatter(np.clip(v, 1e-4, 1), i + jitter, s=5, alpha=0.4, color=color)
@@ -105,7 +106,9 @@ def ood_figure(report, lang: Lang, path: Path) -> bool:
                label=lang._("threshold %(t)s", t=lang.pct(report.neither_threshold, 1)))
     ax.set_xscale("log")
     ax.set_yticks(range(len(sets)), [x.name for x in sets])
-    ax.set_xlabel(lang._("ImageNet probability of the cat and dog classes (log scale)"))
+    pets = report.neither_score == "pet_p"
+    ax.set_xlabel(lang._("ImageNet probability of the cat and dog classes (log scale)") if pets
+                  else lang._("the head's highest probability (log scale)"))
     ax.legend(fontsize=8, loc="lower left")
     save(fig, path)
     return True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.config import ROLES, Settings
+from generator.data.scan import DEFAULT_CLASSES
 from generator.i18n import Lang
 from generator.publish.figures.accuracy import confidence_figure, confusion_figure, ood_figure, reliability_figure
 from generator.publish.figures.evidence import attention_figure, leaderboard_figure
@@ -18,8 +19,11 @@ from generator.report.names import safe_name
 
 def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
     """Every figure: (file, draw(report, lang, path) -> drawn?, caption, alt text)."""
-    out = [("samples.png", samples_figure, lang._("Training photos of both classes (seeded sample)."),
-            lang._("Grid of training photos, cats and dogs, labeled."))]
+    cats_dogs = tuple(report.classes) == DEFAULT_CLASSES
+    out = [("samples.png", samples_figure, lang._("Training photos of both classes (seeded sample).") if cats_dogs
+            else lang._("Training photos of each class (seeded sample)."),
+            lang._("Grid of training photos, cats and dogs, labeled.") if cats_dogs
+            else lang._("Grid of training photos of each class, labeled."))]
     for role in ROLES:  # one grid per role of the story, drawn from whichever set plays it
         key, file = report.settings.set_for(role), f"cam_{role}.png"
         if any(x.key == key for x in report.eval_sets):
@@ -43,8 +47,11 @@ def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
          lang._("Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome.")),
         ("neither.png", ood_figure,
          lang._("How much of the ImageNet head's probability goes to its cat and dog classes, per set, and the "
-                "'neither' threshold."),
-         lang._("Dot plot per set of the summed cat and dog probability, with a dashed threshold line.")),
+                "'neither' threshold.") if report.neither_score == "pet_p" else
+         lang._("The head's own highest probability (MSP) per set, and the 'neither' threshold."),
+         lang._("Dot plot per set of the summed cat and dog probability, with a dashed threshold line.")
+         if report.neither_score == "pet_p" else
+         lang._("Dot plot per set of the head's highest probability, with a dashed threshold line.")),
         ("leaderboard.png", leaderboard_figure,
          lang._("Faithfulness of each map method at the last stage against two baselines, with 95% bootstrap "
                 "intervals over the scored photos."),
