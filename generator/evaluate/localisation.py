@@ -222,11 +222,15 @@ def fold(masks: Mapping[str, np.ndarray], shape: tuple[int, int], width: int, he
     return inside, np.outer(_fold_interval(0, height, height, shape[0]), _fold_interval(0, width, width, shape[1]))
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold_interval(a: int, b: int, n_out: int, n_in: int) -> np.ndarray:
-    """The fold onto n_in cells of the pixels a..b-1 of n_out (1 there, 0 elsewhere)."""
+    """The fold onto n_in cells of the pixels a..b-1 of n_out (1 there, 0 elsewhere). Kept: the whole side of a
+    photo size recurs for every photo of that size and every grid (read-only, shared by callers)."""
     v = np.zeros((1, n_out))
     v[0, a:b] = 1.0
-    return overlay.fold_last(overlay.running_sums(v), n_in)[0]
+    out = overlay.fold_last(overlay.running_sums(v), n_in)[0]
+    out.flags.writeable = False
+    return out
 
 
 def _rectangle(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
