@@ -48,6 +48,9 @@ class Timer:
         try:
             yield
         finally:
+            from generator.data.workers import trim_between_stages
+
+            trim_between_stages()
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start  # a stage run twice adds
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
@@ -129,6 +132,10 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
     table = as_table(rows)
     log(f"{len(table)} files in {len(sets)} sets: " + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
     runtime = choose_runtime(settings)
+    if runtime.device == "cpu" and not runtime.autocast:  # float32 on a CPU: measured there (keep_freed_memory);
+        from generator.data.workers import keep_freed_memory  # with bf16, HeapTrimmer's trimming keeps memory flat
+
+        keep_freed_memory()
     torch.manual_seed(settings.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = datetime.now(UTC)

@@ -146,6 +146,45 @@ def decoded_in_chunks(pool, fn, jobs, chunk: int = 64):
         yield from pool.map(fn, part, chunksize=max(1, len(part) // (2 * max(1, pool._processes))))
 
 
+_KEEPING_FREED = False  # keep_freed_memory() is in force: HeapTrimmer stays idle
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep the memory the network frees for its next batch, instead of handing it back to
+    the OS and faulting it in again: blocks up to 32 MiB (the most glibc allows) come from the heap, not from
+    mmap; the heap is trimmed only above 16 GiB; it grows 512 MiB at a time (address space; pages count only once
+    touched). Returns whether it applied (glibc only).
+
+    Measured here (2 cores, float32): the first forward pass over 256 photos ran at 58 to 61 images/s with
+    glibc's defaults, whose mmap threshold only rises after large blocks have been freed, and at 102 to 104 with
+    this, as fast as a warmed-up pass. Every network pass of a cold build is a first pass over its photos.
+    HeapTrimmer stays idle while this is in force (trimming would undo it)."""
+    global _KEEPING_FREED
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    ok = all(mallopt(opt, value) == 1 for opt, value in
+             ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 16 << 30), (m_top_pad, 512 << 20)))
+    _KEEPING_FREED = _KEEPING_FREED or ok
+    return ok
+
+
+def trim_between_stages() -> None:
+    """While keep_freed_memory() is in force: hand the freed memory back to the OS now, between two stages (the
+    next stage's blocks have other sizes; keeping the last stage's would only raise the peak)."""
+    if _KEEPING_FREED:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 class HeapTrimmer:
     """Hands freed heap memory back to the OS every `every` calls (glibc's malloc_trim; a no-op elsewhere).
 
@@ -165,5 +204,5 @@ class HeapTrimmer:
 
     def __call__(self) -> None:
         self.calls += 1
-        if self._trim is not None and self.calls % self.every == 0:
+        if self._trim is not None and self.calls % self.every == 0 and not _KEEPING_FREED:
             self._trim(0)

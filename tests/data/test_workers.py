@@ -95,3 +95,22 @@ def test_decoded_in_chunks_keeps_order_and_bounds_each_chunk():
     with workers.make_pool(2) as pool:
         out = list(workers.decoded_in_chunks(pool, abs, [-i for i in range(130)], chunk=64))
     assert out == list(range(130))
+
+
+def test_keeping_freed_memory_stops_the_trimming(monkeypatch):
+    """With keep_freed_memory in force (glibc), HeapTrimmer hands nothing back (that would undo it); without it,
+    it trims every `every` calls. The stage boundary trim is the one trim left."""
+    from generator.data import workers
+
+    monkeypatch.setattr(workers, "_KEEPING_FREED", False)  # restored after the test
+    calls = []
+    trimmer = workers.HeapTrimmer(every=2)
+    trimmer._trim = lambda pad: calls.append(pad)
+    for _ in range(4):
+        trimmer()
+    assert calls == [0, 0]
+    if not workers.keep_freed_memory():
+        pytest.skip("not glibc: mallopt is not there, so nothing is kept and the trimming goes on")
+    for _ in range(4):
+        trimmer()
+    assert calls == [0, 0]  # no more trims while freed memory is kept

@@ -319,3 +319,30 @@ def test_a_budget_of_twenty_photos_decides_what_the_whole_pool_correction_could_
     seen = full[full["file"].isin([f"f{i}" for i in range(n)])]
     strict = {(c.a, c.b): c for c in stats.comparisons(seen, 1, 0, leaderboard.planned_looks(1384))}
     assert strict["good", "random"].verdict == "undecided" and strict["good", "random"].lo < 0
+
+
+def test_the_sanity_check_in_small_batches_gives_the_rows_of_one_batch(tmp_path, monkeypatch):
+    """The sanity check runs SANITY_BATCH photos at a time (its memory grows with the batch): the rows are those
+    of one batch of all photos, in the same order, with Spearman's rho equal within float32 batch-shape noise
+    (the maps move in the 7th digit; ranks of near-equal cells can swap, hence 1e-3)."""
+    from generator.config import make_settings
+    from generator.model.checkpoint import IDENTITY
+
+    model = _tiny_model()
+    model.meta.update({k: "tiny" for k in IDENTITY})
+    results = _tiny_photos(tmp_path, model, 5)
+    runtime = Runtime("cpu", False, False)
+    rows = [r for r in results.to_dict("records")]
+    got = {}
+    for size in (2, 64):
+        monkeypatch.setattr(leaderboard, "SANITY_BATCH", size)
+        settings = make_settings({"cache_dir": tmp_path / f"cache-{size}", "input_size": 32,
+                                  "faithfulness_steps": 3, "device": "cpu"})
+        stage = leaderboard.Stage(model, settings, runtime)
+        stage.records = leaderboard.RecordCache(tmp_path / "cache", model.fingerprint, 2)
+        got[size] = [r for ph in stage.run(rows, {1}, with_sanity=True) for r in ph.sanity]
+    assert [(r["method"], r["randomised"]) for r in got[2]] == [(r["method"], r["randomised"]) for r in got[64]]
+    assert len(got[2]) == 5 * len(leaderboard.RANDOMISATIONS) * len(stage.sanity_names)
+    for a, b in zip(got[2], got[64]):
+        assert (np.isnan(a["spearman"]) and np.isnan(b["spearman"])) or a["spearman"] == pytest.approx(b["spearman"],
+                                                                                                       abs=1e-3)
