@@ -14,6 +14,7 @@ import pickle
 import re
 import resource
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,9 +49,9 @@ class Timer:
         try:
             yield
         finally:
-            from generator.data.workers import trim_between_stages
-
-            trim_between_stages()
+            workers = sys.modules.get("generator.data.workers")  # not imported: nothing is kept, nothing to trim
+            if workers is not None:  # (and the nothing-changed rerun imports no numpy)
+                workers.trim_between_stages()
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start  # a stage run twice adds
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             self.log(f"[{name}] {self.stages[name]:.1f} s (peak memory of this process so far: {peak:.0f} MB)")
