@@ -149,6 +149,18 @@ def decoded_in_chunks(pool, fn, jobs, chunk: int = 64):
 _KEEPING_FREED = False  # keep_freed_memory() is in force: HeapTrimmer stays idle
 
 
+def _glibc():
+    """The C library's handle when it is glibc (mallopt, malloc_trim), else None."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (both must be there)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep the memory the network frees for its next batch, instead of handing it back to
     the OS and faulting it in again: blocks up to 32 MiB (the most glibc allows) come from the heap, not from
@@ -160,14 +172,11 @@ def keep_freed_memory() -> bool:
     this, as fast as a warmed-up pass. Every network pass of a cold build is a first pass over its photos.
     HeapTrimmer stays idle while this is in force (trimming would undo it)."""
     global _KEEPING_FREED
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    libc = _glibc()
+    if libc is None:
         return False
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
-    ok = all(mallopt(opt, value) == 1 for opt, value in
+    ok = all(libc.mallopt(opt, value) == 1 for opt, value in
              ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 16 << 30), (m_top_pad, 512 << 20)))
     _KEEPING_FREED = _KEEPING_FREED or ok
     return ok
@@ -176,13 +185,9 @@ def keep_freed_memory() -> bool:
 def trim_between_stages() -> None:
     """While keep_freed_memory() is in force: hand the freed memory back to the OS now, between two stages (the
     next stage's blocks have other sizes; keeping the last stage's would only raise the peak)."""
-    if _KEEPING_FREED:
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    libc = _glibc() if _KEEPING_FREED else None
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class HeapTrimmer:
@@ -195,12 +200,8 @@ class HeapTrimmer:
     def __init__(self, every: int = 16) -> None:
         self.every = every
         self.calls = 0
-        try:
-            import ctypes
-
-            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            self._trim = None
+        libc = _glibc()
+        self._trim = libc.malloc_trim if libc is not None else None
 
     def __call__(self) -> None:
         self.calls += 1

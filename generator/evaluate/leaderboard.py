@@ -418,6 +418,15 @@ class Stage:
             write_text(self._sanity_path(ph.row["sha256"]), json.dumps(ph.sanity))
 
 
+def _add_scores(photos: list[_Photo], more: list[_Photo]) -> None:
+    """Add to each photo the scores another run of the same photos made (the earlier taps'), matched by photo."""
+    by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
+    for ph in photos:
+        extra = by_file.get((ph.row["set"], ph.row["file"]))
+        if extra is not None:
+            ph.scores = {**ph.scores, **extra.scores}
+
+
 def _read_plan(path: Path) -> dict | None:
     """A stored sample outcome (Stage.plan_path), or None when there is none or it is not readable."""
     try:
@@ -515,12 +524,8 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     stage_n = 0
     if earlier and plan is not None:
         stage_n = plan["stage_photos"]
-        more = stage.run([ph.row for ph in done[:stage_n]], earlier, with_sanity=False) if stage_n else []
-        by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
-        for ph in done[:stage_n]:
-            extra = by_file.get((ph.row["set"], ph.row["file"]))
-            if extra is not None:
-                ph.scores = {**ph.scores, **extra.scores}
+        if stage_n:
+            _add_scores(done[:stage_n], stage.run([ph.row for ph in done[:stage_n]], earlier, with_sanity=False))
     elif earlier:
         i, early_s, early_n = 0, 0.0, 0
         while i < len(done):
@@ -538,11 +543,7 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
             if stage.passes > p0:
                 early_s += time.perf_counter() - t0
                 early_n += k
-            by_file = {(ph.row["set"], ph.row["file"]): ph for ph in more}
-            for ph in done[i:i + k]:
-                extra = by_file.get((ph.row["set"], ph.row["file"]))
-                if extra is not None:
-                    ph.scores = {**ph.scores, **extra.scores}
+            _add_scores(done[i:i + k], more)
             i += k
             stage_n = i
     scores = pd.DataFrame(_score_rows(done), columns=["set", "file", "method", "tap", *SCORES])

@@ -1,6 +1,6 @@
 """Does a map point at the head? Scores of a map against a ground-truth region, with baselines beside them.
 
-A map (2-D float array at any resolution) is first upsampled to the photo's size exactly as the site draws it
+A map (2-D float array at any resolution) is scored as if upsampled to the photo's size exactly as the site draws it
 (generator/explain/overlay.py, bilinear with half-pixel centres); the region is a mask at the photo's size and its boxes
 (generator/data/annotations.py). Per photo:
 - pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop"): the map's peak pixel
@@ -37,7 +37,7 @@ import numpy as np
 from generator.data.annotations import BoxXYXY, Region
 from generator.evaluate.stats import bootstrap_mean
 from generator.explain import overlay
-from generator.explain.overlay import Box, axis_weights, cam_box, upsample, upsample_at, upsample_taps
+from generator.explain.overlay import Box, cam_box, upsample, upsample_at, upsample_taps
 
 TOLERANCE = 15  # pixels: TorchRay's pointing game default
 IOU_HIT = 0.5  # the CAM paper's localisation threshold
@@ -149,8 +149,9 @@ def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], t
     if any((r.width, r.height) != (w, h) for r in regions.values()):
         raise ValueError("the regions of one photo must share its size")
     masks = dict(masks) if masks is not None else {k: r.mask for k, r in regions.items()}
+    rects = {k: _rectangle(mk) for k, mk in masks.items()}  # a box folds from its sides, any other mask from
+    sums = {k: overlay.running_sums(mk) for k, mk in masks.items() if rects[k] is None}  # its running sums
     folded: dict[tuple[int, int], tuple[dict[str, np.ndarray], np.ndarray]] = {}  # per map shape
-    sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # running sums of each mask, made when first needed
     for i, m in enumerate(maps):
         m = np.asarray(m, dtype=np.float64)
         if not np.isfinite(m).all():
@@ -159,10 +160,7 @@ def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], t
         given = cam_boxes[i] if cam_boxes is not None else None
         box = _in_pixels(given if given is not None else cam_box(m, threshold, grid), w, h)
         if m.shape not in folded:
-            for k, mk in masks.items():
-                if k not in sums and _rectangle(mk) is None:
-                    sums[k] = overlay.running_sums(mk)
-            folded[m.shape] = fold(masks, m.shape, w, h, sums)
+            folded[m.shape] = fold(masks, m.shape, w, h, sums, rects)
         inside, whole = folded[m.shape]
         pos = np.maximum(m, 0.0)
         total = float(np.einsum("ij,ij->", pos, whole))
@@ -205,15 +203,17 @@ def peak_at(m: np.ndarray, width: int, height: int) -> tuple[int, int] | None:
 
 
 def fold(masks: Mapping[str, np.ndarray], shape: tuple[int, int], width: int, height: int,
-         sums: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each mask folded onto a map grid of `shape` (overlay.fold_axis on both axes: Ry.T @ mask @ Rx without the
-    matrices), so that the picture's mass inside the mask, sum(upsample(m) * mask), is sum(m * fold) for every
-    map m of that shape; and the fold of the whole photo (the picture's total mass). float64 throughout. sums:
-    each mask's overlay.running_sums, computed once for all the grid sizes of a photo's maps."""
+         sums: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+         rects: Mapping[str, tuple[tuple[int, int], tuple[int, int]] | None] | None = None,
+         ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each mask folded onto a map grid of `shape` (overlay.fold: the transpose of upsampling on both axes), so
+    that the picture's mass inside the mask, sum(upsample(m) * mask), is sum(m * fold) for every map m of that
+    shape; and the fold of the whole photo (the picture's total mass). float64 throughout. sums and rects: each
+    mask's overlay.running_sums and _rectangle, when the caller keeps them for all the grid sizes of a photo."""
     sums = sums or {}
     inside = {}
     for k, mk in masks.items():
-        rect = _rectangle(mk)
+        rect = rects[k] if rects is not None and k in rects else _rectangle(mk)
         if rect is None:
             inside[k] = overlay.fold(mk, shape, sums.get(k))
         else:  # a box (a head, usually): its fold is the outer product of its two sides' folds
@@ -291,7 +291,7 @@ def baselines(region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID
     p = peak_at(gaussian_map(grid), w, h)
     box = _in_pixels(_gaussian_box(threshold, grid), w, h)
     g1 = _gaussian_profile(grid)
-    uy, ux = axis_weights(grid, h) @ g1, axis_weights(grid, w) @ g1
+    uy, ux = upsample(g1[:, None], 1, h)[:, 0], upsample(g1[None, :], w, 1)[0]  # each axis upsampled alone
     e = float(uy @ np.asarray(mask, dtype=np.float64) @ ux / (uy.sum() * ux.sum()))
     g = PhotoScore(p, pointing(p, mask), pointing(p, mask, tolerance), e,
                    max(box_iou(box, r) for r in region.boxes), box)

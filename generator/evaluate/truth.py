@@ -13,6 +13,7 @@ Imports numpy and pandas, no torch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,25 +119,20 @@ def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
     rows come back in the photos' order, so the tables do not depend on it."""
     from generator.data.workers import forked_map
 
-    jobs, sets = [], []
+    jobs = []
     for set_key, ann in annotations.items():
         rows = results[(results["set"] == set_key) & (results["status"] == "ok")]
         by_file = {r["file"]: r for r in rows.to_dict("records")}
-        n = 0
-        for file, truth in ann.photos.items():
-            r = by_file.get(file)
-            if r is None or r.get("label") not in classes:
-                continue
-            jobs.append((set_key, file, truth, r))
-            n += 1
-        sets.append((set_key, ann, n))
+        jobs += [(set_key, file, truth, by_file[file]) for file, truth in ann.photos.items()
+                 if file in by_file and by_file[file].get("label") in classes]
     context = (record_of, threshold, grid, classes)
     done = forked_map(_score_job, context, jobs, processes, chunksize=max(1, len(jobs) // (8 * max(processes, 1))))
     scores = [row for got in done if got is not None for row in got[0]]
     base = [row for got in done if got is not None for row in got[1]]
-    counts = {k: n - sum(1 for j, got in zip(jobs, done) if got is None and j[0] == k) for k, _, n in sets}
-    out = tuple(SetTruth(k, str(ann.source), counts[k], ann.left_out, len(ann.not_in_set)) for k, ann, _ in sets)
-    return Truth(pd.DataFrame(scores), pd.DataFrame(base), out)
+    scored = Counter(job[0] for job, got in zip(jobs, done) if got is not None)  # photos with a record, per set
+    sets = tuple(SetTruth(k, str(ann.source), scored[k], ann.left_out, len(ann.not_in_set))
+                 for k, ann in annotations.items())
+    return Truth(pd.DataFrame(scores), pd.DataFrame(base), sets)
 
 
 def _score_job(context, job) -> tuple[list[dict], list[dict]] | None:

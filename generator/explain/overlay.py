@@ -260,18 +260,6 @@ def fold(values: np.ndarray, shape: tuple[int, int], sums: tuple[np.ndarray, np.
     return fold_last(running_sums(rows.T), shape[0]).T
 
 
-def axis_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float64: upsample along one axis as a matrix, so that upsample(m, w, h) equals
-    axis_weights(h_in, h) @ m @ axis_weights(w_in, w).T up to rounding. Sums of the picture weighted by a mask
-    then become sums over the map's own grid (Ry.T @ mask @ Rx), which is what localisation's energy uses."""
-    i0, i1, f = _taps(n_in, n_out)
-    r = np.zeros((n_out, n_in))
-    idx = np.arange(n_out)
-    np.add.at(r, (idx, i0), 1 - f)
-    np.add.at(r, (idx, i1), f)
-    return r
-
-
 # ---- 4. colour --------------------------------------------------------------------------------------------------
 
 

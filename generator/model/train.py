@@ -164,13 +164,7 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
     wanted = expected_meta(backbone, settings, data_key(names, paths), classes)
     path = checkpoint_path(settings.weights_dir, backbone.name, classes)
     found = load_matching(path, backbone, wanted, log)
-    cache = FeatureCache(settings.cache_dir, backbone, settings, wanted["data_key"])
-    tf = cache.load(len(paths))
-    if tf is None:
-        mirrors = ", and their mirror images" if settings.hflip else ""
-        log(f"extracting training features ({len(paths)} photos{mirrors})")
-        tf = extract(backbone, paths, settings, pool, runtime, progress)
-        cache.save(tf)
+    tf = _features(backbone, paths, settings, wanted["data_key"], pool, runtime, log, progress)
     if found is None:
         heads, scores = fit_heads(tf, labels, settings, classes, log)
         meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
