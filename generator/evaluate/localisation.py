@@ -9,8 +9,8 @@ A map (2-D float array at any resolution) is scored as if upsampled to the photo
 - energy-based pointing game (Wang et al. 2020, Score-CAM): the share of the map's positive mass that lies inside
   the region (NaN when no value is positive: there is no mass to share). The positive part is taken on the map's
   own grid, then upsampled (Grad-CAM takes its ReLU there too); for a map >= 0 that is the picture itself. Being
-  linear, it is computed on the map's grid against the mask folded onto that grid (overlay.fold), not on a
-  picture drawn at the photo's size.
+  linear, it is computed on the map's grid against the mask folded onto that grid (overlay.fold_mask, from where
+  each row of the mask switches), not on a picture drawn at the photo's size.
 - the CAM paper's measure (Zhou et al. 2016): IoU of the CAM box (overlay.cam_box on the network's square input,
   scaled to the photo) with the region's box (the best of its boxes when there are several), and localisation
   accuracy: IoU >= 0.5.
@@ -150,7 +150,7 @@ def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], t
         raise ValueError("the regions of one photo must share its size")
     masks = dict(masks) if masks is not None else {k: r.mask for k, r in regions.items()}
     rects = {k: _rectangle(mk) for k, mk in masks.items()}  # a box folds from its sides, any other mask from
-    sums = {k: overlay.running_sums(mk) for k, mk in masks.items() if rects[k] is None}  # its running sums
+    runs = {k: overlay.mask_runs(mk) for k, mk in masks.items() if rects[k] is None}  # its runs
     folded: dict[tuple[int, int], tuple[dict[str, np.ndarray], np.ndarray]] = {}  # per map shape
     for i, m in enumerate(maps):
         m = np.asarray(m, dtype=np.float64)
@@ -160,7 +160,7 @@ def score_maps_regions(maps: Sequence[np.ndarray], regions: dict[str, Region], t
         given = cam_boxes[i] if cam_boxes is not None else None
         box = _in_pixels(given if given is not None else cam_box(m, threshold, grid), w, h)
         if m.shape not in folded:
-            folded[m.shape] = fold(masks, m.shape, w, h, sums, rects)
+            folded[m.shape] = fold(masks, m.shape, w, h, runs, rects)
         inside, whole = folded[m.shape]
         pos = np.maximum(m, 0.0)
         total = float(np.einsum("ij,ij->", pos, whole))
@@ -203,34 +203,30 @@ def peak_at(m: np.ndarray, width: int, height: int) -> tuple[int, int] | None:
 
 
 def fold(masks: Mapping[str, np.ndarray], shape: tuple[int, int], width: int, height: int,
-         sums: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+         runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
          rects: Mapping[str, tuple[tuple[int, int], tuple[int, int]] | None] | None = None,
          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each mask folded onto a map grid of `shape` (overlay.fold: the transpose of upsampling on both axes), so
     that the picture's mass inside the mask, sum(upsample(m) * mask), is sum(m * fold) for every map m of that
-    shape; and the fold of the whole photo (the picture's total mass). float64 throughout. sums and rects: each
-    mask's overlay.running_sums and _rectangle, when the caller keeps them for all the grid sizes of a photo."""
-    sums = sums or {}
+    shape; and the fold of the whole photo (the picture's total mass). float64 throughout. runs and rects: each
+    mask's overlay.mask_runs and _rectangle, when the caller keeps them for all the grid sizes of a photo."""
+    runs = runs or {}
     inside = {}
     for k, mk in masks.items():
         rect = rects[k] if rects is not None and k in rects else _rectangle(mk)
         if rect is None:
-            inside[k] = overlay.fold(mk, shape, sums.get(k))
+            inside[k] = overlay.fold_mask(mk, shape, runs.get(k))
         else:  # a box (a head, usually): its fold is the outer product of its two sides' folds
             (y0, y1), (x0, x1) = rect
             inside[k] = np.outer(_fold_interval(y0, y1, height, shape[0]), _fold_interval(x0, x1, width, shape[1]))
     return inside, np.outer(_fold_interval(0, height, height, shape[0]), _fold_interval(0, width, width, shape[1]))
 
 
-@functools.lru_cache(maxsize=4096)
 def _fold_interval(a: int, b: int, n_out: int, n_in: int) -> np.ndarray:
-    """The fold onto n_in cells of the pixels a..b-1 of n_out (1 there, 0 elsewhere). Kept: the whole side of a
-    photo size recurs for every photo of that size and every grid (read-only, shared by callers)."""
-    v = np.zeros((1, n_out))
-    v[0, a:b] = 1.0
-    out = overlay.fold_last(overlay.running_sums(v), n_in)[0]
-    out.flags.writeable = False
-    return out
+    """The fold onto n_in cells of the pixels a..b-1 of n_out (1 there, 0 elsewhere): a difference of two rows of
+    overlay.prefix_folds, kept per size pair (each photo's head box is a new interval)."""
+    p = overlay.prefix_folds(n_out, n_in)
+    return p[b] - p[a]
 
 
 def _rectangle(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -288,7 +284,7 @@ def baselines(region: Region, threshold: float = BOX_THRESHOLD, grid: int = GRID
     mask = region.mask if mask is None else mask
     w, h = region.width, region.height
     c = centre_point(w, h)
-    p = peak_at(gaussian_map(grid), w, h)
+    p = _gaussian_peak(grid, w, h)
     box = _in_pixels(_gaussian_box(threshold, grid), w, h)
     g1 = _gaussian_profile(grid)
     uy, ux = upsample(g1[:, None], 1, h)[:, 0], upsample(g1[None, :], w, 1)[0]  # each axis upsampled alone
@@ -304,6 +300,12 @@ def _gaussian_profile(size: int, sigma: float = GAUSSIAN_SIGMA) -> np.ndarray:
     r = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-(r ** 2) / (2 * (sigma * size) ** 2))
     return g / g.max()
+
+
+@functools.lru_cache(maxsize=1024)
+def _gaussian_peak(grid: int, width: int, height: int) -> tuple[int, int] | None:
+    """The Gaussian's peak on a photo of that size (photo sizes recur)."""
+    return peak_at(gaussian_map(grid), width, height)
 
 
 @functools.cache

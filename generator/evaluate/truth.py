@@ -119,6 +119,9 @@ def score_truth(results: pd.DataFrame, annotations: Mapping[str, Annotations],
     rows come back in the photos' order, so the tables do not depend on it."""
     from generator.data.workers import forked_map
 
+    if any(PET in ann.kinds for ann in annotations.values()):
+        import cv2  # noqa: F401  the outlines' library: imported once, before the workers fork
+
     jobs = []
     for set_key, ann in annotations.items():
         rows = results[(results["set"] == set_key) & (results["status"] == "ok")]
@@ -167,28 +170,32 @@ MAX_POINTS = 32  # the pet's outline on a photo page: at most this many points (
 
 
 def outline(mask: np.ndarray, max_points: int = MAX_POINTS) -> list[list[float]]:
-    """The largest connected outline of the mask as a closed polygon of at most max_points (x, y) points, in
-    fractions of the photo (4 decimals), simplified with Douglas-Peucker at a tolerance doubled until it fits."""
-    from skimage import measure
+    """The outer outline of the mask's largest part as a closed polygon of at most max_points (x, y) points, in
+    fractions of the photo (3 decimals), simplified with Douglas-Peucker at a tolerance doubled until it fits.
+
+    OpenCV traces and simplifies (findContours, approxPolyDP): measured on the 370 annotated pet outlines, 0.1 ms
+    a photo against 3.6 ms for scikit-image's find_contours and approximate_polygon, a fifth of the localisation
+    stage; the two polygons differ by the simplification's own tolerance (a median 2% of the photo)."""
+    import cv2
 
     # The outline is drawn, not scored: traced on the mask subsampled to at most OUTLINE_SIDE pixels a side, a
     # step of 1/OUTLINE_SIDE of the photo, finer than its 3 decimals show (measured on the 370 annotated photos:
     # tracing at full size took 40% of the whole localisation stage).
     step = max(1, -(-max(mask.shape) // OUTLINE_SIDE))
-    small = mask[::step, ::step]
-    padded = np.pad(small.astype(np.uint8), 1)  # a region touching the frame still gets a closed contour
-    contours = measure.find_contours(padded, 0.5)
+    small = np.ascontiguousarray(mask[::step, ::step], dtype=np.uint8)
+    contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)  # outer edges only
     if not contours:
         return []
-    c = (max(contours, key=len) - 1) * step  # (row, col), back to the unpadded photo's pixels
-    tol = float(step)  # the subsampled grid's spacing: a smaller tolerance simplifies nothing
-    poly = measure.approximate_polygon(c, tol)
+    c = max(contours, key=cv2.contourArea)  # the first of equal areas
+    tol = 1.0  # the subsampled grid's spacing: a smaller tolerance simplifies nothing
+    poly = cv2.approxPolyDP(c, tol, True)
     while len(poly) > max_points:
         tol *= 2
-        poly = measure.approximate_polygon(c, tol)
+        poly = cv2.approxPolyDP(c, tol, True)
     h, w = mask.shape
-    # contour points lie on pixel edges: -0.5 and size - 0.5 at the frame, so clip into the photo
-    return [[round(min(max(float(x) / w, 0.0), 1.0), 3), round(min(max(float(y) / h, 0.0), 1.0), 3)] for y, x in poly]
+    # points are the centres of the subsampled grid's edge pixels: (index * step + 1/2) photo pixels
+    return [[round(min((float(x) * step + 0.5) / w, 1.0), 3), round(min((float(y) * step + 0.5) / h, 1.0), 3)]
+            for x, y in poly[:, 0]]
 
 
 def _cut(region) -> bool:

@@ -253,6 +253,49 @@ def fold_last(sums: tuple[np.ndarray, np.ndarray], n_in: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def prefix_folds(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out + 1, n_in): row x is the fold onto n_in cells of the pixels 0..x-1 of n_out (1 there, 0 elsewhere),
+    the running sum of each pixel's two upsample weights. Kept per size pair (read-only, shared)."""
+    i0, i1, f = _taps(n_in, n_out)
+    per_pixel = np.zeros((n_out + 1, n_in))
+    np.add.at(per_pixel, (np.arange(1, n_out + 1), i0), 1.0 - f)
+    np.add.at(per_pixel, (np.arange(1, n_out + 1), i1), f)
+    out = np.cumsum(per_pixel, axis=0)
+    out.flags.writeable = False
+    return out
+
+
+def mask_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each row of a 0/1 mask switches: (row, x, +1 where a run starts at x or -1 where one ends before x),
+    in raster order. A drawn outline switches a few times a row, so a fold from these is cheap (fold_mask)."""
+    m = np.asarray(mask, dtype=bool)
+    rows, xs = np.nonzero(m[:, 1:] != m[:, :-1])
+    xs += 1
+    first, last = np.flatnonzero(m[:, 0]), np.flatnonzero(m[:, -1])  # runs that start or end at the frame
+    rows = np.concatenate((rows, first, last))
+    xs = np.concatenate((xs, np.zeros_like(first), np.full_like(last, m.shape[1])))
+    signs = np.where(m[rows, np.minimum(xs, m.shape[1] - 1)] & (xs < m.shape[1]), 1.0, -1.0)
+    order = np.lexsort((xs, rows))  # raster order
+    return rows[order], xs[order], signs[order]
+
+
+def fold_mask(mask: np.ndarray, shape: tuple[int, int], runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+              ) -> np.ndarray:
+    """fold(mask, shape) for a 0/1 mask, from its runs: a run a..b-1 of a row folds to P[b] - P[a], where P[x]
+    is the fold of the pixels before x (prefix_folds). It costs the mask's switches, not its pixels: measured on
+    the 370 annotated pet outlines, the running sums of the whole mask were a quarter of the localisation stage.
+    runs: mask_runs(mask), when the caller keeps them for several grid sizes."""
+    height, width = np.shape(mask)
+    rows, xs, signs = runs if runs is not None else mask_runs(mask)
+    out = np.zeros((height, shape[1]))
+    if rows.size:
+        parts = -signs[:, None] * prefix_folds(width, shape[1])[xs]  # +P[b] at an end, -P[a] at a start
+        first = np.concatenate(([0], np.flatnonzero(np.diff(rows)) + 1))
+        out[rows[first]] = np.add.reduceat(parts, first, axis=0)
+    return fold_last(running_sums(out.T), shape[0]).T
+
+
 def fold(values: np.ndarray, shape: tuple[int, int], sums: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """values (height, width) folded onto a grid of `shape` (fold_last on both axes); sums: running_sums(values)
     when the caller keeps them for several grid sizes."""
@@ -325,16 +368,16 @@ def cam_box(m: np.ndarray, threshold: float = 0.2, grid: int = 224) -> Box:
     if not top > 0:  # a flat map points nowhere: the box is the whole image
         return Box(0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     above = up >= threshold * top
-    labels, n = ndimage.label(above)  # 4-connected; labels numbered in raster order
-    if n == 1:  # one region (the usual case): its bounds are those of every pixel above the threshold
-        rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    else:
+    rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1  # every pixel above
+    # labelled inside those bounds only (no pixel outside passes): the same regions, in the same raster order
+    labels, n = ndimage.label(above[y0:y1, x0:x1])  # 4-connected
+    if n > 1:  # several regions: the box of the biggest (one region, the usual case, fills those bounds)
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         biggest = int(sizes.argmax())  # argmax: the first of equal sizes
         r, c = ndimage.find_objects(labels, max_label=biggest)[biggest - 1]  # its bounding box, in one C pass
-        y0, y1, x0, x1 = r.start, r.stop, c.start, c.stop
+        y0, y1, x0, x1 = y0 + r.start, y0 + r.stop, x0 + c.start, x0 + c.stop
     mass = float(up[y0:y1, x0:x1].sum() / up.sum())
     return Box(x0 / grid, y0 / grid, x1 / grid, y1 / grid, (y1 - y0) * (x1 - x0) / (grid * grid), mass)
 

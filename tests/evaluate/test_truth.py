@@ -121,6 +121,17 @@ def test_the_outline_is_small_closed_and_on_the_mask():
     assert np.all(np.abs(r - 80) < 3)  # on the disc's edge, within the simplification's few pixels
 
 
+def test_the_outline_follows_the_largest_part_even_at_the_frame():
+    """Two parts: the outline is the bigger one's, a part cut by the frame still closes along the frame."""
+    mask = np.zeros((120, 200), bool)
+    mask[:60, 120:] = True  # the bigger part, touching the top and right edges
+    mask[90:110, 10:30] = True
+    xs, ys = np.asarray(T.outline(mask)).T
+    assert xs.min() >= 0.59 and ys.max() <= 0.51  # all on the rectangle at x >= 120 / 200, y < 60 / 120
+    assert xs.max() == pytest.approx(1.0, abs=0.02) and ys.min() == pytest.approx(0.0, abs=0.02)
+    assert T.outline(np.zeros((50, 50), bool)) == []
+
+
 def test_head_test_says_when_mistakes_are_too_few(tmp_path):
     base = pd.DataFrame([{"set": "s", "file": f"{i}", "label": "cat", "prediction": "cat" if i < 30 else "dog",
                           "region": "head", "area_share": 0.2 if i < 30 else 0.05, "cut": i >= 30}
