@@ -2,7 +2,8 @@
 one run, on the same photos, each repeat from an empty cache, in turns (local, ray, local, ray, ...); medians.
 Ray's start-up (ray.init of a local Ray) is timed apart, once. Appends one row to bench/results.csv.
 
-Budget (issue 24): the Ray engine's explain stage at most 1.25x the local engine's."""
+Budget (issue 24): the Ray engine's explain stage at most 1.25x the local engine's. `--synthetic 20000`: the Ray
+actor's peak memory on 20,000 photos of their own content within 20% of its peak on --photos."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .timing import median
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 1.25
+MEMORY_BUDGET = 1.2  # the actor's peak on the synthetic set against the normal one
 
 
 def link_data(root: Path, source: Path, n_train: int, n_test: int) -> Path:
@@ -34,13 +36,88 @@ def link_data(root: Path, source: Path, n_train: int, n_test: int) -> Path:
     return data
 
 
+def unique_copies(source: Path, dest: Path, n: int) -> Path:
+    """dest/test/{cats,dogs}: n copies of the validation photos, cycled, each with 8 bytes of its own after the
+    JPEG's end (decoders stop at the end marker), so every copy has its own content hash and is computed: the
+    content-addressed cache would compute a cycled link only once. dest/train links the first 20 training photos."""
+    for c in ("cats", "dogs"):
+        (dest / "train" / c).mkdir(parents=True)
+        for f in sorted((source / "train" / c).iterdir())[:20]:
+            (dest / "train" / c / f.name).symlink_to(f)
+    photos = {c: sorted((source / "validation" / c).iterdir()) for c in ("cats", "dogs")}
+    for c in photos:
+        (dest / "test" / c).mkdir(parents=True)
+    for i in range(n):
+        c = ("cats", "dogs")[i % 2]
+        src = photos[c][(i // 2) % len(photos[c])]
+        (dest / "test" / c / f"u{i:06d}-{src.name}").write_bytes(src.read_bytes() + i.to_bytes(8, "little"))
+    return dest
+
+
+def synthetic(args, work: Path) -> int:
+    """The Ray actor's peak memory on args.photos and on args.synthetic photos of their own content, one Ray run
+    each in one session: the budget is the large run within 20% of the normal one (memory flat in photos)."""
+    import ray
+    import torch
+
+    from generator.config import make_settings
+    from generator.data.scan import as_table, discover_sets, scan_rows
+    from generator.data.workers import make_pool
+    from generator.explain import ray_engine
+    from generator.explain import run as explain
+    from generator.model import backbones, train
+    from generator.model.runtime import choose_runtime
+
+    peaks, seconds = {}, {}
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level="ERROR", include_dashboard=False)
+    try:
+        for n in (args.photos, args.synthetic):
+            data = unique_copies(args.source, work / f"data-{n}", n)
+            settings = make_settings({"data_dir": data, "site_dir": work / "site", "cache_dir": work / f"cache-{n}",
+                                      "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"})
+            table = as_table(scan_rows(data, discover_sets(data, settings.train_set, settings.eval_sets)))
+            runtime = choose_runtime(settings)
+            with make_pool(settings.n_workers) as pool:
+                backbone = backbones.build(settings.backbone, settings.weights_dir)
+                model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime,
+                                            ("cat", "dog"), log=lambda _m: None, progress=False).model
+                engine = ray_engine.RayEngine()
+                t = time.perf_counter()
+                explain.explain_sets(model, table[table["set"] == "test"], settings, pool, runtime,
+                                     progress=False, engine=engine)
+                seconds[n], peaks[n] = time.perf_counter() - t, engine.peak_mb
+            print(f"{n} photos: {seconds[n]:.0f} s on Ray, actor peak {peaks[n]:.0f} MB", flush=True)
+            shutil.rmtree(work / f"cache-{n}")
+            shutil.rmtree(data)
+    finally:
+        ray.shutdown()
+    ratio = peaks[args.synthetic] / peaks[args.photos]
+    print(f"Ray actor peak memory: {peaks[args.photos]:.0f} MB on {args.photos} photos, {peaks[args.synthetic]:.0f} MB "
+          f"on {args.synthetic}; ratio {ratio:.2f} (budget <= {MEMORY_BUDGET}: {verdict(ratio <= MEMORY_BUDGET)})")
+    append_csv(args.out, {"date": datetime.now(UTC).isoformat(timespec="seconds"), "host": os.uname().nodename,
+                          "cpus": os.cpu_count(), "torch": torch.__version__, "photos": args.photos,
+                          "synthetic_n": args.synthetic, "ray_actor_peak_mb": fmt(peaks[args.photos], 0),
+                          "ray_synthetic_actor_peak_mb": fmt(peaks[args.synthetic], 0),
+                          "ray_synthetic_explain_s": fmt(seconds[args.synthetic], 1),
+                          "ray_synthetic/normal_peak": fmt(ratio, 3)})
+    return 0 if ratio <= MEMORY_BUDGET else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--photos", type=int, default=200, help="test photos explained (half cats, half dogs)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "datasets" / "cats_and_dogs_filtered")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.csv")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="instead: the Ray actor's peak memory on --photos and on N photos of their own content")
     args = p.parse_args(argv)
+    if args.synthetic:
+        work = Path(tempfile.mkdtemp(prefix="bench-ray-synthetic-"))
+        try:
+            return synthetic(args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     import ray
     import torch
