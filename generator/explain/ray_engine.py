@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import resource
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -127,6 +129,7 @@ class ExplainActor:
         self.cache = RecordCache(settings.cache_dir, self.model.fingerprint, len(self.model.backbone.taps))
         self.categories = imagenet_categories()
         self.explainers: dict[int, Any] = {}
+        self.ready_at = time.time()  # wall clock: the driver measures how long the pool took to come up
         self.decoders = ThreadPoolExecutor(threads)  # PIL decodes and encodes with the GIL released
         self.prefetch = ThreadPoolExecutor(1)  # runs the decoding of the next batch while this one computes
         self.trim = HeapTrimmer()
@@ -153,7 +156,7 @@ class ExplainActor:
             self._explain(rows, start, part, need, out)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {"idx": batch["idx"], "status": np.array([d["status"] for d in decoded]), "row": np.array(out),
-                "peak_mb": np.full(len(rows), peak)}
+                "peak_mb": np.full(len(rows), peak), "ready_at": np.full(len(rows), self.ready_at)}
 
     def _explain(self, rows: list[dict], start: int, decoded: list[dict], need: int, out: list[str]) -> None:
         """One network batch: rows[start:start + len(decoded)], decoded; each photo's results row into out."""
@@ -280,10 +283,12 @@ def plan_pool(settings: Settings, batches: int) -> Pool:
 
 class RayEngine:
     """explain_sets(..., engine=RayEngine()) computes the missing records with Ray Data instead of in this
-    process. `peak_mb` is the largest peak memory (RSS) of an actor seen in the last compute."""
+    process. `peak_mb` is the largest peak memory (RSS) of an actor seen in the last compute; `actor_start_s` the
+    seconds until its first actor had started and loaded the model."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
+        self.actor_start_s = 0.0  # from the start of the last compute until its first actor was ready to work
         self.computed = 0  # photos sent to the actors in the last compute
         self.pool: Pool | None = None
 
@@ -331,6 +336,7 @@ class RayEngine:
             max_restarts=RETRIES, max_task_retries=RETRIES)
         total = sum(len(b) for b in blocks)
         self.peak_mb, self.computed = 0.0, total
+        began, ready = time.time(), math.inf
         with tqdm(total=total, desc="explain", unit="photo", disable=not progress, mininterval=2) as bar, \
                 _user_errors_unwrapped():
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -341,4 +347,6 @@ class RayEngine:
                     else:
                         target.update(json.loads(str(row)))
                 self.peak_mb = max(self.peak_mb, float(out["peak_mb"].max()))
+                ready = min(ready, float(out["ready_at"].min()))
                 bar.update(len(out["idx"]))
+        self.actor_start_s = max(0.0, ready - began) if math.isfinite(ready) else 0.0

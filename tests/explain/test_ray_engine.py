@@ -119,6 +119,7 @@ def test_ray_writes_the_same_records_and_rows_as_the_local_engine(world):
     rows = _explain(world, cache, engine)
     ok = int((rows["status"] == "ok").sum())
     assert ok > 0 and engine.computed == ok and engine.peak_mb > 0
+    assert 0 < engine.actor_start_s < 600  # the pool's start, measured from the actors' own clocks
     assert any(k.startswith("records/") for k in world["local_files"])
     _same_as_local(world, rows, cache)
 
