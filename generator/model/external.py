@@ -72,6 +72,7 @@ class Structure:
     head_module: str  # the Linear's module name ('' when none)
     pooled_module: str  # the module whose 4-D output the head pools ('' when none)
     no_cam_reason: str  # why there is no CAM head ('' when there is one)
+    head_modules: tuple[str, ...]  # the modules with weights run after the last tap (the head, whatever it is)
     taps: tuple[str, ...]  # the end of each spatial resolution, shallow to deep (at most MOST_TAPS)
     strides: tuple[int, ...]
     n_outputs: int
@@ -253,7 +254,10 @@ def find_structure(model: nn.Module, size: int = PROBE_SIZE, taps: tuple[str, ..
             raise UserError(f"setting taps names {t!r}, whose output is not a feature map of at least 2x2 "
                             "positions; name modules of the network's stages instead.")
         strides.append(max(1, round(size / shapes[t][0])))
-    return Structure(head, head_name, pooled_name, reason, chosen, tuple(strides), int(out.shape[1]))
+    last = max(i for i, (n, *_rest) in enumerate(fired) if n == chosen[-1])
+    after = tuple(dict.fromkeys(n for n, m, _i, _o in fired[last + 1:]
+                                if not chosen[-1].startswith(n + ".") and any(True for _ in m.parameters())))
+    return Structure(head, head_name, pooled_name, reason, after, chosen, tuple(strides), int(out.shape[1]))
 
 
 def _find_head(fired, out: torch.Tensor, maps) -> tuple[LinearHead | None, str, str, str]:
@@ -336,9 +340,11 @@ def build_backbone(settings: Settings, classes: tuple[str, ...], log=print) -> B
     else:
         log(f"CAM head: {found.head_module} over the pooled {found.pooled_module}")
     log(f"taps: {', '.join(found.taps)}" + (" (setting taps)" if settings.taps else " (the end of each stage)"))
+    if found.head is None:
+        log(f"the model's head (after {found.taps[-1]}): {', '.join(found.head_modules) or 'no modules with weights'}")
     return Backbone(
         name=spec.name, model=model, taps=found.taps, tap_names=found.taps, strides=found.strides,
         mean=mean, std=std, weights_file=path.name, weights_sha256=file_sha256(path),
         last_stage=(found.taps[-1],), imagenet=False, head=found.head,
-        no_cam_reason=found.no_cam_reason,
+        no_cam_reason=found.no_cam_reason, head_modules=found.head_modules,
     )
