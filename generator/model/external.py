@@ -29,6 +29,7 @@ from torch import nn
 from generator.config import Settings
 from generator.errors import UserError
 from generator.files import file_sha256
+from generator.i18n import N_
 from generator.model.backbones import Backbone, WeightsError, load_state_dict
 from generator.model.heads import LinearHead
 
@@ -71,7 +72,7 @@ class Structure:
     head: LinearHead | None  # the Linear over the pooled last feature map; None when the head is not pool + linear
     head_module: str  # the Linear's module name ('' when none)
     pooled_module: str  # the module whose 4-D output the head pools ('' when none)
-    no_cam_reason: str  # why there is no CAM head ('' when there is one)
+    no_cam_reason: str  # why there is no CAM head ('' when there is one), a message id: the pages translate it
     head_modules: tuple[str, ...]  # the modules with weights run after the last tap (the head, whatever it is)
     taps: tuple[str, ...]  # the end of each spatial resolution, shallow to deep (at most MOST_TAPS)
     strides: tuple[int, ...]
@@ -268,17 +269,17 @@ def _find_head(fired, out: torch.Tensor, maps) -> tuple[LinearHead | None, str, 
     final = [(n, m, i, o) for n, m, i, o in linear if o.shape == out.shape and torch.allclose(o, out, rtol=1e-4,
                                                                                              atol=1e-5)]
     if not final:
-        return None, "", "", "its output does not come from a linear layer"
+        return None, "", "", N_("its output does not come from a linear layer")
     name, module, given, _o = final[-1]
     lin = module.inner if isinstance(module, _Hookable) else module
     if given is None or given.ndim != 2:
-        return None, "", "", "its linear layer does not take a vector of pooled channels"
+        return None, "", "", N_("its linear layer does not take a vector of pooled channels")
     for n, o in reversed(maps):
         if o.shape[:2] == given.shape and torch.allclose(o.float().mean(dim=(2, 3)), given, rtol=1e-4, atol=1e-5):
             weight = lin.weight.detach().float().clone()
             bias = lin.bias.detach().float().clone() if lin.bias is not None else torch.zeros(weight.shape[0])
             return LinearHead(weight=weight, bias=bias), name, n, ""
-    return None, "", "", "its linear layer is not fed by the global average pool of a feature map"
+    return None, "", "", N_("its linear layer is not fed by the global average pool of a feature map")
 
 
 def normalisation(spec: ModelSpec, model: nn.Module, settings: Settings, log=print

@@ -77,6 +77,11 @@ class RunFacts:
         return NO_CAM_METHOD if self.no_cam_reason else "cam"
 
     @property
+    def last_title(self) -> str:
+        """The title of that method, as readers see it: "CAM" or "Grad-CAM"."""
+        return self.methods_info[self.last_method].title
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
 
