@@ -68,7 +68,7 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
     ph, photos = pp.photos[i], pp.photos
     if not isinstance(record, PhotoData):
         record = photo_data(report, maps, record, pp.scales, ph["label"] or "")
-    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
+    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps, report.run.last_method) if truth else None,
             "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
             "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
@@ -205,10 +205,14 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     return payload_json(data)
 
 
-def truth_data(truth: dict, ph: dict, n_taps: int) -> str:
+def truth_data(truth: dict, ph: dict, n_taps: int, last_method: str = "cam") -> str:
     """What static/truth.js draws, as JSON for a script element: the regions' boxes and the pet's outline
-    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage."""
-    s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage;
+    where the model has no CAM there, the peak of the map drawn in its place (last_method, the predicted class's)."""
+    if last_method == "cam":
+        s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    else:
+        s = truth["maps"].get(f"{last_method}/{n_taps - 1}/{ph['prediction']}", {})
     return payload_json({"boxes": truth["boxes"], "outline": truth.get("outline"), "peak": s.get("peak"),
                          "w": ph["width"], "h": ph["height"]})
 
