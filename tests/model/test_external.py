@@ -461,4 +461,8 @@ def test_the_photo_page_of_a_model_without_cam_in_a_browser(no_cam_site):
             page.add_script_tag(path=str(axe))
             result = page.evaluate("() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})")
             assert [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]] == []
+            page.goto((site / "layers.html").as_uri())  # the layer strips there: no CAM cell at the last stage
+            row = page.locator("table.strip tr", has=page.locator("th", has_text="CAM")).first
+            row.wait_for()
+            assert row.locator("td").all()[-1].inner_text() == "–"
             ctx.close()

@@ -192,11 +192,8 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     payload = maps.payload(record, maps.chosen, range(maps.n_taps),
                            "all" if len(shown) == len(report.classes) else shown)
     # Only what maps.js and app.js read of each method: the page pays these bytes 1,384 times over.
-    methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
-               for m in method_info(report, maps.chosen)]
-    if report.run.no_cam_reason:  # the layer strip: CAM at the earlier stages only
-        for m in methods:
-            m["no_last"] = m["name"] == "cam"
+    methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only", "no_last") if k != "no_last" or m[k]}
+               for m in method_info(report, maps.chosen)]  # no_last only where it is true (CAM of a no-CAM model)
     data = {"payload": payload, "methods": methods, "classes": list(report.classes),
             "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
