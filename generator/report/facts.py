@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from generator.explain.record import NO_CAM_METHOD
-
 
 @dataclass(frozen=True)
 class MethodFacts:
@@ -74,7 +72,11 @@ class RunFacts:
     @property
     def last_method(self) -> str:
         """The method of the map the pages show at the last stage: CAM, or the gradient map in its place."""
-        return NO_CAM_METHOD if self.no_cam_reason else "cam"
+        if not self.no_cam_reason:
+            return "cam"
+        from generator.explain.record import NO_CAM_METHOD  # here: the nothing-changed rerun imports no numpy
+
+        return NO_CAM_METHOD
 
     @property
     def last_title(self) -> str:
