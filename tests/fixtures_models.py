@@ -136,3 +136,17 @@ def explain_watching_autograd(net: TinyGapNet, method, x: torch.Tensor):
     net.register_forward_hook(lambda *_: grads_on.append(torch.is_grad_enabled()))
     with Explainer(net, ("c1", "c2"), heads, [REGISTRY["cam"], method]) as ex:
         return ex(x), grads_on
+
+
+class TinyMlpHeadNet(nn.Module):
+    """A network whose head is NOT pooling + one linear layer: conv-relu (tap 'c1') -> conv-relu (tap 'c2') -> GAP ->
+    linear -> ReLU -> linear. Its output comes from a Linear, but one fed by a ReLU, not by the pooled features."""
+
+    def __init__(self, k: int = 2) -> None:
+        super().__init__()
+        self.c1 = nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.c2 = nn.Sequential(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.c2(self.c1(x)).mean(dim=(2, 3)))

@@ -113,7 +113,7 @@ def photo_maps(record: PhotoRecord, sha: str, n_taps: int, settings, taps: set[i
     """The distinct [0, 1] maps of a photo to score, and each candidate key's index among them. `taps`: the taps
     whose candidates are wanted (None: all); the baselines sit at the last tap."""
     size = settings.input_size
-    shape = record.cam(-1).shape[-2:]
+    shape = record.lead_map(-1).shape[-2:]
     gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + int(sha[:12], 16) % 1_000_003)
     named: list[tuple[str, torch.Tensor]] = [(c.key, upsampled01(torch.from_numpy(m), size))
                                             for c, m in candidates(record, n_taps) if taps is None or c.tap in taps]
@@ -312,7 +312,8 @@ class Stage:
         self.cache = ScoreCache(settings.cache_dir, model.fingerprint, settings)
         self.sanity_cache = Path(settings.cache_dir) / "leaderboard" / f"v{LEADERBOARD_VERSION}-{model.fingerprint}"
         self.scored = scored_methods(registry.resolve(settings.methods))
-        self.sanity_names = [n for n in registry.names() if not registry.get(n).opt_in]
+        self.sanity_names = [n for n in registry.names() if not registry.get(n).opt_in
+                             and not (registry.get(n).needs_head and model.heads[-1] is None)]  # no CAM there
         self.passes = 0
 
     def probs_of(self, explainer) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -574,13 +575,17 @@ def randomised(model: TrainedModel, how: str, seed: int) -> tuple[torch.nn.Modul
     gen = torch.Generator().manual_seed(seed)
     heads = list(model.heads)
     h = heads[-1]
-    heads[-1] = LinearHead(weight=torch.randn(h.weight.shape, generator=gen) * float(h.weight.std()),
-                           bias=torch.randn(h.bias.shape, generator=gen) * float(h.bias.std() + 1e-6))
     net = copy.deepcopy(model.backbone.model)
-    if how == "head + last stage":
+    modules = dict(net.named_modules())
+    reset = list(model.backbone.last_stage) if how == "head + last stage" else []
+    if h is None:  # a user's head that is not linear: its own modules after the last tap are re-initialised
+        reset = [*model.backbone.head_modules, *reset]
+    else:
+        heads[-1] = LinearHead(weight=torch.randn(h.weight.shape, generator=gen) * float(h.weight.std()),
+                               bias=torch.randn(h.bias.shape, generator=gen) * float(h.bias.std() + 1e-6))
+    if reset:
         torch.manual_seed(seed)
-        modules = dict(net.named_modules())
-        for name in model.backbone.last_stage:
+        for name in reset:
             for m in modules[name].modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()

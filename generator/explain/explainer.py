@@ -3,6 +3,10 @@
 Zhou et al. 2016: CAM_c(x, y) = sum_k w_k^c f_k(x, y), with f the tapped feature map and w the weights of a
 linear layer on its global average pool. For the last tap that layer is the trained head; for earlier taps it
 is a linear probe fitted the same way (see train.py). The methods themselves are in generator/explain/methods/.
+
+A user's model whose head is not global average pooling + linear has no head at the last tap (heads[-1] is None):
+its logits are then the network's own output (backpropagated through its head, whatever that is, for the gradient
+methods), and the methods that need a linear head (CAM) make no map there; the earlier taps keep their probes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from generator.model.taps import recording
 class BatchResult:
     """What one batch yields. Shapes: B images, K classes, T taps, tap t of size H_t x W_t."""
 
-    logits: torch.Tensor  # (B, K) from the head on the last tap
+    logits: torch.Tensor  # (B, K) from the head on the last tap (the network's own output when it has none)
     probe_logits: list[torch.Tensor]  # T x (B, K), each tap's probe (the last one equals `logits`)
     imagenet_logits: torch.Tensor  # (B, 1000) from the backbone's own classifier
     # method name -> T entries: (B, H_t, W_t), or (B, K, H_t, W_t) for per-class methods; None where the method
@@ -41,7 +45,7 @@ class Explainer:
         self,
         model: nn.Module,
         taps: tuple[str, ...],
-        heads: list[LinearHead],
+        heads: list[LinearHead | None],  # one per tap; the last may be None (no linear head: see above)
         methods: list,  # generator.explain.methods.MapMethod instances
         autocast_dtype: torch.dtype | None = None,
         score_batch: int = 32,
@@ -50,6 +54,8 @@ class Explainer:
     ) -> None:
         if len(heads) != len(taps):
             raise ValueError(f"need one head per tap: {len(taps)} taps, {len(heads)} heads")
+        if any(h is None for h in heads[:-1]):
+            raise ValueError("only the last tap may lack a linear head")
         self.model = model.eval()
         self.taps = taps
         self.heads = heads
@@ -89,7 +95,8 @@ class Explainer:
                               enabled=self.autocast_dtype is not None)
 
     def class_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) -> (N, K) logits of the classifier head, in chunks; for methods with extra passes."""
+        """(N, 3, S, S) -> (N, K) logits of the classifier head (the network's own output when the last tap has
+        no linear head), in chunks; for methods with extra passes."""
         if self._store is None:
             raise RuntimeError("use Explainer inside a `with` block")
         head, last = self.heads[-1], self.taps[-1]
@@ -99,7 +106,10 @@ class Explainer:
                 if self.channels_last:
                     chunk = chunk.contiguous(memory_format=torch.channels_last)
                 with self._autocast(chunk.device.type):
-                    self.model(chunk)
+                    own = self.model(chunk)
+                if head is None:
+                    out.append(own.float())
+                    continue
                 pooled = self._store[last].float().mean(dim=(2, 3))
                 out.append(pooled @ head.weight.T.to(pooled) + head.bias.to(pooled))
         return torch.cat(out)
@@ -118,7 +128,8 @@ class Explainer:
                 imagenet_logits = self.model(x)
             feats = [self._store[t] for t in self.taps]
             pooled = [f.float().mean(dim=(2, 3)) for f in feats]
-            probe_logits = [p @ h.weight.T.to(p) + h.bias.to(p) for p, h in zip(pooled, self.heads)]
+            probe_logits = [imagenet_logits.float() if h is None else p @ h.weight.T.to(p) + h.bias.to(p)
+                            for p, h in zip(pooled, self.heads)]
             logits = probe_logits[-1]
             target = logits.argmax(1) if target is None else target.to(logits.device)
             grads: tuple[torch.Tensor | None, ...] = (None,) * len(feats)
@@ -138,7 +149,8 @@ class Explainer:
         with torch.no_grad():
             for m in self.methods:
                 made = set(m.taps_of(len(self.taps)))
-                maps[m.name] = [m.tap_map(tap, batch).float() if t in made else None
+                maps[m.name] = [m.tap_map(tap, batch).float() if t in made and (tap.head is not None
+                                                                                 or not m.needs_head) else None
                                 for t, tap in enumerate(batch.taps)]
         return BatchResult(
             logits=logits.detach().float(),

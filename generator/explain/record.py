@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 RECORD_VERSION = 6  # bump when what a record holds changes
+# The map shown in CAM's place at the last tap of a user's model whose head is not pooling + linear (no CAM there)
+NO_CAM_METHOD = "gradcam"
 
 
 def to_half(m: np.ndarray) -> tuple[np.ndarray, int]:
@@ -82,6 +84,22 @@ class PhotoRecord:
         """The CAM of every class at a tap, (K, H, W) float32."""
         return np.asarray(self.maps["cam"][tap], dtype=np.float32)
 
+    def has_cam(self, tap: int = -1) -> bool:
+        """Whether the record has CAM at the tap: always, except at the last tap of a model without a linear head."""
+        per_tap = self.maps.get("cam")
+        return per_tap is not None and per_tap[tap] is not None
+
+    def lead_method(self, tap: int = -1) -> str:
+        """The method of the map the pages draw at a tap: CAM, or NO_CAM_METHOD where the model has no CAM."""
+        return "cam" if self.has_cam(tap) else NO_CAM_METHOD
+
+    def lead_map(self, tap: int = -1) -> np.ndarray:
+        """The map of the predicted class at a tap, (H, W) float32: its CAM, or NO_CAM_METHOD's map (made for the
+        predicted class) where the model has no CAM."""
+        if self.has_cam(tap):
+            return self.cam(tap)[self.pred]
+        return np.asarray(self.maps[NO_CAM_METHOD][tap], dtype=np.float32)
+
     def to_npz(self) -> dict[str, np.ndarray]:
         """Three arrays (loading an .npz costs about as much per array as for its data): the scalars, every map
         flattened into one float16 vector, and a JSON layout naming each map with its shape and power of two."""
@@ -127,7 +145,9 @@ class PhotoRecord:
                 return None
         except (KeyError, ValueError, TypeError, IndexError):
             return None
-        if "cam" not in maps or any(m is None for m in maps["cam"]):
+        # CAM at every tap, except at the last one of a model without a linear head, which has NO_CAM_METHOD's map
+        cam = maps.get("cam", [None] * n_taps)
+        if any(m is None for m in cam[:-1]) or (cam[-1] is None and maps.get(NO_CAM_METHOD, [None])[-1] is None):
             return None
         return cls(w, h, logits, probe_logits, top, top_p, pet_p, energy, maps)
 

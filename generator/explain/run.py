@@ -114,13 +114,18 @@ def photo_row(record: PhotoRecord, settings: Settings, categories: tuple[str, ..
     for t in range(len(pl)):
         row[f"probe{t}_prediction"] = classes[int(pp[t].argmax())]
         row[f"probe{t}_p_{classes[0]}"] = float(pp[t, 0])
-    cams = [record.cam(t).astype(np.float64) for t in range(len(pl))]
     other = record.runner_up
-    for t, cam in enumerate(cams):
-        row[f"signed{t}_absmax"] = float(np.abs(cam[pred] - cam[other]).max())  # for a scale shared by the set
-        stage = cam_box(cam[pred], settings.box_threshold, STAGE_GRID)
-        row[f"box{t}_area"], row[f"box{t}_mass"] = stage.area, stage.mass  # where each stage looks
-    box = cam_box(cams[-1][pred], settings.box_threshold, settings.input_size)  # the box the pages draw
+    for t in range(len(pl)):
+        if record.has_cam(t):  # for a scale shared by the set; none without CAM (no signed map there)
+            cam = record.cam(t).astype(np.float64)
+            row[f"signed{t}_absmax"] = float(np.abs(cam[pred] - cam[other]).max())
+        else:
+            row[f"signed{t}_absmax"] = float("nan")
+        # where each stage looks: the box of its CAM, or of NO_CAM_METHOD's map where the model has no CAM
+        stage = cam_box(record.lead_map(t).astype(np.float64), settings.box_threshold, STAGE_GRID)
+        row[f"box{t}_area"], row[f"box{t}_mass"] = stage.area, stage.mass
+    box = cam_box(record.lead_map(-1).astype(np.float64), settings.box_threshold,
+                  settings.input_size)  # the box the pages draw
     row.update(box_x0=box.x0, box_y0=box.y0, box_x1=box.x1, box_y1=box.y1, box_area=box.area, box_mass=box.mass)
     for i, (c, p) in enumerate(zip(record.imagenet_top, record.imagenet_top_p), start=1):
         row[f"imagenet{i}"] = categories[int(c)]
@@ -138,7 +143,7 @@ def explain_sets(model: TrainedModel, table: pd.DataFrame, settings: Settings, p
     leaderboard's sample) get the maps of every scored method, the others those of the chosen methods.
     engine: None computes here (pool: the decoding processes); a ray_engine.RayEngine computes on Ray."""
     n_taps = len(model.backbone.taps)
-    chosen = registry.resolve(settings.methods)
+    chosen = registry.resolve(settings.methods, cam_head=model.heads[-1] is not None)
     full = scored_methods(chosen)
     caches = Caches(RecordCache(settings.cache_dir, model.fingerprint, n_taps),
                     PictureCache(settings.cache_dir, settings))
@@ -224,10 +229,11 @@ def records_of(result: BatchResult, sizes: list[tuple[int, int]]) -> list[PhotoR
 
 
 def make_explainer(model: TrainedModel, method_names: tuple[str, ...], runtime: Runtime,
-                   heads: list[LinearHead] | None = None) -> Explainer:
-    """An Explainer for this model on this runtime (heads default to the trained ones)."""
+                   heads: list[LinearHead | None] | None = None) -> Explainer:
+    """An Explainer for this model on this runtime (heads default to the trained ones; the last is None for a
+    model without a linear head)."""
     net = runtime.prepare(model.backbone.model)
-    heads = [LinearHead(weight=h.weight.to(runtime.device), bias=h.bias.to(runtime.device))
+    heads = [None if h is None else LinearHead(weight=h.weight.to(runtime.device), bias=h.bias.to(runtime.device))
              for h in (heads or model.heads)]
     return Explainer(net, model.backbone.taps, heads, [registry.get(n) for n in method_names],
                      autocast_dtype=runtime.dtype, channels_last=runtime.channels_last,

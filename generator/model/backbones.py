@@ -59,6 +59,8 @@ class Backbone:
     imagenet: bool = True  # model(x) gives ImageNet's 1,000 logits (False: a user's own classifier, its K logits)
     head: LinearHead | None = None  # a user's model: its own head over the last tap (the tool fits none)
     no_cam_reason: str = ""  # a user's model whose head is not global average pooling + linear: why
+    head_modules: tuple[str, ...] = ()  # such a model's head: the modules run after the last tap (the sanity check
+    # re-initialises them, as it re-draws a linear head)
 
     def to_input(self, batch: np.ndarray, channels_last: bool = False, device: str = "cpu") -> torch.Tensor:
         """(B, H, W, 3) uint8 photos -> (B, 3, H, W) float32 normalized for this network."""

@@ -29,7 +29,8 @@ TUNED = "tuned_weights_sha256"
 @dataclass
 class TrainedModel:
     backbone: Backbone
-    heads: list[LinearHead]  # one per tap; the last is the classifier head
+    heads: list[LinearHead | None]  # one per tap; the last is the classifier head (None: a user's model whose head
+    # is not pooling + linear; its checkpoint holds the earlier taps' probes only)
     meta: dict[str, Any]
     path: Path
 
@@ -152,7 +153,7 @@ def read_checkpoint(path: Path) -> tuple[list[LinearHead], dict[str, Any]]:
     missing = [k for k in IDENTITY if k not in meta]
     if missing:
         raise WeightsError(f"{path}: checkpoint metadata lacks {', '.join(missing)}")
-    if not heads:
+    if not heads and not (meta.get("recipe") or {}).get("no_cam"):
         raise WeightsError(f"{path}: checkpoint holds no heads")
     return heads, meta
 
@@ -198,6 +199,8 @@ def check_heads(path: Path, heads: list[LinearHead], backbone: Backbone, classes
             raise WeightsError(f"{path}: made for {len(made)} classes ({_listed(made)}), not for the "
                                f"{len(classes)} of this training set ({_listed(classes)})")
     channels = backbone.channels
+    if not backbone.imagenet and backbone.head is None:  # a user's model without a linear head: the probes only
+        channels = channels[:-1]
     if len(heads) != len(channels):
         raise WeightsError(f"{path}: has {len(heads)} heads, {backbone.name} has {len(channels)} taps")
     for t, (h, c) in enumerate(zip(heads, channels)):
@@ -253,12 +256,13 @@ def _written_here(path: Path) -> bool:
     return isinstance(blob, dict) and "format" in blob and "meta_json" in blob
 
 
-def antisymmetry(heads: list[LinearHead]) -> list[float]:
+def antisymmetry(heads: list[LinearHead | None]) -> list[float]:
     """Per head, the largest |w_0 + w_1| and |b_0 + b_1| relative to the largest |w|: 0 means the two class maps
-    are exact mirror images (CAM_1 = -CAM_0). A two-class L2 logistic regression fitted from zero has this."""
+    are exact mirror images (CAM_1 = -CAM_0). A two-class L2 logistic regression fitted from zero has this.
+    inf for more classes, and where there is no linear head."""
     out = []
     for h in heads:
-        if h.weight.shape[0] != 2:
+        if h is None or h.weight.shape[0] != 2:
             out.append(float("inf"))
             continue
         scale = float(h.weight.abs().max()) or 1.0

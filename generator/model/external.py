@@ -29,6 +29,7 @@ from torch import nn
 from generator.config import Settings
 from generator.errors import UserError
 from generator.files import file_sha256
+from generator.i18n import N_
 from generator.model.backbones import Backbone, WeightsError, load_state_dict
 from generator.model.heads import LinearHead
 
@@ -71,7 +72,8 @@ class Structure:
     head: LinearHead | None  # the Linear over the pooled last feature map; None when the head is not pool + linear
     head_module: str  # the Linear's module name ('' when none)
     pooled_module: str  # the module whose 4-D output the head pools ('' when none)
-    no_cam_reason: str  # why there is no CAM head ('' when there is one)
+    no_cam_reason: str  # why there is no CAM head ('' when there is one), a message id: the pages translate it
+    head_modules: tuple[str, ...]  # the modules with weights run after the last tap (the head, whatever it is)
     taps: tuple[str, ...]  # the end of each spatial resolution, shallow to deep (at most MOST_TAPS)
     strides: tuple[int, ...]
     n_outputs: int
@@ -253,7 +255,10 @@ def find_structure(model: nn.Module, size: int = PROBE_SIZE, taps: tuple[str, ..
             raise UserError(f"setting taps names {t!r}, whose output is not a feature map of at least 2x2 "
                             "positions; name modules of the network's stages instead.")
         strides.append(max(1, round(size / shapes[t][0])))
-    return Structure(head, head_name, pooled_name, reason, chosen, tuple(strides), int(out.shape[1]))
+    last = max(i for i, (n, *_rest) in enumerate(fired) if n == chosen[-1])
+    after = tuple(dict.fromkeys(n for n, m, _i, _o in fired[last + 1:]
+                                if not chosen[-1].startswith(n + ".") and any(True for _ in m.parameters())))
+    return Structure(head, head_name, pooled_name, reason, after, chosen, tuple(strides), int(out.shape[1]))
 
 
 def _find_head(fired, out: torch.Tensor, maps) -> tuple[LinearHead | None, str, str, str]:
@@ -264,17 +269,17 @@ def _find_head(fired, out: torch.Tensor, maps) -> tuple[LinearHead | None, str, 
     final = [(n, m, i, o) for n, m, i, o in linear if o.shape == out.shape and torch.allclose(o, out, rtol=1e-4,
                                                                                              atol=1e-5)]
     if not final:
-        return None, "", "", "its output does not come from a linear layer"
+        return None, "", "", N_("its output does not come from a linear layer")
     name, module, given, _o = final[-1]
     lin = module.inner if isinstance(module, _Hookable) else module
     if given is None or given.ndim != 2:
-        return None, "", "", "its linear layer does not take a vector of pooled channels"
+        return None, "", "", N_("its linear layer does not take a vector of pooled channels")
     for n, o in reversed(maps):
         if o.shape[:2] == given.shape and torch.allclose(o.float().mean(dim=(2, 3)), given, rtol=1e-4, atol=1e-5):
             weight = lin.weight.detach().float().clone()
             bias = lin.bias.detach().float().clone() if lin.bias is not None else torch.zeros(weight.shape[0])
             return LinearHead(weight=weight, bias=bias), name, n, ""
-    return None, "", "", "its linear layer is not fed by the global average pool of a feature map"
+    return None, "", "", N_("its linear layer is not fed by the global average pool of a feature map")
 
 
 def normalisation(spec: ModelSpec, model: nn.Module, settings: Settings, log=print
@@ -336,9 +341,11 @@ def build_backbone(settings: Settings, classes: tuple[str, ...], log=print) -> B
     else:
         log(f"CAM head: {found.head_module} over the pooled {found.pooled_module}")
     log(f"taps: {', '.join(found.taps)}" + (" (setting taps)" if settings.taps else " (the end of each stage)"))
+    if found.head is None:
+        log(f"the model's head (after {found.taps[-1]}): {', '.join(found.head_modules) or 'no modules with weights'}")
     return Backbone(
         name=spec.name, model=model, taps=found.taps, tap_names=found.taps, strides=found.strides,
         mean=mean, std=std, weights_file=path.name, weights_sha256=file_sha256(path),
         last_stage=(found.taps[-1],), imagenet=False, head=found.head,
-        no_cam_reason=found.no_cam_reason,
+        no_cam_reason=found.no_cam_reason, head_modules=found.head_modules,
     )

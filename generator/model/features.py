@@ -23,13 +23,15 @@ from generator.model.taps import recording
 class TrainingFeatures:
     """T arrays (N_ok, C_t) for the readable photos, the decode status of every photo, T arrays for the mirror
     images (None unless fitted with mirrored copies), and each readable photo's summed cat+dog probability and
-    energy score under the backbone's ImageNet head (N_ok,), for the "neither" thresholds."""
+    energy score under the backbone's ImageNet head (N_ok,), for the "neither" thresholds. logits: a user's own
+    classifier's output (N_ok, K), its own predictions (None for an ImageNet backbone)."""
 
     feats: list[np.ndarray]
     statuses: list[str]
     mirror: list[np.ndarray] | None
     pet_p: np.ndarray
     energy: np.ndarray
+    logits: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -61,6 +63,7 @@ def extract(backbone: Backbone, paths: list[str], settings: Settings, pool, runt
     flipped: list[list[np.ndarray]] = [[] for _ in backbone.taps]
     pet_p: list[np.ndarray] = []
     energies: list[np.ndarray] = []
+    own_logits: list[np.ndarray] = []
     batch: list[np.ndarray] = []
     trim = HeapTrimmer()
 
@@ -75,6 +78,7 @@ def extract(backbone: Backbone, paths: list[str], settings: Settings, pool, runt
             pet_p.append(pet_probability(imagenet_logits[:n]).cpu().numpy())
         else:  # a user's own classifier: no ImageNet head, so no cat+dog probability; the energy of its own logits
             pet_p.append(np.full(n, np.nan, np.float32))
+            own_logits.append(imagenet_logits[:n].cpu().numpy())
         energies.append(energy(imagenet_logits[:n]).cpu().numpy())
         for t, f in enumerate(taps):
             f = f.cpu().numpy()
@@ -100,8 +104,11 @@ def extract(backbone: Backbone, paths: list[str], settings: Settings, pool, runt
     stack = [np.concatenate(f) if f else np.zeros((0, 1), np.float32) for f in feats]
     mirror = [np.concatenate(f) for f in flipped] if settings.hflip and flipped[0] else None
     empty = np.zeros(0, np.float32)
+    logits = None
+    if not backbone.imagenet:
+        logits = np.concatenate(own_logits) if own_logits else np.zeros((0, 0), np.float32)
     return TrainingFeatures(stack, statuses, mirror, np.concatenate(pet_p) if pet_p else empty,
-                            np.concatenate(energies) if energies else empty)
+                            np.concatenate(energies) if energies else empty, logits)
 
 
 class FeatureCache:
@@ -119,6 +126,7 @@ class FeatureCache:
             key["tuned"] = tuned_sha256
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         self.path = Path(cache_dir) / "features" / f"{backbone.name}-{digest}.pt"
+        self.own = not backbone.imagenet  # a user's classifier: its own logits are kept too
 
     def load(self, n_photos: int) -> TrainingFeatures | None:
         """The cached features for these n_photos photos, or None if missing or damaged."""
@@ -127,16 +135,18 @@ class FeatureCache:
         except Exception:  # missing or damaged: recomputed
             return None
         if not (isinstance(blob, dict) and {"feats", "statuses", "mirror", "pet_p", "energy"} <= set(blob)
-                and len(blob["statuses"]) == n_photos):
+                and len(blob["statuses"]) == n_photos) or (self.own and "logits" not in blob):
             return None
         return TrainingFeatures([f.numpy() for f in blob["feats"]], list(blob["statuses"]),
                                 [f.numpy() for f in blob["mirror"]] or None, blob["pet_p"].numpy(),
-                                blob["energy"].numpy())
+                                blob["energy"].numpy(), blob["logits"].numpy() if "logits" in blob else None)
 
     def save(self, tf: TrainingFeatures) -> None:
         blob = {"feats": [torch.from_numpy(f) for f in tf.feats], "statuses": tf.statuses,
                 "mirror": [torch.from_numpy(f) for f in tf.mirror] if tf.mirror is not None else [],
                 "pet_p": torch.from_numpy(tf.pet_p), "energy": torch.from_numpy(tf.energy)}
+        if tf.logits is not None:
+            blob["logits"] = torch.from_numpy(tf.logits)
         buf = io.BytesIO()
         torch.save(blob, buf)
         write_bytes(self.path, buf.getvalue())

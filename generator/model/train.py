@@ -177,7 +177,10 @@ def train_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runt
 
 def _result(backbone: Backbone, heads: list[LinearHead], meta: dict, path, paths: list[str],
             tf: TrainingFeatures) -> TrainingResult:
-    probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
+    if heads[-1] is None:  # a user's model without a linear head: its own output
+        probs = torch.softmax(torch.as_tensor(tf.logits).double(), 1).float().numpy()
+    else:
+        probs = torch.softmax(torch.as_tensor(tf.feats[-1]) @ heads[-1].weight.T + heads[-1].bias, 1).numpy()
     ok_paths = [p for p, good in zip(paths, tf.ok) if good]
     cv_msp = meta.get("scores", {}).get("cv_msp") or []
     return TrainingResult(TrainedModel(backbone, heads, meta, path), dict(zip(paths, tf.statuses)),
@@ -275,13 +278,17 @@ def tune_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runti
 def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtime, classes: tuple[str, ...],
                 log=print, progress: bool = True):
     """The user's model as a TrainedModel: its own head at the last tap (never trained here) and the probes of
-    the earlier taps fitted on the training photos (reused from weights/ when they match)."""
+    the earlier taps fitted on the training photos (reused from weights/ when they match).
+
+    A model whose head is not global average pooling + one linear layer (backbone.head None) has no CAM weights
+    at its last tap, so its last head is None there: its predictions are its own output, and the pages show the
+    gradient methods at the last stage, backpropagated through its own head. The earlier taps still get their
+    probes, fitted on pooled features exactly as for any other model, so their CAM exists and means what it
+    means everywhere else (the probe's answer, not the model's); only the last stage, the model's own decision,
+    has no CAM. The checkpoint then holds the probes only."""
     from dataclasses import replace
 
-    if backbone.head is None:
-        raise UserError(f"setting model: {settings.model_weights} has no global-average-pool + linear head "
-                        f"({backbone.no_cam_reason}), so no CAM can be made from it, and this version's pages need "
-                        "one: give a model whose head is one linear layer on the pooled last feature map.")
+    no_cam = backbone.head is None
     names, paths = list(train_rows["file"]), list(train_rows["path"])
     labels = np.array([classes.index(v) for v in train_rows["label"]], dtype=np.int64)
     dkey = data_key(names, paths)
@@ -290,21 +297,28 @@ def own_or_load(backbone: Backbone, train_rows, settings: Settings, pool, runtim
                         "logistic regression on the pooled features) at each earlier tap",
                         "model": settings.model, "weights_file": backbone.weights_file,
                         "weight_decay": settings.weight_decay, "seed": settings.seed, "hflip": settings.hflip}
+    if no_cam:
+        wanted["recipe"]["no_cam"] = backbone.no_cam_reason
     path = checkpoint_path(settings.weights_dir, backbone.name, classes, recipe="own")
     found = load_matching(path, backbone, wanted, log)
     tf = _features(backbone, paths, settings, dkey, pool, runtime, log, progress)
     if found is None:
         probes, scores = fit_heads(tf, labels, settings, classes, log, taps=len(backbone.taps) - 1)
-        heads = [*probes, backbone.head]
-        last = len(heads) - 1
+        last = len(probes)
         y = labels[tf.ok]
-        logits = torch.as_tensor(tf.feats[-1]) @ backbone.head.weight.T + backbone.head.bias
+        if no_cam:
+            logits = torch.as_tensor(tf.logits)
+        else:
+            logits = torch.as_tensor(tf.feats[-1]) @ backbone.head.weight.T + backbone.head.bias
         scores[f"tap{last}_train_accuracy"] = float((logits.argmax(1).numpy() == y).mean())
         meta = dict(wanted, scores=scores, n_train=int(tf.ok.sum()))
-        save_checkpoint(path, heads, meta)
+        save_checkpoint(path, probes if no_cam else [*probes, backbone.head], meta)
         log(f"saved {path} (the model's own head; training accuracy {scores[f'tap{last}_train_accuracy']:.4f})")
+        heads = [*probes, backbone.head]
     else:
         heads, meta = found
+        if no_cam:
+            heads = [*heads, None]
     return _result(backbone, heads, meta, path, paths, tf)
 
 

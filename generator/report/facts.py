@@ -41,7 +41,7 @@ class RunFacts:
     methods_scored: tuple[str, ...]
     methods_info: dict[str, MethodFacts]
     antisymmetry: tuple[float, ...]  # per tap, largest |w_0 + w_1| of two-class heads (inf for K > 2)
-    head_bias: tuple[float, ...]
+    head_bias: tuple[float, ...]  # empty when the last stage has no linear head
     compute_timings: dict[str, float] = field(default_factory=dict)  # seconds per compute stage
     leaderboard: dict[str, Any] = field(default_factory=dict)  # how the leaderboard's sample stopped (Outcome)
     # a fine-tuned network's training, per epoch (train and held-out loss and accuracy), and its summary
@@ -62,6 +62,26 @@ class RunFacts:
     def own(self) -> bool:
         """The user's own classifier (setting model), explained with its own head: nothing of it trained here."""
         return self.recipe_name == "own"
+
+    @property
+    def no_cam_reason(self) -> str:
+        """Why the last stage has no CAM ('' when it has): a user's model whose head is not pooling + linear,
+        e.g. "its output does not come from a linear layer"."""
+        return str(self.recipe.get("no_cam", ""))
+
+    @property
+    def last_method(self) -> str:
+        """The method of the map the pages show at the last stage: CAM, or the gradient map in its place."""
+        if not self.no_cam_reason:
+            return "cam"
+        from generator.explain.record import NO_CAM_METHOD  # here: the nothing-changed rerun imports no numpy
+
+        return NO_CAM_METHOD
+
+    @property
+    def last_title(self) -> str:
+        """The title of that method, as readers see it: "CAM" or "Grad-CAM"."""
+        return self.methods_info[self.last_method].title
 
     @property
     def n_classes(self) -> int:

@@ -116,8 +116,21 @@ def _tuned_data_and_model(train: pd.DataFrame, test: pd.DataFrame, counts, run, 
 # ---- 3. CAM on the photos -------------------------------------------------------------------------------------
 
 
-def attention(results: pd.DataFrame, sets: list[str], lang: Lang, classes=DEFAULT_CLASSES) -> Finding:
-    """Is the map more spread out when the model errs (the original: 'where the head is unclear, it errs')?"""
+def no_cam_sentence(run, lang: Lang) -> str:
+    """The one sentence a page shows where the last stage's CAM would be, for a user's model whose head is not
+    global average pooling + one linear layer ('' for every other model)."""
+    if not run.no_cam_reason:
+        return ""
+    return lang._("This model has no CAM at the last stage: %(reason)s, so no layer's weights turn that stage's "
+                  "feature map into class scores. Its maps there are the gradient methods' (%(method)s first), "
+                  "computed through the model's own head; the earlier stages keep their probes' CAM.",
+                  reason=lang._(run.no_cam_reason), method=run.last_title)
+
+
+def attention(results: pd.DataFrame, sets: list[str], lang: Lang, classes=DEFAULT_CLASSES,
+              method: str = "") -> Finding:
+    """Is the map more spread out when the model errs (the original: 'where the head is unclear, it errs')?
+    method: the title of the map the boxes are drawn on where it is not CAM (a model without CAM)."""
     d = analysis.labeled_ok(results[results["set"].isin(sets)], classes)
     right, wrong = d[d["prediction"] == d["label"]], d[d["prediction"] != d["label"]]
     links = [("errors.html", lang._("every mistake with its maps"))]
@@ -132,7 +145,16 @@ def attention(results: pd.DataFrame, sets: list[str], lang: Lang, classes=DEFAUL
                   mass_wrong=lang.pct(_median(wrong["box_mass"]), 0),
                   mass_right=lang.pct(_median(right["box_mass"]), 0))
     spread = _median(wrong["box_area"]) > _median(right["box_area"])
-    if spread:
+    if method and spread:
+        text = lang._("The %(method)s map spreads out when the model errs: for the %(n_wrong)s wrong predictions its "
+                      "box covers a median %(area_wrong)s of the photo, against %(area_right)s for the %(n_right)s "
+                      "right ones (it holds %(mass_wrong)s and %(mass_right)s of the map).", method=method, **values)
+    elif method:
+        text = lang._("The %(method)s map does not spread out when the model errs: for the %(n_wrong)s wrong "
+                      "predictions its box covers a median %(area_wrong)s of the photo, against %(area_right)s for "
+                      "the %(n_right)s right ones (it holds %(mass_wrong)s and %(mass_right)s of the map).",
+                      method=method, **values)
+    elif spread:
         text = lang._("As in the original post, the map spreads out when the model errs: for the %(n_wrong)s wrong "
                       "predictions the CAM box covers a median %(area_wrong)s of the photo, against %(area_right)s "
                       "for the %(n_right)s right ones (it holds %(mass_wrong)s and %(mass_right)s of the map).",
@@ -281,7 +303,8 @@ def name_stem(file: str) -> str:
     return re.sub(r"[\s_\-.]*\d+$", "", stem) or stem
 
 
-def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang, classes=DEFAULT_CLASSES) -> Finding | None:
+def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang, classes=DEFAULT_CLASSES,
+                       method: str = "") -> Finding | None:
     """What the mistakes on the user's own photos have in common (the original: a cat read as a dog where its
     head was unclear)."""
     d = analysis.labeled_ok(results[results["set"] == set_name], classes)
@@ -304,11 +327,13 @@ def own_photo_mistakes(results: pd.DataFrame, set_name: str, lang: Lang, classes
     parts.append(lang._("%(k)s of them are %(label)s photos called %(other)s.", k=lang.num(k),
                         label=_class(lang, label), other=_class(lang, other)))
     spread = _median(wrong["box_area"]) > _median(right["box_area"])
-    parts.append(lang._("Their CAM box covers a median %(w)s of the photo (%(r)s when right) and their median "
-                        "confidence is %(cw)s (%(cr)s when right).",
-                        w=lang.pct(_median(wrong["box_area"]), 0), r=lang.pct(_median(right["box_area"]), 0),
-                        cw=lang.pct(_median(analysis.confidence(wrong, classes)), 0),
-                        cr=lang.pct(_median(analysis.confidence(right, classes)), 0)))
+    box = dict(w=lang.pct(_median(wrong["box_area"]), 0), r=lang.pct(_median(right["box_area"]), 0),
+               cw=lang.pct(_median(analysis.confidence(wrong, classes)), 0),
+               cr=lang.pct(_median(analysis.confidence(right, classes)), 0))
+    parts.append(lang._("Their %(method)s box covers a median %(w)s of the photo (%(r)s when right) and their median "
+                        "confidence is %(cw)s (%(cr)s when right).", method=method, **box) if method else
+                 lang._("Their CAM box covers a median %(w)s of the photo (%(r)s when right) and their median "
+                        "confidence is %(cw)s (%(cr)s when right).", **box))
     stems = d["file"].map(name_stem)
     shared = stems[wrong.index].value_counts()
     if len(shared) and shared.iloc[0] >= 2 and (stems == shared.index[0]).mean() <= 0.2:
@@ -380,15 +405,27 @@ def unrelated_photos(results: pd.DataFrame, set_name: str, threshold: float, kee
 
 
 def faithfulness(board: pd.DataFrame, verdict: analysis.Verdict | None, last_tap: int, titles: dict[str, str],
-                 lang: Lang) -> Finding | None:
-    """Do the maps explain the model better than chance, and which method explains it best?"""
+                 lang: Lang, lead: str = "cam") -> Finding | None:
+    """Do the maps explain the model better than chance, and which method explains it best? lead: the method the
+    pages draw at the last stage (CAM, or a gradient method for a model without CAM there)."""
     if board.empty or verdict is None:
         return None
     last = board[(board["set"] == "all") & (board["tap"] == last_tap)].set_index("method")
-    if not {"cam", "random", "gaussian"} <= set(last.index):
+    if not {lead, "random", "gaussian"} <= set(last.index):
         return None
-    cam, rnd, gau = last.loc["cam"], last.loc["random"], last.loc["gaussian"]
-    parts = [lang._("Removing pixels in the order of the CAM lowers the model's confidence faster than a random "
+    cam, rnd, gau = last.loc[lead], last.loc["random"], last.loc["gaussian"]
+    values = dict(method=titles.get(lead, lead), c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3),
+                  g=lang.num(gau["deletion_auc"], 3), n=lang.num(int(cam["n"])))
+    if lead != "cam":
+        parts = [lang._("Removing pixels in the order of the %(method)s map lowers the model's confidence faster "
+                        "than a random order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos; "
+                        "against a centred blob it scores %(g)s.", **values)
+                 if cam["deletion_auc"] < rnd["deletion_auc"] else
+                 lang._("Removing pixels in the order of the %(method)s map does not lower the model's confidence "
+                        "faster than a random order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s "
+                        "photos.", **values)]
+    else:
+        parts = [lang._("Removing pixels in the order of the CAM lowers the model's confidence faster than a random "
                     "order: deletion AUC %(c)s against %(r)s (lower is better) on %(n)s photos; against a centred "
                     "blob, which knows that pets sit in the middle, it scores %(g)s.",
                     c=lang.num(cam["deletion_auc"], 3), r=lang.num(rnd["deletion_auc"], 3),
@@ -433,12 +470,15 @@ def sanity(table: pd.DataFrame, titles: dict[str, str], lang: Lang) -> Finding |
 
 
 def closing(results: pd.DataFrame, labeled: list[str], unrelated: str | None, lang: Lang,
-            classes=DEFAULT_CLASSES) -> Finding:
+            classes=DEFAULT_CLASSES, method: str = "") -> Finding:
     d = analysis.labeled_ok(results[results["set"].isin(labeled)], classes)
+    values = dict(n=lang.num(len(d)), acc=lang.pct(analysis.accuracy(d, classes=classes), 1),
+                  area=lang.pct(_median(d["box_area"]), 0))
     parts = [lang._("Strength: on %(n)s labeled photos the model is right %(acc)s of the time, and its maps point "
-                    "at the animal rather than at the whole frame (median CAM box %(area)s of the photo).",
-                    n=lang.num(len(d)), acc=lang.pct(analysis.accuracy(d, classes=classes), 1),
-                    area=lang.pct(_median(d["box_area"]), 0))]
+                    "at the animal rather than at the whole frame (median %(method)s box %(area)s of the photo).",
+                    method=method, **values) if method else
+             lang._("Strength: on %(n)s labeled photos the model is right %(acc)s of the time, and its maps point "
+                    "at the animal rather than at the whole frame (median CAM box %(area)s of the photo).", **values)]
     if unrelated is not None:
         u = results[(results["set"] == unrelated) & (results["status"] == "ok")]
         sure = int((analysis.confidence(u, classes) >= 0.9).sum()) if len(u) else 0
@@ -467,13 +507,15 @@ def story(report, lang: Lang) -> list[Section]:
     own = s.set_for("personal") if s.set_for("personal") in labeled else None
     unrelated = report.unrelated.key if report.unrelated is not None else None
     titles = {n: i.title for n, i in run.methods_info.items()}
+    method = run.last_title if run.no_cam_reason else ""  # the map drawn where a model without CAM has none
     keep = [f for f in (
-        own_photo_mistakes(results, own, lang, classes) if own else None,
+        own_photo_mistakes(results, own, lang, classes, method) if own else None,
         unrelated_photos(results, unrelated, report.neither_threshold, s.neither_keep, test, lang, classes)
         if unrelated else None) if f is not None]
-    showed = [f for f in (faithfulness(report.board, report.verdict, report.n_taps - 1, titles, lang),
+    showed = [f for f in (faithfulness(report.board, report.verdict, report.n_taps - 1, titles, lang,
+                                       run.last_method),
                           sanity(report.sanity_table, titles, lang),
-                          closing(results, labeled, unrelated, lang, classes)) if f is not None]
+                          closing(results, labeled, unrelated, lang, classes, method)) if f is not None]
     truth = [f for f in (looks_at_head(report.localisation, tap_labels(run, lang), lang),
                          errs_when_head_unclear(report.head_test, lang)) if f is not None]
     default = tuple(classes) == DEFAULT_CLASSES
@@ -497,11 +539,18 @@ def story(report, lang: Lang) -> list[Section]:
         Section("cam", lang._("CAM on the photos"), [
             lang._("Each photo below carries the map of the class the model chose; wrong predictions are framed in "
                    "red. The CAM box is the largest region where the map is at least %(thr)s of its range.",
-                   thr=lang.pct(s.box_threshold, 0)),
-        ], [attention(results, labeled, lang, classes)] if labeled else [], ["cam_test.png"]),
+                   thr=lang.pct(s.box_threshold, 0)) if not method else
+            lang._("Each photo below carries the %(method)s map of the class the model chose; wrong predictions are "
+                   "framed in red. The %(method)s box is the largest region where the map is at least %(thr)s of its "
+                   "range.", method=method, thr=lang.pct(s.box_threshold, 0)),
+            *([no_cam_sentence(run, lang)] if method else []),
+        ], [attention(results, labeled, lang, classes, method)] if labeled else [], ["cam_test.png"]),
         Section("stages", lang._("The model's view: stage by stage"), [
             lang._("Earlier stages have no class weights of their own, so a linear probe (the head's recipe) is "
-                   "fitted on each stage's pooled features; its weights give that stage's CAM."),
+                   "fitted on each stage's pooled features; its weights give that stage's CAM.") if not method else
+            lang._("Earlier stages have no class weights of their own, so a linear probe is fitted on each stage's "
+                   "pooled features; its weights give that stage's CAM. The last stage shows %(method)s, as this "
+                   "model has no CAM there.", method=method),
         ], [stage_story(report, results, test, lang)] if test else [], ["layers.png"]),
         *([Section("head", lang._("Does it look at the head?"), [
             lang._("Some photos come with ground truth: a box around the pet's head and an outline of the pet. The "

@@ -100,7 +100,7 @@
       tr.appendChild(th);
       for (var t = 0; t < taps; t++) {
         var td = document.createElement("td");
-        if (m.last_tap_only && t < taps - 1) {
+        if ((m.last_tap_only && t < taps - 1) || (m.no_last && t === taps - 1)) {  // no_last: no CAM there
           td.textContent = "–";
           td.className = "na";
         } else {

@@ -84,6 +84,38 @@ def test_sanity_check_tells_a_model_explanation_from_a_photo_explanation():
         torch.testing.assert_close(ex(x).maps["cam"][-1], before.maps["cam"][-1])
 
 
+def test_sanity_check_of_a_model_without_a_linear_head_redraws_its_own_head():
+    """No linear head at the last tap (a user's MLP head): 'head' re-initialises the head's own modules (the
+    backbone names them) and leaves the last stage alone, 'head + last stage' re-initialises both; Grad-CAM,
+    computed through that head, changes with it."""
+    from fixtures_models import TinyMlpHeadNet
+
+    from generator.explain.run import make_explainer
+
+    torch.manual_seed(0)
+    net = TinyMlpHeadNet().eval()
+    backbone = Backbone(name="tiny", model=net, taps=("c1", "c2"), tap_names=("a", "b"), strides=(2, 4),
+                        mean=(0.5,) * 3, std=(0.5,) * 3, weights_file="none", weights_sha256="0" * 64,
+                        last_stage=("c2",), imagenet=False, head_modules=("head.0", "head.2"))
+    model = TrainedModel(backbone, [LinearHead(torch.randn(2, 6), torch.randn(2)), None], {}, None)
+    head_only, heads = leaderboard.randomised(model, "head", 0)
+    assert heads[-1] is None
+    assert not torch.equal(head_only.head[2].weight, net.head[2].weight)
+    assert torch.equal(head_only.c2[0].weight, net.c2[0].weight)
+    both, _ = leaderboard.randomised(model, "head + last stage", 1)
+    assert not torch.equal(both.head[0].weight, net.head[0].weight)
+    assert not torch.equal(both.c2[0].weight, net.c2[0].weight)
+    runtime = Runtime("cpu", False, False)
+    x = torch.randn(6, 3, 24, 24)
+    with make_explainer(model, ("gradcam",), runtime) as ex:
+        before = ex(x)
+    target = before.logits.argmax(1)
+    original = [{"gradcam": before.maps["gradcam"][-1][j].numpy()} for j in range(len(x))]
+    rows = pd.DataFrame(leaderboard.rank_correlations(model, x, target, original, ["gradcam"], runtime, 0))
+    assert set(rows["randomised"]) == set(leaderboard.RANDOMISATIONS)
+    assert rows["spearman"].notna().any() and not (rows["spearman"] == 1.0).all()
+
+
 def test_sample_is_seeded_per_set():
     df = pd.DataFrame({"set": ["a"] * 10 + ["b"] * 3, "status": "ok", "file": [f"f{i}" for i in range(13)]})
     one = leaderboard.sample_rows(df, ["a", "b"], 2, seed=0)

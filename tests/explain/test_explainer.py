@@ -177,3 +177,43 @@ def test_k_class_cam_and_signed_map_against_the_runner_up(k):
     bias = heads[-1].bias
     torch.testing.assert_close(signed.mean(dim=(1, 2)) + bias[pred] - bias[runner],
                                out.logits[idx, pred] - out.logits[idx, runner], rtol=1e-5, atol=1e-5)
+
+
+def test_a_network_without_a_linear_head_is_explained_through_its_own_head():
+    """No head at the last tap (a user's model whose head is an MLP): the logits are the network's own output, the
+    gradient methods backpropagate through that head, CAM is made at the earlier tap (its probe) and not at the
+    last one, and extra forward passes score with the network's own output too."""
+    from fixtures_models import TinyMlpHeadNet
+
+    torch.manual_seed(0)
+    net = TinyMlpHeadNet(k=3).eval()
+    probe = LinearHead(weight=torch.randn(3, 6), bias=torch.randn(3))
+    x = torch.randn(4, 3, 16, 16)
+    with Explainer(net, ("c1", "c2"), [probe, None], [registry.get(n) for n in ("cam", "gradcam")]) as ex:
+        out = ex(x)
+        scores = ex.class_scores(x)
+    with torch.no_grad():
+        want = net(x)
+    # the same network on the same batch: float32 sums in the same order, equal up to rounding
+    torch.testing.assert_close(out.logits, want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out.probe_logits[-1], want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(scores, want, rtol=1e-6, atol=1e-6)
+    assert out.maps["cam"][-1] is None and out.maps["cam"][0].shape == (4, 3, 8, 8)
+    # Grad-CAM by hand: the gradient of the predicted logit through the MLP into c2's features
+    with recording(net, ("c1", "c2")) as store, torch.enable_grad():
+        logits = net(x.requires_grad_(True))
+        f = store["c2"]
+        g, = torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), f)
+    by_hand = F.relu((g.mean(dim=(2, 3), keepdim=True) * f).sum(dim=1)).detach()
+    assert float(by_hand.abs().max()) > 0
+    torch.testing.assert_close(out.maps["gradcam"][-1], by_hand, rtol=1e-5, atol=1e-7)
+    with recording(net, ("c1",)) as store, torch.no_grad():
+        net(x)
+        probe_cam = torch.einsum("kc,bchw->bkhw", probe.weight, store["c1"])
+    torch.testing.assert_close(out.maps["cam"][0], probe_cam, rtol=1e-5, atol=1e-6)
+
+
+def test_only_the_last_tap_may_lack_a_head():
+    net, heads = _net_and_heads()
+    with pytest.raises(ValueError, match="only the last tap"):
+        Explainer(net, ("c1", "c2"), [None, heads[1]], [registry.get("cam")])

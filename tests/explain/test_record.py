@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fixtures_models import make_record
 
-from generator.explain.record import RECORD_VERSION, PhotoRecord, as_stored, map_key, to_half
+from generator.explain.record import NO_CAM_METHOD, RECORD_VERSION, PhotoRecord, as_stored, map_key, to_half
 from generator.files import load_npz, save_npz
 
 pytestmark = pytest.mark.numerics  # make test runs these again in float32 where bf16 is on
@@ -120,3 +120,20 @@ def test_saving_more_methods_adds_maps_and_keeps_the_stored_numbers(tmp_path):
                 np.testing.assert_array_equal(rec.maps[name][t], fewer.maps[name][t])
         np.testing.assert_array_equal(rec.maps["scorecam"][-1], again.maps["scorecam"][-1])
         assert rec.maps["scorecam"][0] is None
+
+
+def test_a_record_without_cam_at_the_last_tap():
+    """A model without a linear head: CAM at the earlier taps, Grad-CAM at the last one, which the pages draw there
+    (lead_map); such a record reads back, and one that lacks both at the last tap is refused."""
+    rec = make_record()
+    rec.maps["cam"][-1] = None
+    back = PhotoRecord.from_npz(rec.to_npz(), 3)
+    assert back is not None and not back.has_cam(-1) and back.has_cam(0)
+    assert back.lead_method(-1) == NO_CAM_METHOD == "gradcam" and back.lead_method(0) == "cam"
+    np.testing.assert_array_equal(back.lead_map(-1), back.maps["gradcam"][-1])
+    np.testing.assert_array_equal(back.lead_map(0), back.cam(0)[back.pred])
+    del rec.maps["gradcam"]
+    assert PhotoRecord.from_npz(rec.to_npz(), 3) is None
+    rec = make_record()
+    rec.maps["cam"][0] = None  # an earlier tap without CAM: incomplete
+    assert PhotoRecord.from_npz(rec.to_npz(), 3) is None

@@ -316,17 +316,21 @@ def test_end_to_end_with_a_users_torchvision_model(tmp_path):
     assert (df2.loc[df2["page"] != "", "p_cat"].to_numpy() != shown["p_cat"].to_numpy()).all()
 
 
-def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
-    """ConvNeXt pools, then normalises, then applies its Linear: its taps are found, its head gives no CAM, and a
-    build with it stops with one sentence saying why (this version's pages need CAM)."""
+def convnext_no_cam(tmp_path, k: int):
+    """A timm ConvNeXt (random weights) saved as a state dict: it pools, normalises, then applies its Linear."""
     import timm
 
-    from generator.model.train import own_or_load
-
     torch.manual_seed(0)
-    net = timm.create_model("convnext_atto", pretrained=False, num_classes=3).eval()
+    net = timm.create_model("convnext_atto", pretrained=False, num_classes=k).eval()
     path = tmp_path / "convnext.pth"
     torch.save(net.state_dict(), path)
+    return net, path
+
+
+def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
+    """ConvNeXt pools, then normalises, then applies its Linear: its taps are found, its head gives no CAM, and
+    the modules of its head (after the last tap) are named, for the sanity check to re-initialise."""
+    net, path = convnext_no_cam(tmp_path, 3)
     s = settings_for(tmp_path, "timm:convnext_atto", path)
     logs = []
     b = external.build_backbone(s, CLASSES3, logs.append)
@@ -334,7 +338,131 @@ def test_a_timm_model_whose_head_is_not_pool_plus_linear(tmp_path):
                                                  "feature map"
     # the last stage ends with the container of all stages (the same tensor as stages.3 gives)
     assert b.taps == ("stages.0", "stages.1", "stages.2", "stages") and b.strides == (4, 8, 16, 32)
+    assert {"head.norm", "head.fc"} <= set(b.head_modules) and not any(m.startswith("stages") for m in b.head_modules)
     assert any(m.startswith("no CAM head:") for m in logs)
-    with pytest.raises(UserError, match=r"has no global-average-pool \+ linear head \(its linear layer is not fed "
-                                        r"by the global average pool of a feature map\), so no CAM can be made"):
-        own_or_load(b, None, s, None, None, CLASSES3)
+
+
+NO_CAM_SENTENCE = {"en": "This model has no CAM at the last stage", "ko": "이 모델은 마지막 스테이지에 CAM이 없습니다"}
+
+
+@pytest.fixture(scope="module")
+def no_cam_site(tmp_path_factory):
+    """One build on a few real photos (the personal set with its ground truth, where the datasets have it) with a
+    user's ConvNeXt, whose head is not pool + linear: (settings, run, data folder, network, weights file, logs)."""
+    from conftest import PERSONAL_TRUTH, make_small_data, small_settings
+
+    from generator.build import build_site
+
+    root = tmp_path_factory.mktemp("nocam")
+    data = make_small_data(root, n_train=6, n_test=3)
+    net, weights = convnext_no_cam(root, 2)
+    extra = {"annotations": (f"personal={PERSONAL_TRUTH}",)} if PERSONAL_TRUTH.is_file() else {}
+    settings = small_settings(root, data, model="timm:convnext_atto", model_weights=str(weights), input_size=64,
+                              faithfulness_sample=2, **extra)
+    logs = []
+    run = build_site(settings, log=logs.append, progress=False)
+    return settings, run, data, net, weights, logs
+
+
+def test_end_to_end_with_a_model_whose_head_is_not_pool_plus_linear(no_cam_site):
+    """A build with a user's ConvNeXt (no pool + linear head) exits cleanly: predictions are the model's own, the
+    last stage has gradient maps and no CAM, the earlier stages keep their probes' CAM, and every page that would
+    show the last stage's CAM says in one sentence why it is absent, in both languages."""
+    import json
+    import re
+
+    from generator.__main__ import main
+    from generator.explain.overlay import decode_maps
+    from generator.frames import pd
+
+    settings, run, data, net, weights, logs = no_cam_site
+    assert run["backbone"] == "own_timm_convnext_atto"
+    assert any(m.startswith("no CAM head: its linear layer is not fed") for m in logs)
+    site = Path(settings.site_dir)
+    df = pd.read_csv(site / "results.csv", keep_default_na=False)
+    shown = df[(df["set"] != "train") & (df["status"] == "ok")]
+    assert len(shown) == 6 + 6 + 4
+    # the model's own logits decide: one test photo's probabilities recomputed from the saved network
+    from generator.data.imaging import decode_bytes, read_image_file
+
+    row = shown[shown["set"] == "test"].iloc[0]
+    arr = decode_bytes(read_image_file(data / row["set"] / row["file"], settings.max_pixels), 64,
+                       settings.display_size, settings.max_pixels).model_input
+    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()[None] / 255
+    mean, std = torch.tensor(external.IMAGENET_MEAN), torch.tensor(external.IMAGENET_STD)  # timm's ConvNeXt's
+    with torch.no_grad():
+        p = net((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)).softmax(1)[0]
+    # float32 in another batch shape: the probabilities agree to ~1e-6; 1e-4 leaves room for thread counts
+    assert abs(float(row["p_cat"]) - float(p[0])) < 1e-4
+    for col in ("box_area", "box_mass", "box3_area", "box0_area"):  # boxes of the gradient map, not NaN
+        assert pd.to_numeric(shown[col]).notna().all(), col
+    for page in shown["page"]:
+        text = (site / page).read_text(encoding="utf-8")
+        payload = json.loads(re.search(r'<script type="application/json" id="photo-data">(.*?)</script>', text,
+                                       re.S).group(1))["payload"]
+        keys = {k for k, _ in decode_maps(payload)}
+        assert "gradcam/3" in keys and "cam/2/0" in keys  # the gradient map at the last stage, CAM before it
+        assert not any(k.startswith("cam/3/") for k in keys)  # no CAM data for the last stage
+        assert NO_CAM_SENTENCE["en"] in text and "its linear layer is not fed by the global average pool" in text
+        assert text.count(NO_CAM_SENTENCE["en"]) == 1
+        controls = re.search(r'<fieldset class="seg"><legend>Method</legend>(.*?)</fieldset>', text, re.S).group(1)
+        assert 'value="cam"' not in controls and 'value="gradcam" checked' in controls  # drawn first: Grad-CAM
+        assert "NaN" not in text and ">nan<" not in text
+    for page in ("methods.html", "report.html", "sets/test/index.html", "errors.html", "overview.html",
+                 "layers.html"):
+        text = (site / page).read_text(encoding="utf-8")
+        assert NO_CAM_SENTENCE["en"] in text, page
+        assert "NaN" not in text and ">nan<" not in text and ">inf<" not in text, page
+    methods = (site / "methods.html").read_text(encoding="utf-8")
+    board = re.search(r'<table class="data board">(.*?)</table>', methods, re.S).group(1)
+    assert "<th scope=\"row\">CAM</th>" not in board and "Grad-CAM" in board  # CAM's row absent, not zero
+    # the same build in Korean, from the command line: it exits 0 (the maps come from the cache) and says it too
+    argv = ["site", "--lang", "ko", "--data-dir", str(data), "--site-dir", str(site),
+            "--weights-dir", str(settings.weights_dir), "--cache-dir", str(settings.cache_dir),
+            "--model", "timm:convnext_atto", "--model-weights", str(weights), "--input-size", "64",
+            "--faithfulness-sample", "2", "--workers", "2", "--batch-size", "8", "--layer-sample", "2",
+            "--figure-sample", "8", "--faithfulness-steps", "8", *(f"--annotations={a}" for a in settings.annotations)]
+    try:
+        assert main(argv) == 0
+        ko = (site / shown["page"].iloc[0]).read_text(encoding="utf-8")
+        assert NO_CAM_SENTENCE["ko"] in ko and NO_CAM_SENTENCE["en"] not in ko
+        assert "선형 레이어의 입력이 특징 맵의 전역 평균 풀링이 아닙니다" in ko  # the reason, translated too
+    finally:  # the English site again, for the browser test of this module
+        assert main([a for a in argv if a not in ("--lang", "ko")]) == 0
+
+
+def test_the_photo_page_of_a_model_without_cam_in_a_browser(no_cam_site):
+    """The photo page draws Grad-CAM at the last stage by default, its layer strip has no CAM cell there, and axe
+    finds no WCAG 2 A/AA violation on it (light and dark)."""
+    import chromium
+
+    chromium.require()
+    from generator.frames import pd
+
+    axe = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+    if not axe.is_file():
+        pytest.skip(f"axe-core is not installed at {axe} (make test installs it with npm)")
+    settings = no_cam_site[0]
+    site = Path(settings.site_dir).resolve()
+    df = pd.read_csv(site / "results.csv", keep_default_na=False)
+    page_rel = df[(df["set"] == "test") & (df["status"] == "ok")]["page"].iloc[0]
+    for browser in chromium.launch():
+        for scheme in ("light", "dark"):
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+            page = ctx.new_page()
+            page.goto((site / page_rel).as_uri())
+            page.wait_for_function("() => document.getElementById('main-view').getAttribute('data-view')")
+            assert page.get_attribute("#main-view", "data-view").startswith("gradcam:")
+            assert not page.locator("#heat").is_hidden()
+            cam_row = page.locator("table.strip tr", has=page.locator("th", has_text="CAM")).first
+            cells = cam_row.locator("td").all()
+            assert cam_row.locator("th").inner_text() == "CAM" and cells[-1].inner_text() == "–"
+            assert all(c.locator("canvas").count() == 1 for c in cells[:-1])  # CAM at the earlier stages
+            page.add_script_tag(path=str(axe))
+            result = page.evaluate("() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})")
+            assert [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]] == []
+            page.goto((site / "layers.html").as_uri())  # the layer strips there: no CAM cell at the last stage
+            row = page.locator("table.strip tr", has=page.locator("th", has_text="CAM")).first
+            row.wait_for()
+            assert row.locator("td").all()[-1].inner_text() == "–"
+            ctx.close()

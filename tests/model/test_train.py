@@ -231,3 +231,51 @@ def test_lp_ft_starts_fine_tuning_from_the_probes_head(tmp_path):
     assert tuned.path.name.endswith("-lp-ft.pt") and tuned.meta["recipe"]["name"] == "lp-ft"
     # the probe's head came from the same frozen features; 1e-12 steps move it by far less than this
     torch.testing.assert_close(tuned.heads[-1].weight, probe.heads[-1].weight, rtol=1e-4, atol=1e-5)
+
+
+def test_own_model_without_a_linear_head_fits_the_probes_only_and_reuses_them(tmp_path):
+    """On real photos, a user's model whose head is an MLP: the earlier tap gets its probe, the last tap no head;
+    the training probabilities are the network's own; the checkpoint (probes only) is reused by the next call."""
+    from conftest import make_small_data, small_settings
+    from fixtures_models import TinyMlpHeadNet
+
+    from generator.data.imaging import decode_bytes, read_image_file
+    from generator.data.scan import DEFAULT_CLASSES, as_table, scan_rows
+    from generator.data.workers import make_pool
+    from generator.model.backbones import Backbone
+    from generator.model.runtime import choose_runtime
+
+    data = make_small_data(tmp_path, n_train=6, n_test=1)
+    torch.manual_seed(0)
+    net = TinyMlpHeadNet(k=2).eval()
+    torch.save(net.state_dict(), tmp_path / "mine.pth")
+    settings = small_settings(tmp_path, data, hflip=False, input_size=32, model="torchvision:mine",
+                              model_weights=str(tmp_path / "mine.pth"))
+    table = as_table(scan_rows(settings.data_dir, ["train"]))
+    rows = table[table["label"].isin(DEFAULT_CLASSES)]
+    backbone = Backbone(name="own_tiny", model=net, taps=("c1", "c2"), tap_names=("c1", "c2"), strides=(2, 4),
+                        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), weights_file="mine.pth",
+                        weights_sha256="0" * 64, last_stage=("c2",), imagenet=False, head=None,
+                        no_cam_reason="its linear layer is not fed by the global average pool of a feature map",
+                        head_modules=("head.0", "head.2"))
+    logs: list[str] = []
+    with make_pool(1) as pool:
+        runtime = choose_runtime(settings)
+        first = train.train_or_load(backbone, rows, settings, pool, runtime, DEFAULT_CLASSES, log=logs.append,
+                                    progress=False)
+        model = first.model
+        assert model.heads[-1] is None and model.heads[0].weight.shape == (2, 6)
+        assert model.meta["recipe"]["no_cam"] == backbone.no_cam_reason
+        path = next(iter(first.probs))
+        arr = decode_bytes(read_image_file(path, settings.max_pixels), 32, 32, settings.max_pixels).model_input
+        with torch.no_grad():
+            own = net(backbone.to_input(arr[None])).softmax(1)[0].numpy()
+        # float32, another batch shape: equal to ~1e-7; 1e-5 leaves room for thread counts
+        np.testing.assert_allclose(first.probs[path], own, atol=1e-5)
+        stamp = model.path.stat().st_mtime_ns
+        logs.clear()
+        again = train.train_or_load(backbone, rows, settings, pool, runtime, DEFAULT_CLASSES, log=logs.append,
+                                    progress=False).model
+    assert again.path.stat().st_mtime_ns == stamp and not any("fitting" in m for m in logs)
+    assert again.heads[-1] is None and torch.equal(again.heads[0].weight, model.heads[0].weight)
+    assert again.fingerprint == model.fingerprint

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from generator.explain.methods import activation, gradient, score  # noqa: F401  (importing registers the methods)
 from generator.explain.methods.base import REGISTRY, BatchInputs, MapMethod, Need, TapInputs, register
+from generator.explain.record import NO_CAM_METHOD  # the map pages show where there is no CAM
 
-__all__ = ["REGISTRY", "BatchInputs", "MapMethod", "Need", "TapInputs", "register", "resolve", "get", "names"]
+__all__ = ["REGISTRY", "BatchInputs", "MapMethod", "Need", "TapInputs", "register", "resolve", "get", "names",
+           "NO_CAM_METHOD"]
 
 
 def names() -> tuple[str, ...]:
@@ -21,8 +23,13 @@ def get(name: str) -> MapMethod:
     return REGISTRY[name]
 
 
-def resolve(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+
+
+def resolve(spec: str | tuple[str, ...] | list[str], cam_head: bool = True) -> tuple[str, ...]:
     """'all', 'default' or a comma-separated list of names -> registered names in registry order.
+
+    CAM is always chosen (earlier taps' probes give it there); cam_head=False (a user's model whose head is not
+    pooling + linear, so no CAM at the last tap) adds NO_CAM_METHOD, the map its pages show in CAM's place.
 
     Raises ValueError naming the unknown method and the known ones.
     """
@@ -41,4 +48,6 @@ def resolve(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
             raise ValueError(f"unknown map method {item!r}; choose from " + ", ".join(("all", "default", *REGISTRY)))
     if "cam" not in chosen:  # the report is about CAM: its maps, boxes and figures are always made
         chosen.add("cam")
+    if not cam_head:
+        chosen.add(NO_CAM_METHOD)
     return tuple(n for n in REGISTRY if n in chosen)

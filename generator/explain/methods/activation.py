@@ -27,6 +27,7 @@ class CAM(MapMethod):
     needs = Need.FEATURES
     per_class = True
     default_on = True
+    needs_head = True
     cost = N_("no extra pass: one product of the features with the head's weights")
 
     def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:

@@ -32,7 +32,8 @@ class TapInputs:
 
     features: torch.Tensor  # (B, C, H, W) float32, detached
     gradients: torch.Tensor | None  # (B, C, H, W) float32: d logit[target] / d features; None without a backward
-    head: LinearHead  # the tap's linear head: a probe, or the classifier head at the last tap
+    head: LinearHead | None  # the tap's linear head: a probe, or the classifier head at the last tap; None at the
+    # last tap of a user's model whose head is not global average pooling + linear (no CAM weights there)
     is_last: bool  # the tap the classifier head pools
 
 
@@ -62,6 +63,7 @@ class MapMethod:
     last_tap_only: ClassVar[bool] = False
     default_on: ClassVar[bool] = False  # drawn on every page unless --methods says otherwise
     opt_in: ClassVar[bool] = False  # too costly to be part of the leaderboard unless chosen
+    needs_head: ClassVar[bool] = False  # made only at taps with a linear head (CAM): none where TapInputs.head is None
     cost: ClassVar[str]  # what it costs beyond the shared passes, for readers: "no extra pass"
 
     def tap_map(self, tap: TapInputs, batch: BatchInputs) -> torch.Tensor:

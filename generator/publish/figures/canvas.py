@@ -70,8 +70,8 @@ def map_picture(row: dict, report, tap: int, cmap: str) -> np.ndarray | None:
         return None
     photo = picture(row)
     h, w = photo.shape[:2]
-    cam = record.cam(tap)[record.pred]
-    return blend(photo, heat_rgb(cam, w, h, cmap))
+    # the CAM of the predicted class, or the gradient map where the model has no CAM (its last stage)
+    return blend(photo, heat_rgb(record.lead_map(tap), w, h, cmap))
 
 
 def frame(ax, color: str) -> None:

@@ -24,16 +24,28 @@ def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
             else lang._("Training photos of each class (seeded sample)."),
             lang._("Grid of training photos, cats and dogs, labeled.") if cats_dogs
             else lang._("Grid of training photos of each class, labeled."))]
+    no_cam, method = report.run.no_cam_reason, report.run.last_title  # a model without CAM at its last stage
     for role in ROLES:  # one grid per role of the story, drawn from whichever set plays it
         key, file = report.settings.set_for(role), f"cam_{role}.png"
-        if any(x.key == key for x in report.eval_sets):
+        if any(x.key == key for x in report.eval_sets) and no_cam:
+            out.append((file, functools.partial(_cam_grid, key),
+                        lang._("%(method)s of the predicted class on %(set)s photos (the model has no CAM at its last "
+                               "stage); wrong predictions framed in red, photos tagged neither in purple.",
+                               method=method, set=safe_name(key)),
+                        lang._("Grid of %(set)s photos with their %(method)s maps.", set=safe_name(key),
+                               method=method)))
+        elif any(x.key == key for x in report.eval_sets):
             out.append((file, functools.partial(_cam_grid, key),
                         lang._("CAM of the predicted class on %(set)s photos; wrong predictions framed in red, photos "
                                "tagged neither in purple.", set=safe_name(key)),
                         lang._("Grid of %(set)s photos with their class activation maps.", set=safe_name(key))))
     out += [
-        ("layers.png", layers_figure, lang._("CAM at each of the four stages (columns) for sample photos (rows)."),
-         lang._("Grid: rows are photos, columns are network stages, each showing the stage's CAM.")),
+        ("layers.png", layers_figure, lang._("CAM at each of the four stages (columns) for sample photos (rows).")
+         if not no_cam else lang._("The map of the predicted class at each stage (columns) for sample photos (rows): "
+                                   "each earlier stage's CAM from its probe, and %(method)s at the last stage, which "
+                                   "has no CAM.", method=method),
+         lang._("Grid: rows are photos, columns are network stages, each showing the stage's CAM.") if not no_cam
+         else lang._("Grid: rows are photos, columns are network stages, each showing the stage's map.")),
         ("confusion.png", confusion_figure, lang._("Confusion matrix per labeled set."),
          lang._("Confusion matrices of the labeled sets.")),
         ("reliability.png", reliability_figure,
@@ -43,8 +55,12 @@ def catalog(report, lang: Lang) -> list[tuple[str, Callable, str, str]]:
          lang._("Histograms of prediction confidence, correct versus wrong.")),
         ("attention.png", attention_figure,
          lang._("Where the model looks: CAM box area against the share of the map inside it, correct against wrong "
-                "predictions."),
-         lang._("Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome.")),
+                "predictions.") if not no_cam else
+         lang._("Where the model looks: the box of its %(method)s map (it has no CAM at its last stage), its area "
+                "against the share of the map inside it, correct against wrong predictions.", method=method),
+         lang._("Scatter plot of CAM box area against in-box CAM mass, and box plots of box area by outcome.")
+         if not no_cam else lang._("Scatter plot of the %(method)s box area against the map's mass inside it, and "
+                                   "box plots of box area by outcome.", method=method)),
         ("neither.png", ood_figure,
          lang._("How much of the ImageNet head's probability goes to its cat and dog classes, per set, and the "
                 "'neither' threshold.") if report.neither_score == "pet_p" else

@@ -29,13 +29,19 @@ def attention_figure(report, lang: Lang, path: Path) -> bool:
                     label=lang._("correct"))
     axes[0].scatter(d.loc[~right, "box_area"], d.loc[~right, "box_mass"], s=30, marker="x", color=WRONG,
                     label=lang._("wrong"))
-    axes[0].set_xlabel(lang._("share of the photo inside the CAM box"))
-    axes[0].set_ylabel(lang._("share of the CAM inside the box"))
+    if report.run.no_cam_reason:  # the box of the gradient map the pages show in CAM's place
+        method = report.run.last_title
+        axes[0].set_xlabel(lang._("share of the photo inside the %(method)s box", method=method))
+        axes[0].set_ylabel(lang._("share of the %(method)s map inside the box", method=method))
+    else:
+        axes[0].set_xlabel(lang._("share of the photo inside the CAM box"))
+        axes[0].set_ylabel(lang._("share of the CAM inside the box"))
     axes[0].legend(fontsize=8)
     axes[1].boxplot([d.loc[right, "box_area"].dropna(), d.loc[~right, "box_area"].dropna()],
                     tick_labels=[lang._("correct"), lang._("wrong")])
     axes[1].set_ylabel(lang._("box area share"))
-    axes[1].set_title(lang._("CAM box size by outcome"), fontsize=10)
+    axes[1].set_title(lang._("%(method)s box size by outcome", method=report.run.last_title)
+                      if report.run.no_cam_reason else lang._("CAM box size by outcome"), fontsize=10)
     save(fig, path)
     return True
 

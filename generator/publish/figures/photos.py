@@ -65,7 +65,11 @@ def cam_grid_figure(report, set_key: str, lang: Lang, path: Path) -> bool:
         ax.set_title(head, fontsize=9, color=color or "black")
         if color:
             frame(ax, color)
-    fig.suptitle(lang._("CAM on the %(set)s photos", set=safe_name(set_key)), fontsize=12)
+    if report.run.no_cam_reason:
+        fig.suptitle(lang._("%(method)s on the %(set)s photos", method=report.run.last_title, set=safe_name(set_key)),
+                     fontsize=12)
+    else:
+        fig.suptitle(lang._("CAM on the %(set)s photos", set=safe_name(set_key)), fontsize=12)
     save(fig, path)
     return True
 

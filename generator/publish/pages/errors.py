@@ -37,10 +37,12 @@ def error_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
             group["attention"] = list(summary.attention)
             for p in group["mistakes"]:
                 record = maps.record(p["sha256"])
-                if record is not None:  # the maps of the predicted and the true class
+                if record is not None and not report.run.no_cam_reason:  # the CAM of the predicted and true class
                     shown = [classes.index(p["prediction"]), classes.index(p["label"])]
                     data[p["slug"]] = maps.payload(record, ["cam"], [maps.n_taps - 1],
                                                    "all" if len(classes) <= 2 else shown)
+                elif record is not None:  # no CAM at the last stage: the gradient map, of the predicted class only
+                    data[p["slug"]] = maps.payload(record, [report.run.last_method], [maps.n_taps - 1])
         group["neither"] = [photo_summary(r, report) for r in df[df["tag"] == "neither"].to_dict("records")]
         groups.append(group)
     unrelated = report.unrelated

@@ -30,5 +30,7 @@ PHOTO_KIND = "photo"  # the image pages, rendered by the "sets" kind after every
 
 def method_info(report: Report, names: list[str]) -> list[dict]:
     """What the pages say about each method (its registry entry, recorded in the run facts: the pages never
-    import the registry, which imports torch)."""
-    return [dict(asdict(report.run.methods_info[n]), name=n) for n in names]
+    import the registry, which imports torch). no_last: the method has no map at the last stage of this model
+    (CAM, for a user's model whose head is not pooling + linear); the layer strips leave that cell empty."""
+    no_cam = bool(report.run.no_cam_reason)
+    return [dict(asdict(report.run.methods_info[n]), name=n, no_last=no_cam and n == "cam") for n in names]

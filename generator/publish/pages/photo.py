@@ -42,7 +42,8 @@ def gallery_entry(p: dict, record: PhotoRecord | PhotoData | None, maps: Maps, t
 
 
 def gallery_map(record: PhotoRecord, maps: Maps) -> dict:
-    return maps.payload(record, ["cam"], [maps.n_taps - 1], classes="pred")
+    """The last stage's CAM of the predicted class, or the gradient map where the model has no CAM."""
+    return maps.payload(record, [record.lead_method(-1)], [maps.n_taps - 1], classes="pred")
 
 
 def gallery_script(entries: list[dict]) -> str:
@@ -67,12 +68,12 @@ def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: Photo
     ph, photos = pp.photos[i], pp.photos
     if not isinstance(record, PhotoData):
         record = photo_data(report, maps, record, pp.scales, ph["label"] or "")
-    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps) if truth else None,
+    return {"truth": truth, "truth_data": truth_data(truth, ph, maps.n_taps, report.run.last_method) if truth else None,
             "truth_rows": truth_rows(truth, ph, maps.n_taps) if truth else [],
             "set": pp.summary, "photo": ph, "index": i + 1, "count": len(photos),
             "prev": photos[i - 1] if i > 0 else None, "next": photos[i + 1] if i + 1 < len(photos) else None,
             "gallery_page": pp.page_of[ph["slug"]], "data": record.data, "order": list(record.order),
-            "facts": record.facts, "methods": method_info(report, maps.chosen),
+            "facts": record.facts, "methods": method_info(report, main_methods(report, maps)),
             "signed_scale": pp.scales[-1], "signed_percentile": analysis.SIGNED_PERCENTILE / 100,
             "other": report.compare.photo(pp.summary.key, ph["file"]) if report.compare is not None else None}
 
@@ -177,6 +178,12 @@ def photo_pages_started(build_dir: Path, report: Report, base: dict, sets: list[
         yield wait
 
 
+def main_methods(report: Report, maps: Maps) -> list[str]:
+    """The methods the main view offers (it draws the last stage): the chosen ones, less CAM where the model has
+    none there (a user's model without a linear head), so that the first one, drawn by default, is never CAM."""
+    return [n for n in maps.chosen if n != "cam" or not report.run.no_cam_reason]
+
+
 def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: list[float], label: str = "") -> str:
     """The image page's maps and what the browser needs to draw them, as JSON for a script element: the maps of
     the classes Maps.shown picks (all of them for up to three classes)."""
@@ -185,8 +192,8 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     payload = maps.payload(record, maps.chosen, range(maps.n_taps),
                            "all" if len(shown) == len(report.classes) else shown)
     # Only what maps.js and app.js read of each method: the page pays these bytes 1,384 times over.
-    methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only")}
-               for m in method_info(report, maps.chosen)]
+    methods = [{k: m[k] for k in ("name", "title", "per_class", "last_tap_only", "no_last") if k != "no_last" or m[k]}
+               for m in method_info(report, maps.chosen)]  # no_last only where it is true (CAM of a no-CAM model)
     data = {"payload": payload, "methods": methods, "classes": list(report.classes),
             "pred": record.pred, "taps": list(report.run.tap_modules), "grid": s.input_size,
             "threshold": s.box_threshold, "cmap": s.colormap, "signedScale": scales}
@@ -195,10 +202,14 @@ def photo_page_data(report: Report, maps: Maps, record: PhotoRecord, scales: lis
     return payload_json(data)
 
 
-def truth_data(truth: dict, ph: dict, n_taps: int) -> str:
+def truth_data(truth: dict, ph: dict, n_taps: int, last_method: str = "cam") -> str:
     """What static/truth.js draws, as JSON for a script element: the regions' boxes and the pet's outline
-    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage."""
-    s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    (fractions of the photo), and the peak (pixels of the photo) of the labelled class's CAM at the last stage;
+    where the model has no CAM there, the peak of the map drawn in its place (last_method, the predicted class's)."""
+    if last_method == "cam":
+        s = truth["maps"].get(f"cam/{n_taps - 1}/{ph['label']}", {})
+    else:
+        s = truth["maps"].get(f"{last_method}/{n_taps - 1}/{ph['prediction']}", {})
     return payload_json({"boxes": truth["boxes"], "outline": truth.get("outline"), "peak": s.get("peak"),
                          "w": ph["width"], "h": ph["height"]})
 
@@ -214,9 +225,13 @@ def truth_rows(truth: dict, ph: dict, n_taps: int) -> list[dict]:
 
 
 def photo_facts(report: Report, record: PhotoRecord) -> dict[str, Any]:
-    """Numbers an image page states: the signed map's identity (mean + bias difference = logit margin)."""
+    """Numbers an image page states: the signed map's identity (mean + bias difference = logit margin); None where
+    the last stage has no CAM (no signed map there)."""
     pred = record.pred
     other = record.runner_up
+    if not record.has_cam(-1):
+        return {"other": report.classes[other], "signed_mean": None, "bias_diff": None,
+                "margin": float(record.logits[pred] - record.logits[other])}
     cam = record.cam(-1).astype(np.float64)
     bias = report.run.head_bias
     signed_mean = float((cam[pred] - cam[other]).mean())

@@ -17,6 +17,7 @@ from generator.publish.pages.pagedata import PageDataCache
 from generator.publish.pages.photo import PhotoPages, gallery_script, photo_pages_started
 from generator.publish.render import SiteWriter
 from generator.report import analysis
+from generator.report.findings import no_cam_sentence
 from generator.report.names import safe_name
 from generator.report.summary import Report, asset_path, tap_labels
 
@@ -40,6 +41,7 @@ def common(report: Report, lang: Lang) -> dict[str, Any]:
         "threshold": report.neither_threshold, "neither_score": report.neither_score,
         "n_taps": report.n_taps, "tap_labels": tap_labels(run, lang),
         "generated": lang.date(run.started),
+        "no_cam_text": no_cam_sentence(run, lang),  # '' unless the model has no CAM at its last stage
     }
 
 

@@ -47,3 +47,12 @@ def test_two_methods_of_one_name_are_refused(toy_method):
 
     with pytest.raises(ValueError, match="two map methods are named 'toymax'"):
         register(Again)
+
+
+def test_a_model_without_cam_at_its_last_tap_always_gets_the_map_drawn_in_its_place():
+    """CAM needs a linear head (needs_head): a model without one at its last tap gets NO_CAM_METHOD chosen too,
+    whatever --methods says, since its pages draw that map where CAM would be."""
+    assert methods.get("cam").needs_head and not methods.get("gradcam").needs_head
+    assert methods.resolve("cam") == ("cam",)
+    assert methods.resolve("cam", cam_head=False) == ("cam", methods.NO_CAM_METHOD) == ("cam", "gradcam")
+    assert methods.resolve("layercam", cam_head=False) == ("cam", "gradcam", "layercam")
