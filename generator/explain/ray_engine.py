@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from generator.config import Settings
-from generator.data.workers import HeapTrimmer, decode_for_report, picture_files
+from generator.data.workers import HeapTrimmer, decode_for_report, keep_freed_memory, picture_files
 from generator.errors import UserError
 from generator.explain.run import Caches, RecordCache, _decode_jobs, _finish_row, make_explainer, records_of
 from generator.frames import pd
@@ -123,8 +123,10 @@ class ExplainActor:
         from generator.model.runtime import choose_runtime
 
         torch.set_num_threads(threads)
-        self.settings, self.needs = settings, needs
+        self.settings, self.needs, self.threads = settings, needs, threads
         self.runtime = choose_runtime(replace(settings, device="cuda")) if gpu else runtime
+        if self.runtime.device == "cpu" and not self.runtime.autocast:  # as the local engine's build does: without
+            keep_freed_memory()  # it, every batch faulted its activations in again (the stage was 1.6x the local's)
         self.model = _load_model(spec)
         self.cache = RecordCache(settings.cache_dir, self.model.fingerprint, len(self.model.backbone.taps))
         self.categories = imagenet_categories()
