@@ -27,6 +27,7 @@ import math
 import os
 import resource
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -330,12 +331,14 @@ class RayEngine:
                          checkpoint=str(Path(model.path).absolute()), fingerprint=model.fingerprint,
                          backbone_sha256=model.backbone.weights_sha256)
         absolute = replace(settings, cache_dir=Path(settings.cache_dir).absolute())
-        ds = ray.data.from_pandas(blocks).map_batches(
-            ExplainActor, batch_size=None, batch_format="numpy",  # a block is a batch: see the module's docstring
-            fn_constructor_kwargs={"spec": spec, "needs": needs, "settings": absolute, "runtime": runtime,
-                                   "threads": pool.threads, "gpu": pool.gpu},
-            compute=ActorPoolStrategy(size=pool.size), num_cpus=pool.threads, num_gpus=1 if pool.gpu else None,
-            max_restarts=RETRIES, max_task_retries=RETRIES)
+        with warnings.catch_warnings():  # Ray 2.60 names no parameter for an actor's restarts but this one
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+            ds = ray.data.from_pandas(blocks).map_batches(
+                ExplainActor, batch_size=None, batch_format="numpy",  # blocks of whole batches: see the docstring
+                fn_constructor_kwargs={"spec": spec, "needs": needs, "settings": absolute, "runtime": runtime,
+                                       "threads": pool.threads, "gpu": pool.gpu},
+                compute=ActorPoolStrategy(size=pool.size), num_cpus=pool.threads,
+                num_gpus=1 if pool.gpu else None, max_restarts=RETRIES, max_task_retries=RETRIES)
         total = sum(len(b) for b in blocks)
         self.peak_mb, self.computed = 0.0, total
         began, ready = time.time(), math.inf
