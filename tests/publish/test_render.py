@@ -147,3 +147,27 @@ def test_numbers_are_written_the_locale_way():
     assert en.pct(0.12345) == "12.3%" and en.num(1234567) == "1,234,567" and en.num(0.5, 2) == "0.50"
     assert en.pct(float("nan")) == "–" and en.num(None) == "–"
     assert ko.date("2026-11-27T10:00:00") == "2026년 11월 27일" and en.date("2026-11-27") == "November 27, 2026"
+
+
+def test_compiled_templates_are_kept_and_a_stale_one_is_compiled_again(tmp_path):
+    """With a bytecode folder, a rebuild loads every unchanged template compiled; one whose kept copy does not
+    match (here: overwritten with garbage) is compiled again, and only that one."""
+    first = SiteWriter(tmp_path / "a", Lang("en"), bytecode=tmp_path / "bc")
+    names = [n for n in first.env.list_templates() if n.endswith(".html")]
+    for n in names:
+        first.env.get_template(n)
+    kept = sorted((tmp_path / "bc").iterdir())
+    assert len(kept) == len(names) > 5
+    kept[0].write_bytes(b"not bytecode")
+    second = SiteWriter(tmp_path / "b", Lang("en"), bytecode=tmp_path / "bc")
+    compiled = []
+    real = second.env.compile
+
+    def counting(source, name=None, *args, **kwargs):
+        compiled.append(name)
+        return real(source, name, *args, **kwargs)
+
+    second.env.compile = counting
+    for n in names:
+        second.env.get_template(n)
+    assert len(compiled) == 1

@@ -53,7 +53,7 @@ def write_site(build_dir: Path, report: Report, settings: Settings,
     Returns, per page kind of the registry (and PHOTO_KIND for the image pages the sets render), how many pages
     were written and the first three: run.json keeps it, and the browser tests visit one page of each kind."""
     lang = Lang(settings.lang)
-    writer = SiteWriter(build_dir, lang)
+    writer = SiteWriter(build_dir, lang, bytecode=Path(settings.cache_dir) / "templates")
     writer.static()
     cache = PageDataCache(page_data)
     writer.text("static/colormaps.js", cache.text("static/colormaps.js", colormaps_js))
