@@ -34,7 +34,8 @@ CACHE_TAG = "CACHEDIR.TAG"
 CACHE_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                   f"# This file is a cache directory tag created by {TOOL} (python -m generator).\n"
                   "# For information about cache directory tags see https://bford.info/cachedir/\n")
-CACHE_PARTS = frozenset({"features", "records", "pictures", "leaderboard", "runs", "manifests", "finetune",
+CACHE_PARTS = frozenset({"features", "records", "pictures", "leaderboard", "runs", "manifests", "finetune", "pages",
+                         "templates",
                          CACHE_TAG})
 FOLDER_SETTINGS = ("data_dir", "site_dir", "cache_dir", "weights_dir")
 
