@@ -40,18 +40,36 @@ def unique_copies(source: Path, dest: Path, n: int) -> Path:
     """dest/test/{cats,dogs}: n copies of the validation photos, cycled, each with 8 bytes of its own after the
     JPEG's end (decoders stop at the end marker), so every copy has its own content hash and is computed: the
     content-addressed cache would compute a cycled link only once. dest/train links the first 20 training photos."""
-    for c in ("cats", "dogs"):
-        (dest / "train" / c).mkdir(parents=True)
-        for f in sorted((source / "train" / c).iterdir())[:20]:
-            (dest / "train" / c / f.name).symlink_to(f)
+    dest = link_data(dest, source, 20, 0)
     photos = {c: sorted((source / "validation" / c).iterdir()) for c in ("cats", "dogs")}
-    for c in photos:
-        (dest / "test" / c).mkdir(parents=True)
     for i in range(n):
         c = ("cats", "dogs")[i % 2]
         src = photos[c][(i // 2) % len(photos[c])]
         (dest / "test" / c / f"u{i:06d}-{src.name}").write_bytes(src.read_bytes() + i.to_bytes(8, "little"))
     return dest
+
+
+def bench_settings(data: Path, work: Path, cache: Path):
+    from generator.config import make_settings
+
+    return make_settings({"data_dir": data, "site_dir": work / "site", "cache_dir": cache,
+                          "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"})
+
+
+def fitted(settings, pool):
+    """(the test photos' table, runtime, model) for a bench with these settings: the model fitted (or loaded) as
+    `make site` fits it."""
+    from generator.data.scan import as_table, discover_sets, scan_rows
+    from generator.model import backbones, train
+    from generator.model.runtime import choose_runtime
+
+    data = settings.data_dir
+    table = as_table(scan_rows(data, discover_sets(data, settings.train_set, settings.eval_sets)))
+    runtime = choose_runtime(settings)
+    backbone = backbones.build(settings.backbone, settings.weights_dir)
+    model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime, ("cat", "dog"),
+                                log=lambda _m: None, progress=False).model
+    return table[table["set"] == "test"], runtime, model
 
 
 def synthetic(args, work: Path) -> int:
@@ -60,31 +78,21 @@ def synthetic(args, work: Path) -> int:
     import ray
     import torch
 
-    from generator.config import make_settings
-    from generator.data.scan import as_table, discover_sets, scan_rows
     from generator.data.workers import make_pool
     from generator.explain import ray_engine
     from generator.explain import run as explain
-    from generator.model import backbones, train
-    from generator.model.runtime import choose_runtime
 
     peaks, seconds = {}, {}
     ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level="ERROR", include_dashboard=False)
     try:
         for n in (args.photos, args.synthetic):
             data = unique_copies(args.source, work / f"data-{n}", n)
-            settings = make_settings({"data_dir": data, "site_dir": work / "site", "cache_dir": work / f"cache-{n}",
-                                      "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"})
-            table = as_table(scan_rows(data, discover_sets(data, settings.train_set, settings.eval_sets)))
-            runtime = choose_runtime(settings)
+            settings = bench_settings(data, work, work / f"cache-{n}")
             with make_pool(settings.n_workers) as pool:
-                backbone = backbones.build(settings.backbone, settings.weights_dir)
-                model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime,
-                                            ("cat", "dog"), log=lambda _m: None, progress=False).model
+                photos, runtime, model = fitted(settings, pool)
                 engine = ray_engine.RayEngine()
                 t = time.perf_counter()
-                explain.explain_sets(model, table[table["set"] == "test"], settings, pool, runtime,
-                                     progress=False, engine=engine)
+                explain.explain_sets(model, photos, settings, pool, runtime, progress=False, engine=engine)
                 seconds[n], peaks[n] = time.perf_counter() - t, engine.peak_mb
             print(f"{n} photos: {seconds[n]:.0f} s on Ray, actor peak {peaks[n]:.0f} MB", flush=True)
             shutil.rmtree(work / f"cache-{n}")
@@ -122,28 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from generator.config import make_settings
-    from generator.data.scan import as_table, discover_sets, scan_rows
     from generator.data.workers import make_pool
     from generator.explain import ray_engine
     from generator.explain import run as explain
-    from generator.model import backbones, train
-    from generator.model.runtime import choose_runtime
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     try:
         data = link_data(work, args.source, 20, args.photos // 2)
-        settings = make_settings({"data_dir": data, "site_dir": work / "site", "cache_dir": work / "cache",
-                                  "weights_dir": work / "weights", "eval_sets": "test", "roles": "test=test"})
-        sets = discover_sets(settings.data_dir, settings.train_set, settings.eval_sets)
-        table = as_table(scan_rows(settings.data_dir, sets))
-        runtime = choose_runtime(settings)
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+        settings = bench_settings(data, work, work / "cache")
         with make_pool(settings.n_workers) as pool:
-            backbone = backbones.build(settings.backbone, settings.weights_dir)
-            model = train.train_or_load(backbone, table[table["set"] == "train"], settings, pool, runtime,
-                                        ("cat", "dog"), log=lambda _m: None, progress=False).model
-            photos = table[table["set"] == "test"]
+            photos, runtime, model = fitted(settings, pool)
             started = time.perf_counter()
             ray.init(num_cpus=os.cpu_count(), log_to_driver=False, logging_level="ERROR", include_dashboard=False)
             startup = time.perf_counter() - started

@@ -206,7 +206,7 @@ def fold(masks: Mapping[str, np.ndarray], shape: tuple[int, int], width: int, he
          runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
          rects: Mapping[str, tuple[tuple[int, int], tuple[int, int]] | None] | None = None,
          ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each mask folded onto a map grid of `shape` (overlay.fold: the transpose of upsampling on both axes), so
+    """Each mask folded onto a map grid of `shape` (overlay.fold_mask: the transpose of upsampling), so
     that the picture's mass inside the mask, sum(upsample(m) * mask), is sum(m * fold) for every map m of that
     shape; and the fold of the whole photo (the picture's total mass). float64 throughout. runs and rects: each
     mask's overlay.mask_runs and _rectangle, when the caller keeps them for all the grid sizes of a photo."""

@@ -17,7 +17,7 @@ from pycocotools import mask as mask_utils
 
 from generator.data.annotations import Region
 from generator.evaluate import localisation as L
-from generator.explain.overlay import cam_box, fold, upsample
+from generator.explain.overlay import cam_box, fold_mask, upsample
 
 
 def region(mask: np.ndarray, boxes: list[tuple[float, float, float, float]] | None = None) -> Region:
@@ -265,14 +265,14 @@ def test_the_windowed_peak_is_the_pictures_first_maximum(m, size):
 @given(grid=st.tuples(st.integers(1, 9), st.integers(1, 9)), size=st.tuples(st.integers(1, 30), st.integers(1, 30)),
        seed=st.integers(0, 2 ** 16))
 def test_folding_a_mask_is_the_transpose_of_upsampling(grid, size, seed):
-    """fold(v, grid) is Ry.T @ v @ Rx with the upsample's own weight matrices (built here from upsample itself,
-    one unit map at a time), so sum(upsample(m) * v) == sum(m * fold(v)) for any map m."""
+    """fold_mask(v, grid) is Ry.T @ v @ Rx with the upsample's own weight matrices (built here from upsample itself,
+    one unit map at a time), so sum(upsample(m) * v) == sum(m * fold_mask(v)) for any map m."""
     (gh, gw), (w, h) = grid, size
     rng = np.random.default_rng(seed)
     v = rng.random((h, w)) > 0.5
     unit = np.eye(gh * gw).reshape(gh * gw, gh, gw)
     expected = np.array([(upsample(u, w, h) * v).sum() for u in unit]).reshape(gh, gw)
-    np.testing.assert_allclose(fold(v, (gh, gw)), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fold_mask(v, (gh, gw)), expected, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)
@@ -285,8 +285,8 @@ def test_a_box_folds_as_the_outer_product_of_its_sides(grid, size, corners):
     ys = sorted((min(int(corners[2] * h), h - 1), min(int(corners[3] * h), h - 1)))
     mask = box_mask(xs[0], ys[0], xs[1] + 1, ys[1] + 1, width=w, height=h)
     inside, whole = L.fold({"head": mask}, (gh, gw), w, h)
-    np.testing.assert_allclose(inside["head"], fold(mask, (gh, gw)), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(whole, fold(np.ones((h, w), dtype=bool), (gh, gw)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(inside["head"], fold_mask(mask, (gh, gw)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(whole, fold_mask(np.ones((h, w), dtype=bool), (gh, gw)), rtol=1e-12, atol=1e-12)
     assert L._rectangle(mask) is not None
     if xs[1] > xs[0] and ys[1] > ys[0]:  # at least 2 x 2: a corner pixel off leaves no rectangle
         holed = mask.copy()

@@ -286,15 +286,18 @@ def test_overlay_imports_without_torch():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_a_mask_folds_from_its_runs_as_from_its_pixels(seed):
-    """fold_mask (from where each row switches) is fold (from every pixel) for any 0/1 mask: random sizes and
-    densities, full and empty masks, runs that touch the frame, one-pixel rows and columns, grids that shrink."""
+    """fold_mask (from where each row switches) is, by definition, sum(upsample(unit map) * mask) for each cell
+    of the grid, for any 0/1 mask: random sizes and densities, full and empty masks, runs that touch the frame,
+    one-pixel rows and columns, grids that shrink."""
     rng = np.random.default_rng(seed)
     h, w = (int(v) for v in rng.integers(1, 60, size=2))
     grid = (int(rng.integers(1, 12)), int(rng.integers(1, 12)))
+    units = [overlay.upsample(u, w, h) for u in np.eye(grid[0] * grid[1]).reshape(-1, *grid)]
     for mask in (rng.random((h, w)) < rng.random(), np.ones((h, w), bool), np.zeros((h, w), bool),
                  np.asfortranarray(rng.random((h, w)) < 0.3)):  # pycocotools decodes in column order
+        expected = np.array([(u * mask).sum() for u in units]).reshape(grid)
         # a difference of two prefix folds costs a few ulps of the prefix (at most w / grid): 1e-12 is far above
-        np.testing.assert_allclose(overlay.fold_mask(mask, grid), overlay.fold(mask, grid), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(overlay.fold_mask(mask, grid), expected, rtol=1e-12, atol=1e-12)
     rows, xs, signs = overlay.mask_runs(np.array([[1, 1, 0, 1], [0, 0, 0, 0], [0, 1, 1, 1]], bool))
     assert list(zip(rows.tolist(), xs.tolist(), signs.tolist())) == [
         (0, 0, 1.0), (0, 2, -1.0), (0, 3, 1.0), (0, 4, -1.0), (2, 1, 1.0), (2, 4, -1.0)]

@@ -149,7 +149,7 @@ def test_numbers_are_written_the_locale_way():
     assert ko.date("2026-11-27T10:00:00") == "2026년 11월 27일" and en.date("2026-11-27") == "November 27, 2026"
 
 
-def test_compiled_templates_are_kept_and_a_stale_one_is_compiled_again(tmp_path):
+def test_compiled_templates_are_kept_and_a_stale_one_is_compiled_again(tmp_path, monkeypatch):
     """With a bytecode folder, a rebuild loads every unchanged template compiled; one whose kept copy does not
     match (here: overwritten with garbage) is compiled again, and only that one."""
     first = SiteWriter(tmp_path / "a", Lang("en"), bytecode=tmp_path / "bc")
@@ -161,13 +161,26 @@ def test_compiled_templates_are_kept_and_a_stale_one_is_compiled_again(tmp_path)
     kept[0].write_bytes(b"not bytecode")
     second = SiteWriter(tmp_path / "b", Lang("en"), bytecode=tmp_path / "bc")
     compiled = []
-    real = second.env.compile
 
-    def counting(source, name=None, *args, **kwargs):
-        compiled.append(name)
-        return real(source, name, *args, **kwargs)
+    def count_compiles(env):
+        real = env.compile
 
-    second.env.compile = counting
+        def counting(source, name=None, *args, **kwargs):
+            compiled.append(name)
+            return real(source, name, *args, **kwargs)
+        env.compile = counting
+
+    count_compiles(second.env)
     for n in names:
         second.env.get_template(n)
     assert len(compiled) == 1
+    # another Jinja2 (or another render.py, where the environment's options live): nothing kept is used
+    import jinja2
+
+    monkeypatch.setattr(jinja2, "__version__", "0.0-other")
+    third = SiteWriter(tmp_path / "c", Lang("en"), bytecode=tmp_path / "bc")
+    compiled.clear()
+    count_compiles(third.env)
+    for n in names:
+        third.env.get_template(n)
+    assert len(compiled) == len(names)
