@@ -2,14 +2,22 @@
 
 - Deletion / insertion AUC (RISE, Petsiuk et al. 2018): pixels are removed from (deletion, lower is better) or
   inserted into (insertion, higher is better) the photo in the order of the map, and the area under the curve of
-  the class probability is taken over the fraction of pixels changed.
+  the class probability is taken over the fraction of pixels changed. Both curves fill the pixels that are not
+  the photo's with the same blurred copy of it (RISE's deletion used black): deletion's removed pixels and
+  insertion's pixels not yet restored. That is the choice of ROAD (Rong et al. 2022), which perturbs its
+  most-relevant-first and least-relevant-first curves with one imputation and reports their difference (as
+  pytorch-grad-cam's ROADCombined does). It makes insertion minus deletion antisymmetric: a map and its reverse
+  (the same pixels in the opposite order) score exactly opposite, because the insertion step keeping a map's top
+  k/n pixels is the deletion step of its reverse that keeps them. A uniformly random map is as likely as its
+  reverse, so its expected insertion minus deletion is exactly 0 on every photo: the board holds each method
+  against that known value instead of against one noisy random draw (evaluate.stats.comparisons).
 - Average Drop and Increase in Confidence (Grad-CAM++, Chattopadhyay et al. 2018): the photo multiplied by the
   [0, 1] map; drop = max(0, p - p_masked) / p (lower is better); increase = p_masked > p.
 Baselines: a random map (seeded, at the map's resolution, upsampled) and a centred Gaussian map.
 
 What the network sees, and what it is spared:
-- The curves' end points do not depend on the map (the photo, the all-removed photo, the blurred photo): they are
-  evaluated once per photo, whatever the number of maps.
+- The curves' end points do not depend on the map (the photo and the blurred photo): they are evaluated once per
+  photo, whatever the number of maps.
 - Two maps with the same perturbation masks at every step (the same ranking, as far as the curves can tell) share
   their curves: only their masked photos (Average Drop) are evaluated apart.
 - Every other perturbed input of every map of every photo goes through the network in chunks of `chunk`, across
@@ -67,7 +75,10 @@ def perturbation_masks(saliency: torch.Tensor, steps: int) -> torch.Tensor:
     order = torch.argsort(saliency.flatten(), descending=True, stable=True)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel())
-    counts = torch.round(torch.linspace(0, h * w, steps + 1)).long()
+    # Step k keeps round(k n / steps) pixels and step steps - k the rest (n minus as many): a map's masks and its
+    # reverse's are complements step for step, whatever the rounding.
+    half = torch.round(torch.linspace(0, h * w, steps + 1)).long()
+    counts = torch.where(torch.arange(steps + 1) <= steps // 2, half, h * w - half.flip(0))
     return (rank[None, :] < counts[:, None]).float().view(steps + 1, h, w)
 
 
@@ -111,18 +122,20 @@ def curve_index(maps: list[torch.Tensor], steps: int) -> tuple[list[int], list[i
 
 
 def _parts(photos: list[PhotoMaps], firsts: list[list[int]], steps: int):
-    """(photo, kind, images) in network order, made lazily (a photo's inputs are ~0.6 MB each): kind 0 the three
-    end points, 1 a distinct curve's deletion steps 1..steps-1 (pixels set to the dataset mean, 0 in normalized
-    space) then insertion steps 1..steps-1 (pixels restored into the blurred photo), 2 a map's masked photo."""
+    """(photo, kind, images) in network order, made lazily (a photo's inputs are ~0.6 MB each): kind 0 the two
+    end points (the photo, the blurred photo), 1 a distinct curve's deletion steps 1..steps-1 (the most salient
+    pixels replaced by the blurred photo's) then insertion steps 1..steps-1 (the most salient pixels restored
+    into the blurred photo), 2 a map's masked photo (the photo times the map: 0, the dataset mean in normalized
+    space, where the map is 0)."""
     for i, ph in enumerate(photos):
-        zero = torch.zeros_like(ph.x)
         start = blurred(ph.x)
-        yield i, 0, torch.stack([ph.x, zero, start])
+        yield i, 0, torch.stack([ph.x, start])
         for j in firsts[i]:
             masks = perturbation_masks(ph.maps[j], steps)[1:-1, None]  # (steps-1, 1, H, W)
-            yield i, 1, torch.cat([ph.x[None] * (1 - masks), start[None] * (1 - masks) + ph.x[None] * masks])
+            yield i, 1, torch.cat([ph.x[None] * (1 - masks) + start[None] * masks,
+                                   start[None] * (1 - masks) + ph.x[None] * masks])
         for m in ph.maps:  # the photo multiplied by the map (Average Drop, Increase in Confidence)
-            yield i, 2, (ph.x * m[None] + zero * (1 - m[None]))[None]
+            yield i, 2, (ph.x * m[None])[None]
 
 
 def _forward(probs_of: Callable[[torch.Tensor], torch.Tensor], parts, photos: list[PhotoMaps],
@@ -187,11 +200,11 @@ def score_photos(probs_of: Callable[[torch.Tensor], torch.Tensor], photos: list[
             masked.setdefault(i, []).append(float(p[0]))
     results = []
     for i, ph in enumerate(photos):
-        p0, p_all_removed, p_blurred = ends[i]
+        p0, p_blurred = ends[i]
         mine = []
         for j in range(len(ph.maps)):
             block = curves[i][index[i][j]]
-            deletion = torch.cat([torch.tensor([p0]), block[:inner], torch.tensor([p_all_removed])])
+            deletion = torch.cat([torch.tensor([p0]), block[:inner], torch.tensor([p_blurred])])
             insertion = torch.cat([torch.tensor([p_blurred]), block[inner:], torch.tensor([p0])])
             pm = masked[i][j]
             mine.append({
@@ -211,6 +224,6 @@ def score_maps(probs_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
 
 
 def passes(photos: list[PhotoMaps], steps: int) -> int:
-    """Images `score_photos` sends through the network for these photos: 3 per photo, 2 (steps - 1) per
+    """Images `score_photos` sends through the network for these photos: 2 per photo, 2 (steps - 1) per
     distinct curve, 1 per map."""
-    return sum(3 + 2 * (steps - 1) * len(curve_index(ph.maps, steps)[1]) + len(ph.maps) for ph in photos)
+    return sum(2 + 2 * (steps - 1) * len(curve_index(ph.maps, steps)[1]) + len(ph.maps) for ph in photos)

@@ -49,8 +49,8 @@ from generator.model.checkpoint import TrainedModel
 from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime
 
-LEADERBOARD_VERSION = 2  # 2: sanity rows cached per photo
-CPU_BUDGET_S = 18.0  # the default time budget on a CPU: the stage at most ~15% of a cold build (~150 s here)
+LEADERBOARD_VERSION = 3  # 2: sanity rows cached per photo; 3: deletion fills with the blurred photo
+CPU_BUDGET_S = 16.0  # the default time budget on a CPU: the stage at most 15% of a cold build (~115 s here, 2 cores)
 PROBE = 2  # photos of the first round, which measures the time a photo takes (the budget cannot cut it)
 FIRST_LOOK = 10  # the stopping rule first looks at this many photos, then at twice as many each time
 GPU_ROUND = 256  # photos per round where every photo is scored (bounds memory, not decisions)
@@ -175,41 +175,32 @@ class ScoreCache:
 
 
 def photo_stream(results: pd.DataFrame, sets: list[str], seed: int) -> pd.DataFrame:
-    """Every explained photo of `sets`, in the order the sample takes them: the sets in turn, and within a set
-    the stratum (right, wrong, or without a label) furthest below its share of the set so far, each stratum in a
-    seeded random order. Any prefix is a stratified sample (both strata of a set in proportion, within one
-    photo) with the sets equally represented while each lasts."""
-    queues: list[list[list[int]]] = []  # per set, per stratum: row positions, in seeded order
-    sizes: list[list[int]] = []
+    """Every explained photo of `sets`, in the order the sample takes them: strata (a set's right answers, its
+    wrong ones, its photos without a label), each in a seeded random order, taken in proportion to their sizes:
+    the next photo comes from the stratum with the fewest taken for its size ((taken + 1/2) / size, Sainte-Lague's
+    rule). Any prefix is a stratified sample of the whole pool (each stratum within about one photo of its share),
+    so the pooled mean over the prefix estimates the mean over every explained photo; a set of 13 photos beside
+    one of 1,000 weighs 13 in 1,013, not half."""
+    strata: list[list[int]] = []  # row positions, in seeded order
     d = results.reset_index(drop=True)
     for s in sets:
         rows = d[(d["set"] == s) & (d["status"] == "ok")]
         if rows.empty:
             continue
         correct = rows["correct"] if "correct" in rows else pd.Series("", index=rows.index)
-        strata = []
         for name, mask in (("right", correct == "yes"), ("wrong", correct == "no"),
                            ("other", ~correct.isin(["yes", "no"]))):
             idx = rows.index[mask.to_numpy()].to_numpy()
             if idx.size:
                 rng = np.random.default_rng([seed, zlib.crc32(f"{s}/{name}".encode("utf-8", "surrogateescape"))])
                 strata.append(list(idx[rng.permutation(idx.size)]))
-        queues.append(strata)
-        sizes.append([len(q) for q in strata])
+    taken = [0] * len(strata)
     order: list[int] = []
-    taken = [[0] * len(q) for q in queues]
-    while True:
-        moved = False
-        for k, strata in enumerate(queues):
-            open_ = [j for j, q in enumerate(strata) if taken[k][j] < len(q)]
-            if not open_:
-                continue
-            j = min(open_, key=lambda j: (taken[k][j] / sizes[k][j], j))
-            order.append(strata[j][taken[k][j]])
-            taken[k][j] += 1
-            moved = True
-        if not moved:
-            break
+    for _ in range(sum(map(len, strata))):
+        j = min((j for j, q in enumerate(strata) if taken[j] < len(q)),
+                key=lambda j: ((taken[j] + 0.5) / len(strata[j]), j))
+        order.append(strata[j][taken[j]])
+        taken[j] += 1
     return d.iloc[order]
 
 

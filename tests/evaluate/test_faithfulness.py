@@ -24,20 +24,27 @@ def test_masks_remove_the_most_salient_pixels_first():
 
 
 def _corner_model(size: int):
-    """p(class 0) = sigmoid(10 * mean of channel 0 over the top-left quadrant - 2)."""
+    """p(class 0) = sigmoid(10 * mean over the top-left quadrant of channel 0 squared - 2): the evidence is the
+    quadrant's fine texture, which the blurred fill of the curves removes."""
 
     def probs_of(batch: torch.Tensor) -> torch.Tensor:
-        q = batch[:, 0, : size // 2, : size // 2].mean(dim=(1, 2))
+        q = (batch[:, 0, : size // 2, : size // 2] ** 2).mean(dim=(1, 2))
         p = torch.sigmoid(10 * q - 2)
         return torch.stack([p, 1 - p], dim=1)
 
     return probs_of
 
 
+def _checkered_corner(size: int) -> torch.Tensor:
+    x = torch.zeros(3, size, size)
+    r = torch.arange(size // 2)
+    x[0, : size // 2, : size // 2] = ((r[:, None] + r[None, :]) % 2) * 2.0 - 1.0  # +-1, a pixel at a time
+    return x
+
+
 def test_a_map_on_the_evidence_beats_the_baselines():
     size = 16
-    x = torch.zeros(3, size, size)
-    x[0, : size // 2, : size // 2] = 1.0  # evidence for class 0 in the top-left quadrant
+    x = _checkered_corner(size)  # evidence for class 0 in the top-left quadrant
     good = torch.zeros(size, size)
     good[: size // 2, : size // 2] = 1.0
     bad = 1 - good
@@ -52,6 +59,49 @@ def test_a_map_on_the_evidence_beats_the_baselines():
     assert bad_s["increase"] == 0.0
 
 
+def test_both_curves_fill_with_the_blurred_photo():
+    """Deleted pixels take the blurred photo's values, as insertion's pixels not yet restored do: deleting every
+    pixel gives the blurred photo's probability, the insertion curve's start."""
+    size = 16
+    x = torch.randn(3, size, size, generator=torch.Generator().manual_seed(1))  # unlike its blur at every pixel
+    probs_of = _corner_model(size)
+    seen = []
+
+    def keeping(batch):
+        seen.append(batch.clone())
+        return probs_of(batch)
+
+    fa.score_maps(keeping, x, [torch.rand(size, size, generator=torch.Generator().manual_seed(0))], cls=0, steps=4)
+    images = torch.cat(seen)
+    start = fa.blurred(x)
+    assert torch.equal(images[0], x) and torch.equal(images[1], start)  # the two end points
+    assert not bool((x == start).any())
+    for img in images[2:8]:  # deletion then insertion steps: each pixel is the photo's or the blurred photo's
+        assert bool(((img == x) | (img == start)).all())
+    deleted = images[2:5]  # 1/4, 2/4, 3/4 removed: ever more of the blurred photo
+    assert [int((d == start).all(0).sum()) for d in deleted] == [64, 128, 192]
+
+
+@pytest.mark.parametrize("steps", [2, 3, 4, 7])
+def test_a_map_and_its_reverse_score_exactly_opposite(steps):
+    """The insertion step that keeps a map's top k/n pixels is the deletion step of its reverse that keeps the same
+    pixels: insertion minus deletion of 1 - m is minus that of m (float32 batch noise aside). So a random map,
+    as likely as its reverse, scores 0 on average exactly, and its masks are complements step for step."""
+    size = 16
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(3, size, size, generator=gen)
+    m = torch.rand(size, size, generator=gen)  # no ties
+    for k, (a, b) in enumerate(zip(fa.perturbation_masks(m, steps), fa.perturbation_masks(1 - m, steps).flip(0))):
+        assert torch.equal(a + b, torch.ones_like(a)), k
+    s, r = fa.score_maps(_conv_model(), x, [m, 1 - m], cls=1, steps=steps)
+    combined = s["insertion_auc"] - s["deletion_auc"]
+    assert abs(combined) > 1e-3  # not trivially 0
+    # the reverse's insertion curve is the map's deletion curve read backwards, and the other way round
+    assert r["insertion_auc"] == pytest.approx(s["deletion_auc"], abs=1e-6)
+    assert r["deletion_auc"] == pytest.approx(s["insertion_auc"], abs=1e-6)
+    assert r["insertion_auc"] - r["deletion_auc"] == pytest.approx(-combined, abs=1e-6)
+
+
 def _close(a: list[dict], b: list[dict]) -> None:
     """Scores equal within float32 rounding. The code does not promise bit-equal results across batch shapes
     (CPU kernels may block a batch of 7 and one of 1000 differently), so: each probability is within a few ulps
@@ -64,8 +114,8 @@ def _close(a: list[dict], b: list[dict]) -> None:
 
 
 def test_curve_end_points_are_shared_and_chunks_do_not_change_scores():
-    """The photo, the all-removed photo and the blurred photo are scored once per photo, whatever the number of
-    maps; the chunk size only batches the other inputs."""
+    """The photo and the blurred photo are scored once per photo, whatever the number of maps; the chunk size
+    only batches the other inputs."""
     size = 16
     torch.manual_seed(0)
     x = torch.randn(3, size, size)
@@ -77,7 +127,7 @@ def test_curve_end_points_are_shared_and_chunks_do_not_change_scores():
         return _corner_model(size)(batch)
 
     a = fa.score_maps(counting, x, maps, cls=0, steps=5, chunk=7)
-    assert max(seen) == 7 and sum(seen) == 3 + 3 * (2 * 4 + 1) == fa.passes([fa.PhotoMaps(x, maps, 0)], 5)
+    assert max(seen) == 7 and sum(seen) == 2 + 3 * (2 * 4 + 1) == fa.passes([fa.PhotoMaps(x, maps, 0)], 5)
     b = fa.score_maps(_corner_model(size), x, maps, cls=0, steps=5, chunk=1000)
     _close(a, b)
 
@@ -128,7 +178,7 @@ def test_maps_with_the_same_ranking_share_their_curves():
         return _conv_model()(batch)
 
     s = fa.score_maps(counting, x, maps, cls=0, steps=6)
-    assert sum(calls) == 3 + 2 * (2 * 5) + 3  # two distinct curves, three masked photos
+    assert sum(calls) == 2 + 2 * (2 * 5) + 3  # two distinct curves, three masked photos
     assert s[0]["deletion_auc"] == s[1]["deletion_auc"] and s[0]["insertion_auc"] == s[1]["insertion_auc"]
     alone = fa.score_maps(_conv_model(), x, [m ** 3], cls=0, steps=6)[0]
     assert s[1]["average_drop"] == pytest.approx(alone["average_drop"], abs=1e-5)
