@@ -353,6 +353,7 @@ class Verdict:
     tied: tuple[str, ...]  # methods whose difference from the best has a 95% interval that includes 0
     beaten: tuple[str, ...]  # methods clearly below the best
     beats_baselines: bool  # the best is clearly above both baselines
+    against: tuple[tuple[str, str], ...] = ()  # (baseline, the best's verdict against it), as the table says
 
 
 def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None,
@@ -377,7 +378,8 @@ def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame 
         if m != best:
             (beaten if said.get((best, m)) == "better" else tied).append(str(m))
     above = all(said.get((best, b)) == "better" for b in BASELINES)
-    return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above)
+    against = tuple((b, said[best, b]) for b in BASELINES if (best, b) in said)
+    return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above, against)
 
 
 def sanity_summary(sanity: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from generator.data.scan import DEFAULT_CLASSES
+from generator.evaluate.stats import MARGIN
 from generator.frames import pd
 from generator.i18n import Lang
 from generator.report import analysis
@@ -443,10 +444,27 @@ def faithfulness(board: pd.DataFrame, verdict: analysis.Verdict | None, last_tap
     else:
         parts.append(lang._("By insertion minus deletion, %(best)s explains this model best, clearly ahead of every "
                             "other method on these %(n)s photos.", best=name, n=lang.num(verdict.n)))
-    if not verdict.beats_baselines:
-        parts.append(lang._("It is not clearly better than both baselines: more photos are needed to say more "
-                            "(faithfulness_budget_s)."))
+    parts.append(baselines_sentence(verdict, lang))
     return Finding(" ".join(parts), [("methods.html", lang._("the leaderboard"))], None)
+
+
+def baselines_sentence(verdict, lang: Lang) -> str:
+    """What the best method's verdicts against the two baselines say, in one or two sentences (methods.html and
+    the report's finding)."""
+    said = dict(verdict.against)
+    rnd, gau = said.get("random"), said.get("gaussian")
+    if verdict.beats_baselines:
+        return lang._("It beats both baselines clearly.")
+    if rnd != "better":
+        return lang._("It is not clearly better than a random map on this many photos.")
+    if gau == "equivalent":
+        return lang._("It is clearly better than a random map, and no better than a centred Gaussian (a blob in the "
+                      "middle of the photo): the two are equivalent within ±%(margin)s.", margin=lang.num(MARGIN, 2))
+    if gau == "worse":
+        return lang._("It is clearly better than a random map, but a centred Gaussian (a blob in the middle of the "
+                      "photo) does better.")
+    return lang._("It is clearly better than a random map. Against a centred Gaussian (a blob in the middle of the "
+                  "photo), this many photos cannot tell: see the verdicts.")
 
 
 def sanity(table: pd.DataFrame, titles: dict[str, str], lang: Lang) -> Finding | None:

@@ -224,3 +224,35 @@ def test_the_stage_story_reads_a_fine_tuned_model_b_when_the_site_shows_the_prob
     assert ("compare.html", "the two models side by side") in f.links
     alone = findings.stage_story(SimpleNamespace(run=run, classes=("cat", "dog"), compare=None), probe_rows, "test", EN)
     assert alone.text.startswith("No stage's linear probe reaches")
+
+
+def _against(cam: float, gauss: float, noise: float, n: int = 40) -> pd.DataFrame:
+    """Scores of n photos at tap 3: CAM's and the Gaussian's insertion minus deletion around the given means, the
+    random map's around 0 (its expectation), with noise."""
+    rng = np.random.default_rng(4)
+    out = []
+    for i in range(n):
+        for m, mu in (("cam", cam), ("gaussian", gauss), ("random", 0.0)):
+            c = mu + rng.normal(0, noise)
+            out.append({"set": "test", "file": f"f{i}", "method": m, "tap": 3, "deletion_auc": 0.5 - c / 2,
+                        "insertion_auc": 0.5 + c / 2, "average_drop": 0.1, "increase": 0.0})
+    return pd.DataFrame(out)
+
+
+@pytest.mark.parametrize("cam, gauss, noise, expect", [
+    (0.3, 0.0, 0.02, "It beats both baselines clearly."),
+    (0.3, 0.3, 0.002, "the two are equivalent within ±0.03"),
+    (0.2, 0.4, 0.02, "a centred Gaussian (a blob in the middle of the photo) does better"),
+    (0.2, 0.18, 0.2, "this many photos cannot tell"),
+    (0.01, 0.0, 0.2, "It is not clearly better than a random map on this many photos."),
+])
+def test_the_baselines_sentence_says_what_each_verdict_says(cam, gauss, noise, expect):
+    s = _against(cam, gauss, noise)
+    v = analysis.verdict(s, 3, 0)
+    assert v.best == "cam"
+    sentence = findings.baselines_sentence(v, EN)
+    assert expect in sentence
+    ko = findings.baselines_sentence(v, Lang("ko"))
+    assert ko != sentence and "Gaussian" not in ko  # translated
+    f = findings.faithfulness(analysis.leaderboard(s, 0), v, 3, {"cam": "CAM"}, EN)
+    assert sentence in f.text  # the report says the same as the methods page

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from generator.evaluate import stats
 from generator.i18n import N_, Lang
 from generator.publish.pages.kinds import PageKind, method_info
+from generator.report.findings import baselines_sentence
 from generator.report.names import safe_name
 from generator.report.summary import BOARD_LOCALISATION, Report, board_localisation, map_titles
 
@@ -19,7 +20,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
     verdict = None if v is None else {"n": v.n, "best": titles.get(v.best, v.best),
                                       "tied": ", ".join(titles.get(m, m) for m in v.tied),
                                       "beaten": ", ".join(titles.get(m, m) for m in v.beaten),
-                                      "beats_baselines": v.beats_baselines}
+                                      "baselines": baselines_sentence(v, lang)}
     last = report.n_taps - 1
     rows = board.to_dict("records") if not board.empty else []
 
