@@ -464,7 +464,7 @@ def baselines_sentence(verdict, lang: Lang) -> str:
         return lang._("It is clearly better than a random map, but a centred Gaussian (a blob in the middle of the "
                       "photo) does better.")
     return lang._("It is clearly better than a random map. Against a centred Gaussian (a blob in the middle of the "
-                  "photo), this many photos cannot tell: see the verdicts.")
+                  "photo), this many photos cannot tell.")
 
 
 def sanity(table: pd.DataFrame, titles: dict[str, str], lang: Lang) -> Finding | None:
