@@ -326,11 +326,11 @@ class Settings:
                                         between(0, 1_000_000))
     faithfulness_budget_s: float = _setting(0.0, "seconds the adaptive leaderboard sample may take; 0 = 16 on a CPU, "
                                             "no limit on a GPU (every photo)", between(0, 1e6))
-    # 4: measured (bench/leaderboard_cost.py --steps-error: 40 photos of the shared test and personal sets, the 6
-    # distinct last-stage maps, against 12 steps) the error that few steps add to the mean over photos of a paired
-    # difference of insertion minus deletion (what a verdict reads) is at most 0.004 at 6 steps, 0.011 at 4 and
-    # 0.030 at 3 (images per map 11, 7, 5): 4 is the fewest steps whose error stays below
-    # evaluate.stats.MARGIN. (Photo by photo the error is larger, median 0.031 at 4 steps, but it averages out.)
+    # 4: measured (python -m bench.leaderboard_cost --steps-error --photos 20, on the shared test set and on the
+    # personal set, the 6 or 7 distinct last-stage maps, against 12 steps) the error that few steps add to the mean
+    # over photos of a paired difference of insertion minus deletion (what a verdict reads) is at most 0.013 at 6
+    # steps, 0.026 at 4 and 0.080 at 3 (images per map 11, 7, 5): 4 is the fewest steps whose error stays below
+    # evaluate.stats.MARGIN. (Photo by photo the error is larger, median 0.032 to 0.037 at 4 steps; it averages out.)
     faithfulness_steps: int = _setting(4, "perturbation steps of the deletion/insertion curves", between(2, 200))
     lang: str = _setting("en", "language of the site and the post: en or ko", one_of(*LANGUAGES))
     site_url: str = _setting("", "where the site will be published (e.g. https://you.github.io/cam-report/): the "
