@@ -216,6 +216,7 @@ class Outcome:
     needed: float = float("nan")  # photos every comparison would need, when the budget ran out
     stage_photos: int = 0  # photos whose earlier taps were scored too
     steps: int = 0
+    pool: int = 0  # explained photos the sample was drawn from
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -547,7 +548,7 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
         open_ = [c.needed for c in comps if c.verdict == "undecided"]
         needed = float(max(open_)) if open_ else float("nan")
     outcome = Outcome(stopped, len(done), time.perf_counter() - started, 0.0 if not adaptive else budget, looks,
-                      needed, stage_n, settings.faithfulness_steps)
+                      needed, stage_n, settings.faithfulness_steps, len(pool))
     if plan_file is not None and plan is None:
         write_text(plan_file, json.dumps({"taken": at, "looks": looks, "stopped": stopped, "stage_photos": stage_n,
                                           "seconds": outcome.seconds}))

@@ -321,6 +321,7 @@ def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(t
                            "faithfulness_budget_s": 1e-3, "device": "cpu"})
     s2, _, out2 = leaderboard.leaderboard_stage(model, results, ["t", "s"], tight, runtime, log=_quiet)
     assert out2.stopped == "budget" and out2.photos == leaderboard.PROBE and out2.stage_photos == 0
+    assert out2.pool == 6  # drawn from all six explained photos, which the page says
     assert set(s2["tap"]) == {1}
     # The rerun, every score now cached: free photos would let it go further each time, so the board would change
     # from one rebuild to the next. It replays the first build's sample instead: the same photos, the same board.
