@@ -23,11 +23,26 @@ NEITHER = "#7a4bbd"
 
 # DejaVu for Latin text, Noto Sans CJK for Korean (Debian's fonts-noto-cjk); matplotlib falls back per glyph.
 # Only families that are installed: naming a missing one makes matplotlib warn once per text drawn.
-_INSTALLED = {f.name for f in font_manager.fontManager.ttflist}
+CJK_FAMILIES = ("Noto Sans CJK KR", "Noto Sans CJK JP")
 
 
-plt.rcParams["font.family"] = ["DejaVu Sans", *(f for f in ("Noto Sans CJK KR", "Noto Sans CJK JP") if f in _INSTALLED),
-                               "sans-serif"]
+def cjk_families() -> list[str]:
+    """The CJK families matplotlib can draw with. matplotlib lists the system's fonts once and keeps the list in
+    its cache folder, so fonts installed after its first run (fonts-noto-cjk installed later) are not in it and
+    every Hangul glyph would come out as a box: such fonts are then found on the system and added."""
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(f in names for f in CJK_FAMILIES):
+        for path in font_manager.findSystemFonts():
+            if Path(path).name.startswith("NotoSansCJK"):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a file FreeType cannot open: left out
+                    continue
+        names = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in CJK_FAMILIES if f in names]
+
+
+plt.rcParams["font.family"] = ["DejaVu Sans", *cjk_families(), "sans-serif"]
 
 
 def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
