@@ -13,6 +13,7 @@ on. Unset (as for every user), nothing happens. Points, each paused at once per 
 from __future__ import annotations
 
 import os
+import select
 import sys
 
 ENV = "CAM_PAUSE_AT"
@@ -28,4 +29,9 @@ def pause_at(point: str) -> None:
     _reached.add(point)
     print(f"paused at {point} ({ENV}, process {os.getpid()}): waiting for a line on standard input",
           file=sys.stderr, flush=True)
+    # Not one blocking readline: a signal the kernel hands to another thread (torch's, after the network ran) does
+    # not interrupt the main thread's read, and its Python handler (Ctrl-C, SIGTERM) would wait for the line
+    # forever. Waking every 0.1 s lets the handler run wherever the signal landed.
+    while not select.select([sys.stdin], [], [], 0.1)[0]:
+        pass
     sys.stdin.readline()
