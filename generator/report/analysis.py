@@ -352,8 +352,13 @@ class Verdict:
     n: int  # photos
     tied: tuple[str, ...]  # methods whose difference from the best has a 95% interval that includes 0
     beaten: tuple[str, ...]  # methods clearly below the best
-    beats_baselines: bool  # the best is clearly above both baselines
     against: tuple[tuple[str, str], ...] = ()  # (baseline, the best's verdict against it), as the table says
+
+    @property
+    def beats_baselines(self) -> bool:
+        """The best is clearly above both baselines."""
+        said = dict(self.against)
+        return all(said.get(b) == "better" for b in BASELINES)
 
 
 def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame | None = None,
@@ -377,9 +382,8 @@ def verdict(scores: pd.DataFrame, last_tap: int, seed: int, board: pd.DataFrame 
     for m in methods["method"]:
         if m != best:
             (beaten if said.get((best, m)) == "better" else tied).append(str(m))
-    above = all(said.get((best, b)) == "better" for b in BASELINES)
     against = tuple((b, said[best, b]) for b in BASELINES if (best, b) in said)
-    return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), above, against)
+    return Verdict(best, int(methods.iloc[0]["n"]), tuple(tied), tuple(beaten), against)
 
 
 def sanity_summary(sanity: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

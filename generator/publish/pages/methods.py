@@ -47,6 +47,7 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "bootstrap": stats.BOOTSTRAP,
         "outcome": report.run.leaderboard, "margin": stats.MARGIN,
         "comparisons": report.comparisons.to_dict("records") if not report.comparisons.empty else [],
+        "margin_share": margin_share(report.comparisons, stats.MARGIN),
         "live": stats.live_comparisons([stats.Comparison(**r) for r in report.comparisons.to_dict("records")]),
         # Columns other evaluations add to the board (localisation where a set has ground truth): dicts of title
         # (shown) and key (a column of the board's rows, with key_lo and key_hi for its interval), in percent.
@@ -55,6 +56,16 @@ def method_pages(report: Report, ctx: dict) -> Iterator[tuple[str, dict]]:
         "localisation": localisation_table(report),
         "truth_sets": truth_sets(report),
     }
+
+
+def margin_share(comparisons, margin: float) -> float | None:
+    """The margin of "equivalent" as a share of what the best map gains over the random map (the largest mean
+    difference against it), for the page's reader; None when no map gains anything."""
+    if comparisons.empty:
+        return None
+    gains = comparisons.loc[comparisons["b"] == "random", "mean"]
+    best = float(gains.max()) if len(gains) else float("nan")
+    return margin / best if best > 0 else None
 
 
 def _present(row: dict, keep_localisation: bool) -> dict:
