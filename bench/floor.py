@@ -111,6 +111,11 @@ def network_rates(setup: Setup, photos: np.ndarray, repeats: int) -> tuple[float
     n = len(photos)
     from generator.model.taps import recording
 
+    if setup.runtime.device == "cpu":  # the build's own memory setting (generator/build.py), or the floor would
+        from generator.data.workers import keep_freed_memory  # be slower than the build's own passes
+
+        keep_freed_memory()
+
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.runtime.autocast)
 

@@ -133,8 +133,8 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
     table = as_table(rows)
     log(f"{len(table)} files in {len(sets)} sets: " + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
     runtime = choose_runtime(settings)
-    if runtime.device == "cpu" and not runtime.autocast:  # float32 on a CPU: measured there (keep_freed_memory);
-        from generator.data.workers import keep_freed_memory  # with bf16, HeapTrimmer's trimming keeps memory flat
+    if runtime.device == "cpu":  # measured there (keep_freed_memory), in float32 and in bf16 alike
+        from generator.data.workers import keep_freed_memory
 
         keep_freed_memory()
     torch.manual_seed(settings.seed)

@@ -280,33 +280,25 @@ def head_test(truth: Truth, seed: int) -> ErrTest | None:
 
 
 def photo_index(truth: Truth) -> dict[tuple[str, str], dict]:
-    """(set, file) -> photo_truth of every annotated photo: grouped once, not filtered per page."""
+    """(set, file) -> what the photo's page shows of its ground truth, for every annotated photo: the head box
+    (fractions of the photo), the pet's outline, and per (method, tap, class) map and region the peak (pixels of
+    the photo) and scores. One pass over each table: filtering them photo by photo took 6.5 ms a photo (2.4 s
+    for the 370 annotated photos, in each page worker; measured)."""
+    out: dict[tuple[str, str], dict] = {}
     if truth.baselines.empty:
-        return {}
-    scores = dict(iter(truth.scores.groupby(["set", "file"], sort=False))) if not truth.scores.empty else {}
-    return {k: photo_truth(Truth(scores.get(k, truth.scores.iloc[:0]), g, truth.sets), *k)
-            for k, g in truth.baselines.groupby(["set", "file"], sort=False)}
-
-
-def photo_truth(truth: Truth, set_key: str, file: str) -> dict | None:
-    """What a photo page shows: the head box (fractions of the photo), and per (method, tap, class) map and region
-    the peak (pixels of the photo) and scores. None when the photo has no ground truth."""
-    b = truth.baselines
-    if b.empty:
-        return None
-    mine = b[(b["set"] == set_key) & (b["file"] == file)]
-    if mine.empty:
-        return None
-    s = truth.scores
-    s = s[(s["set"] == set_key) & (s["file"] == file)]
-    recs = mine.to_dict("records")
-    boxes = {r["region"]: [round(r[f"box_{k}"], 4) for k in ("x0", "y0", "x1", "y1")] for r in recs}
-    outlines = {r["region"]: r["outline"] for r in recs if isinstance(r.get("outline"), list) and r["outline"]}
-    maps: dict[str, dict] = {}
-    for r in s.to_dict("records"):
-        key = f"{r['method']}/{r['tap']}/{r['cls']}"
-        m = maps.setdefault(key, {"peak": None if r["peak_x"] is None or pd.isna(r["peak_x"])
-                                  else [int(r["peak_x"]), int(r["peak_y"])]})
+        return out
+    for r in truth.baselines.to_dict("records"):
+        entry = out.setdefault((r["set"], r["file"]), {"boxes": {}, "outline": None, "maps": {}})
+        entry["boxes"][r["region"]] = [round(r[f"box_{k}"], 4) for k in ("x0", "y0", "x1", "y1")]
+        if r["region"] == PET and isinstance(r.get("outline"), list) and r["outline"]:
+            entry["outline"] = r["outline"]
+    for r in truth.scores.to_dict("records") if not truth.scores.empty else ():
+        entry = out.get((r["set"], r["file"]))
+        if entry is None:  # scores of a photo without a baseline row: no ground truth to show
+            continue
+        m = entry["maps"].setdefault(f"{r['method']}/{r['tap']}/{r['cls']}",
+                                     {"peak": None if r["peak_x"] is None or pd.isna(r["peak_x"])
+                                      else [int(r["peak_x"]), int(r["peak_y"])]})
         m[r["region"]] = [int(bool(r["hit"])), int(bool(r["hit_tolerant"])),
                           None if pd.isna(r["energy"]) else round(float(r["energy"]), 3), round(float(r["iou"]), 3)]
-    return {"boxes": boxes, "outline": outlines.get(PET), "maps": maps}
+    return out

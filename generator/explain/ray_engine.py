@@ -127,8 +127,8 @@ class ExplainActor:
         torch.set_num_threads(threads)
         self.settings, self.needs = settings, needs
         self.runtime = choose_runtime(replace(settings, device="cuda")) if gpu else runtime
-        if self.runtime.device == "cpu" and not self.runtime.autocast:  # as the local engine's build does: without
-            keep_freed_memory()  # it, every batch faulted its activations in again (the stage was 1.6x the local's)
+        if self.runtime.device == "cpu":  # as the local engine's build does: without it, every batch faulted its
+            keep_freed_memory()  # activations in again (the stage was 1.6x the local's)
         self.model = _load_model(spec)
         self.cache = RecordCache(settings.cache_dir, self.model.fingerprint, len(self.model.backbone.taps))
         self.categories = imagenet_categories()

@@ -97,20 +97,21 @@ def test_decoded_in_chunks_keeps_order_and_bounds_each_chunk():
     assert out == list(range(130))
 
 
-def test_keeping_freed_memory_stops_the_trimming(monkeypatch):
-    """With keep_freed_memory in force (glibc), HeapTrimmer hands nothing back (that would undo it); without it,
-    it trims every `every` calls. The stage boundary trim is the one trim left."""
+def test_keeping_freed_memory_spaces_the_trimming(monkeypatch):
+    """Without keep_freed_memory, HeapTrimmer trims every `every` calls; with it in force (glibc), only every
+    KEPT_TRIM_EVERY calls (a trim undoes the keeping until the heap is faulted in again)."""
     from generator.data import workers
 
     monkeypatch.setattr(workers, "_KEEPING_FREED", False)  # restored after the test
+    monkeypatch.setattr(workers, "KEPT_TRIM_EVERY", 5)
     calls = []
     trimmer = workers.HeapTrimmer(every=2)
-    trimmer._trim = lambda pad: calls.append(pad)
+    trimmer._trim = lambda pad: calls.append(trimmer.calls)
     for _ in range(4):
         trimmer()
-    assert calls == [0, 0]
+    assert calls == [2, 4]
     if not workers.keep_freed_memory():
         pytest.skip("not glibc: mallopt is not there, so nothing is kept and the trimming goes on")
-    for _ in range(4):
+    for _ in range(6):
         trimmer()
-    assert calls == [0, 0]  # no more trims while freed memory is kept
+    assert calls == [2, 4, 5, 10]  # every 5th call from now on, not every 2nd

@@ -97,6 +97,33 @@ def test_every_map_is_scored_against_head_and_pet_and_mistakes_add_the_predicted
     assert forked.sets == truth.sets
 
 
+def test_photo_index_gives_each_photo_its_own_rows(tmp_path):
+    """The page's ground truth of each photo, read back against that photo's rows of the tables: its boxes, its
+    pet outline, and one entry per (method, tap, class) map with both regions' scores; photos in one pass."""
+    src = coco(tmp_path / "own.json", {"a.jpg": ([0, 0, 4, 4], [0, 0, 8, 8]), "b.jpg": ([4, 4, 4, 4], [2, 2, 6, 6])})
+    recs = {"a.jpg": record([2, 0], [corner_map(0), corner_map(3)], grad=corner_map(3)),
+            "b.jpg": record([0, 2], [corner_map(0), corner_map(3)], grad=corner_map(3))}
+    table = results([("a.jpg", "cat"), ("b.jpg", "cat")])
+    truth = T.score_truth(table, T.read_truth({"own": src}, table), recs.get, classes=("cat", "dog"))
+    index = T.photo_index(truth)
+    assert list(index) == [("own", "a.jpg"), ("own", "b.jpg")]
+    for (_, file), entry in index.items():
+        b = truth.baselines[truth.baselines.file == file]
+        assert entry["boxes"] == {r.region: [round(getattr(r, f"box_{k}"), 4) for k in ("x0", "y0", "x1", "y1")]
+                                  for r in b.itertuples()}
+        assert entry["outline"] == b[b.region == "pet"].iloc[0]["outline"] and entry["outline"]
+        s = truth.scores[truth.scores.file == file]
+        assert set(entry["maps"]) == {f"{r.method}/{r.tap}/{r.cls}" for r in s.itertuples()}
+        for r in s.itertuples():
+            m = entry["maps"][f"{r.method}/{r.tap}/{r.cls}"]
+            assert m["peak"] == [int(r.peak_x), int(r.peak_y)]
+            assert m[r.region] == [int(r.hit), int(r.hit_tolerant), round(float(r.energy), 3), round(float(r.iou), 3)]
+    assert index[("own", "a.jpg")]["boxes"]["head"] == [0.0, 0.0, 0.5, 0.5]  # 4 of 8 pixels: half the photo
+    assert index[("own", "b.jpg")]["boxes"]["head"] == [0.5, 0.5, 1.0, 1.0]
+    empty = T.score_truth(table, {}, recs.get, classes=("cat", "dog"))
+    assert T.photo_index(empty) == {}
+
+
 def test_the_cam_box_passed_in_is_the_one_scored(tmp_path):
     src = coco(tmp_path / "own.json", {"a.jpg": ([0, 0, 4, 4], [0, 0, 8, 8])})
     rec = record([2, 0], [corner_map(0), corner_map(3)])

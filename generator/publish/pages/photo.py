@@ -63,7 +63,7 @@ class PhotoPages:
 
 def photo_page(report: Report, maps: Maps, pp: PhotoPages, i: int, record: PhotoRecord | PhotoData,
                truth: dict | None = None) -> dict[str, Any]:
-    """The model of the image page of photo i of a set; truth: truth.photo_truth of the photo, if annotated.
+    """The model of the image page of photo i of a set; truth: the photo's entry of truth.photo_index, if annotated.
     record: the photo's record, or what the page takes from it (photo_data, cached by the build)."""
     ph, photos = pp.photos[i], pp.photos
     if not isinstance(record, PhotoData):
@@ -163,6 +163,7 @@ def photo_pages_started(build_dir: Path, report: Report, base: dict, sets: list[
     job = PhotoJob(build_dir=build_dir, report=report, maps=Maps(report), base=base, sets=sets, lang=lang,
                    cache=cache, site_writer=writer)
     job.writer.env.get_template("photo.html")  # compiled once here: the forked workers inherit it
+    job.truth  # noqa: B018 (indexed once here too, not once per worker)
     tasks = [(k, start, min(start + per_task, len(pp.photos)))
              for k, pp in enumerate(sets) for start in range(0, len(pp.photos), per_task)]
     with forked_map_started(_render_slice, job, tasks, processes) as results:
