@@ -2,8 +2,9 @@
 
 - decoding every photo once, as the build decodes it (read, upright, resized to the network's input), by the
   build's decode processes (`make_pool(settings.n_workers)`, `decoded_in_chunks`);
-- one forward pass of every readable photo (training and explained), at the build's batch size, threads and
-  runtime (bf16 autocast and channels-last where the build turns them on);
+- one forward pass of every readable photo (training and explained), at the build's batch size, threads,
+  runtime (bf16 autocast and channels-last where the build turns them on) and memory setting (glibc keeps the
+  freed memory for the next batch, `generator.data.workers.keep_freed_memory`, as the build does on a CPU);
 - one backward pass of every explained photo (the photos of the sets other than the training set): a forward
   with the gradient of the predicted class's logit into the tapped features, as the gradient maps need.
 

@@ -150,3 +150,16 @@ class TinyMlpHeadNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.c2(self.c1(x)).mean(dim=(2, 3)))
+
+
+def build_numerics(settings) -> tuple[object, float]:
+    """How a test recomputes what a build computed, and how close the two may come. The build runs bf16 autocast
+    where the CPU has it (AVX512-BF16 or AMX: generator.model.runtime.choose_runtime), float32 elsewhere. Returns
+    (a context manager for the reference pass, under the same autocast; the tolerance on a probability): float32
+    in another batch shape agrees to ~1e-6, and 1e-4 leaves room for thread counts; bf16 keeps 8 bits of
+    mantissa, and a photo computed in another batch moved by up to 4.5e-4 (measured on an AVX512-BF16 CPU)."""
+    from generator.model.runtime import choose_runtime
+
+    runtime = choose_runtime(settings)
+    return (torch.autocast("cpu", dtype=torch.bfloat16, enabled=runtime.autocast),
+            5e-3 if runtime.autocast else 1e-4)
