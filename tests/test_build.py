@@ -197,6 +197,7 @@ def test_a_template_change_re_renders_without_the_model(small_site, monkeypatch)
         raise AssertionError("a record was decoded: the page data were not read from the cache")
 
     monkeypatch.setattr(photo, "decode_record", decoded)
+    monkeypatch.setattr(build, "load_bundle", lambda *a: pytest.fail("the results bundle was read: the report does"))
     change[0] = "y"
     build.build_site(settings, log=lambda _m: None, progress=False)
     rerun = _site_bytes(site)
@@ -207,6 +208,35 @@ def test_a_template_change_re_renders_without_the_model(small_site, monkeypatch)
             and p.suffix != ".pkl"} == caches_before
     monkeypatch.undo()
     build.build_site(settings, log=lambda _m: None, progress=False)  # back to the real templates
+
+
+def test_pages_are_made_from_the_report_only_while_its_inputs_are_there(small_site):
+    """reusable_report: the saved report of the site's figure key, while the results bundle it came from is in the
+    cache and every shown photo's record opens; else None (and the build reads the bundle, or computes)."""
+    from generator import build, manifest
+
+    settings, _ = small_site
+    now = manifest.load(settings)
+    report = build.reusable_report(settings, now)
+    assert report is not None and report.run.model_fingerprint
+    bundle = build.bundle_path(settings, now.compute)
+    aside = bundle.with_name(bundle.name + ".aside")
+    bundle.rename(aside)
+    try:
+        assert build.reusable_report(settings, now) is None  # no bundle: compute (and save both) again
+    finally:
+        aside.rename(bundle)
+    from generator.explain.record import record_path
+
+    shown = report.results[(report.results["status"] == "ok") & (report.results["set"] != settings.train_set)]
+    record = record_path(settings.cache_dir, report.run.model_fingerprint, shown["sha256"].iloc[0])
+    kept = record.read_bytes()
+    record.write_bytes(kept[:100])  # truncated: its zip directory no longer reads
+    try:
+        assert build.reusable_report(settings, now) is None
+    finally:
+        record.write_bytes(kept)
+    assert build.reusable_report(settings, now) is not None
 
 
 def _site_bytes(site: Path) -> dict[str, bytes]:
