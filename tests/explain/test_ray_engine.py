@@ -58,7 +58,10 @@ def world(request, tmp_path_factory):
     env = {"env_vars": {ray_engine.KILL_FILE_ENV: str(kill_file)}}
     cluster = None
     if request.param == "local":
-        ray.init(num_cpus=2, runtime_env=env, log_to_driver=False, logging_level="ERROR", include_dashboard=False)
+        # address="local": a new instance even where a killed run left a cluster's address behind (ray.init would
+        # connect to it, and refuse num_cpus with it)
+        ray.init(address="local", num_cpus=2, runtime_env=env, log_to_driver=False, logging_level="ERROR",
+                 include_dashboard=False)
     else:
         from ray.cluster_utils import Cluster
 
