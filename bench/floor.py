@@ -110,12 +110,10 @@ def network_rates(setup: Setup, photos: np.ndarray, repeats: int) -> tuple[float
     batches = [setup.backbone.to_input(photos[i:i + setup.batch_size], setup.runtime.channels_last)
                for i in range(0, len(photos), setup.batch_size)]
     n = len(photos)
+    from generator.data.workers import keep_freed_memory_on
     from generator.model.taps import recording
 
-    if setup.runtime.device == "cpu":  # the build's own memory setting (generator/build.py), or the floor would
-        from generator.data.workers import keep_freed_memory  # be slower than the build's own passes
-
-        keep_freed_memory()
+    keep_freed_memory_on(setup.runtime.device)  # the build's own memory setting, or the floor would be slower
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.runtime.autocast)

@@ -137,10 +137,9 @@ def compute(settings: Settings, rows, classes: tuple[str, ...], sets: list[str],
     table = as_table(rows)
     log(f"{len(table)} files in {len(sets)} sets: " + ", ".join(f"{s} {int((table['set'] == s).sum())}" for s in sets))
     runtime = choose_runtime(settings)
-    if runtime.device == "cpu":  # measured there (keep_freed_memory), in float32 and in bf16 alike
-        from generator.data.workers import keep_freed_memory
+    from generator.data.workers import keep_freed_memory_on
 
-        keep_freed_memory()
+    keep_freed_memory_on(runtime.device)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = datetime.now(UTC)
@@ -384,9 +383,12 @@ def reusable_report(settings: Settings, now) -> Any:
     if not bundle_path(settings, now.compute).is_file():
         return None  # the bundle is the source of the report: without it, compute (and save both) again
     report = load_report(settings, now.figures)
-    if report is None or report.compare is not None:  # a comparison: load_bundle checks model B's records too
+    if report is None:
         return None
-    if not _pages_inputs_intact(settings, report.results, [report.run.model_fingerprint]):
+    fingerprints = [report.run.model_fingerprint]
+    if report.compare is not None:  # the compared model's records too, as load_bundle checks them
+        fingerprints.append(report.compare.b["fingerprint"])
+    if not _pages_inputs_intact(settings, report.results, fingerprints):
         return None
     touch(bundle_path(settings, now.compute))  # used now: kept by prune_runs
     return report

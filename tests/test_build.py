@@ -526,6 +526,17 @@ def test_compare_explains_the_second_model_into_its_own_cache_and_pairs_the_phot
     other_b = c.photo("test", test_a.index[0])
     assert "Under the other model" in photo_page and 'href="../../compare.html"' in photo_page
     assert f"Model B (probe) predicts {other_b['prediction']}" in photo_page
+    # a page-only rerun takes the report only while model B's records are there too
+    from generator import build, manifest
+
+    now = manifest.load(settings)
+    assert build.reusable_report(settings, now) is not None
+    b_record = record_path(settings.cache_dir, other["fingerprint"], test_a["sha256"].iloc[0])
+    b_record.rename(b_record.with_name(b_record.name + ".aside"))
+    try:
+        assert build.reusable_report(settings, now) is None
+    finally:
+        b_record.with_name(b_record.name + ".aside").rename(b_record)
 
 
 def test_result_bundles_are_pruned_to_the_most_recently_used(tmp_path):

@@ -50,7 +50,8 @@ from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime
 
 LEADERBOARD_VERSION = 3  # 2: sanity rows cached per photo; 3: deletion fills with the blurred photo
-CPU_BUDGET_S = 16.0  # the default time budget on a CPU: the stage at most 15% of a cold build (~115 s here, 2 cores)
+CPU_BUDGET_S = 16.0  # the default time budget on a CPU: 14% of a cold build on 2 float32 cores (~115 s); where
+# bf16 runs the network 3x faster (AVX512-BF16) it is 19% of a cold build of ~86 s (README, 2026-12-02)
 PROBE = 2  # photos of the first round, which measures the time a photo takes (the budget cannot cut it)
 FIRST_LOOK = 10  # the stopping rule first looks at this many photos, then at twice as many each time
 GPU_ROUND = 256  # photos per round where every photo is scored (bounds memory, not decisions)

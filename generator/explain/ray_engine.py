@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from generator.config import Settings
-from generator.data.workers import HeapTrimmer, decode_for_report, keep_freed_memory, picture_files
+from generator.data.workers import HeapTrimmer, decode_for_report, keep_freed_memory_on, picture_files
 from generator.errors import UserError
 from generator.explain.run import Caches, RecordCache, _decode_jobs, _finish_row, make_explainer, records_of
 from generator.frames import pd
@@ -127,8 +127,8 @@ class ExplainActor:
         torch.set_num_threads(threads)
         self.settings, self.needs = settings, needs
         self.runtime = choose_runtime(replace(settings, device="cuda")) if gpu else runtime
-        if self.runtime.device == "cpu":  # as the local engine's build does: without it, every batch faulted its
-            keep_freed_memory()  # activations in again (the stage was 1.6x the local's)
+        keep_freed_memory_on(self.runtime.device)  # as the local engine's build does: without it, every batch
+        # faulted its activations in again (the stage was 1.6x the local's)
         self.model = _load_model(spec)
         self.cache = RecordCache(settings.cache_dir, self.model.fingerprint, len(self.model.backbone.taps))
         self.categories = imagenet_categories()

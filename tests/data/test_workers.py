@@ -115,3 +115,13 @@ def test_keeping_freed_memory_spaces_the_trimming(monkeypatch):
     for _ in range(6):
         trimmer()
     assert calls == [2, 4, 5, 10]  # every 5th call from now on, not every 2nd
+
+
+def test_freed_memory_is_kept_where_the_network_runs_on_the_cpu(monkeypatch):
+    """One rule for the build, the Ray actors and the floor: kept on a CPU, left alone for a GPU."""
+    from generator.data import workers
+
+    monkeypatch.setattr(workers, "_KEEPING_FREED", False)  # restored after the test
+    assert workers.keep_freed_memory_on("cuda") is False and workers._KEEPING_FREED is False
+    kept = workers.keep_freed_memory_on("cpu")
+    assert kept is (workers._glibc() is not None) and workers._KEEPING_FREED is kept

@@ -247,6 +247,12 @@ def test_gpu_default_scores_every_photo_and_settings_override():
 
     assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == float("inf")
     assert leaderboard.budget_of(S, Runtime("cpu", False, False)) == leaderboard.CPU_BUDGET_S
+    import dataclasses
+
+    from generator.config import Settings
+
+    help_ = next(f.metadata["help"] for f in dataclasses.fields(Settings) if f.name == "faithfulness_budget_s")
+    assert f"0 = {leaderboard.CPU_BUDGET_S:g} on a CPU" in help_  # what --help and README's table say it is
     S.faithfulness_budget_s = 5.0
     assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == 5.0
     assert leaderboard.next_size(0, None, float("inf"), 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
