@@ -9,8 +9,11 @@ sanity rows are cached per photo by content.
 
 The sample: photos are taken in a seeded order stratified by set and by right or wrong (`photo_stream`), in
 rounds that double, until every comparison of `evaluate.stats.comparisons` has a verdict (the stopping rule, checked
-after each round from 10 photos on), the time budget runs out, or every photo is scored. On a GPU the default is
-every explained photo; `faithfulness_sample` (a fixed number per set) and `faithfulness_budget_s` override.
+after each round from 10 photos on), the budget runs out, or every photo is scored. The default budget on a CPU is
+counted in images through the network (CPU_BUDGET_IMAGES), not in seconds, so that a cold build takes the same
+photos and draws the same board on any machine, and the stage costs the same share of a build on a fast CPU as on a
+slow one (its work is network passes, as the build's floor is). On a GPU the default is every explained photo;
+`faithfulness_sample` (a fixed number per set), `faithfulness_budget_images` and `faithfulness_budget_s` override.
 """
 
 from __future__ import annotations
@@ -50,8 +53,11 @@ from generator.model.heads import LinearHead
 from generator.model.runtime import Runtime
 
 LEADERBOARD_VERSION = 3  # 2: sanity rows cached per photo; 3: deletion fills with the blurred photo
-CPU_BUDGET_S = 16.0  # the default time budget on a CPU: 14% of a cold build on 2 float32 cores (~115 s); where
-# bf16 runs the network 3x faster (AVX512-BF16) it is 19% of a cold build of ~86 s (README, 2026-12-02)
+CPU_BUDGET_IMAGES = 1100  # the default budget on a CPU, in images through the network (a backward pass counts as
+# one image). On the full shared photos that is 22 photos at the last stage with their sanity check (49 images a
+# photo), which decide every method against the random map; the earlier 16 s budget bought 25 on 2 float32 cores
+# (14% of a cold build) but 3x as many where bf16 runs the network 3x faster, and fewer on a busy machine than on
+# an idle one (README, 2026-12-02).
 PROBE = 2  # photos of the first round, which measures the time a photo takes (the budget cannot cut it)
 FIRST_LOOK = 10  # the stopping rule first looks at this many photos, then at twice as many each time
 GPU_ROUND = 256  # photos per round where every photo is scored (bounds memory, not decisions)
@@ -212,12 +218,15 @@ class Outcome:
     stopped: str  # resolved | budget | all photos | fixed
     photos: int  # photos scored at the last tap
     seconds: float  # the stage's time
-    budget_s: float  # 0 = none
+    budget_s: float  # seconds; 0 = none
     looks: int  # the most times the stopping rule could look (its Bonferroni factor)
     needed: float = float("nan")  # photos every comparison would need, when the budget ran out
     stage_photos: int = 0  # photos whose earlier taps were scored too
     steps: int = 0
     pool: int = 0  # explained photos the sample was drawn from
+    budget_images: int = 0  # images through the network; 0 = none
+    images: int = 0  # images this run put through the network (0 when every score came from the caches)
+    ran_out: str = ""  # images | seconds: the part of the budget that stopped the sample, when it stopped it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -255,20 +264,20 @@ def planned_looks(pool: int) -> int:
     return looks + 1
 
 
-def affordable_looks(done: int, per_photo_s: float | None, left_s: float, pool: int) -> int:
-    """The looks to correct for, fixed once the probe has measured the seconds a photo takes (before any score
-    is looked at, so the correction does not depend on the scores): planned_looks of the photos the time left
-    can buy, not of the whole pool. On a CPU budget of ~10 to 40 photos that is 2 to 4 looks instead of ~10, so
-    each interval is less strict and the same photos decide more."""
-    if per_photo_s is None or not math.isfinite(left_s):
+def affordable_looks(done: int, left_photos: float | None, pool: int) -> int:
+    """The looks to correct for, fixed once the probe has measured what a photo costs (before any score is looked
+    at, so the correction does not depend on the scores): planned_looks of the photos the budget left can buy
+    (`left_photos`; None: not measured yet), not of the whole pool. On a CPU budget of ~10 to 40 photos that is 2
+    to 4 looks instead of ~10, so each interval is less strict and the same photos decide more."""
+    if left_photos is None or not math.isfinite(left_photos):
         return planned_looks(pool)
-    return planned_looks(min(pool, done + int(max(left_s, 0.0) / max(per_photo_s, 1e-9))))
+    return planned_looks(min(pool, done + int(max(left_photos, 0.0))))
 
 
-def next_size(done: int, per_photo_s: float | None, left_s: float, pool: int, adaptive: bool
-              ) -> tuple[int, bool]:
-    """Photos of the next round: the probe, then up to the next look (FIRST_LOOK, then doubling), cut to what the
-    time left allows at the measured seconds per photo (0 = stop); and whether the time left cut it."""
+def next_size(done: int, left_photos: float | None, pool: int, adaptive: bool) -> tuple[int, bool]:
+    """Photos of the next round: the probe, then up to the next look (FIRST_LOOK, then doubling), cut to the photos
+    the budget left can buy at the measured cost of a photo (`left_photos`; None: nothing measured yet; 0 = stop);
+    and whether the budget cut it."""
     if not adaptive:
         return min(pool - done, GPU_ROUND), False
     if done == 0:
@@ -278,21 +287,51 @@ def next_size(done: int, per_photo_s: float | None, left_s: float, pool: int, ad
         while target <= done:
             target *= 2
         want = min(target, pool) - done
-    if per_photo_s is None:  # nothing computed yet (the photos so far came from the caches): probe again
+    if left_photos is None:  # nothing computed yet (the photos so far came from the caches): probe again
         want = min(want, PROBE)
-    if per_photo_s is not None and math.isfinite(left_s):
-        fits = int(left_s / max(per_photo_s, 1e-9))
+    elif math.isfinite(left_photos):
+        fits = int(left_photos)
         if fits < want:
             return max(0, fits), True
     return max(0, want), False
 
 
-def budget_of(settings: Settings, runtime: Runtime) -> float:
-    """Seconds the stage may spend: the setting, or (0) CPU_BUDGET_S on a CPU and no limit on a GPU."""
-    b = float(getattr(settings, "faithfulness_budget_s", 0.0))
-    if b > 0:
-        return b
-    return math.inf if runtime.device != "cpu" else CPU_BUDGET_S
+@dataclass(frozen=True)
+class Budget:
+    """What the adaptive sample may spend: images through the network (a backward pass counts as one) and seconds;
+    inf = no limit. Images make the sample the same on every machine; seconds bound the wall clock."""
+
+    images: float = math.inf
+    seconds: float = math.inf
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.images) or math.isfinite(self.seconds)
+
+    def photos_left(self, spent_images: float, spent_s: float, per_images: float, per_s: float) -> float:
+        """Photos the rest buys at the measured cost of a photo (images and seconds)."""
+        left = math.inf
+        if math.isfinite(self.images):
+            left = min(left, (self.images - spent_images) / max(per_images, 1e-9))
+        if math.isfinite(self.seconds):
+            left = min(left, (self.seconds - spent_s) / max(per_s, 1e-9))
+        return left
+
+    def ran_out(self, spent_images: float, spent_s: float) -> str:
+        """images or seconds: the part of the budget most spent (the one that stopped the sample)."""
+        share_i = spent_images / self.images if math.isfinite(self.images) else -1.0
+        share_s = spent_s / self.seconds if math.isfinite(self.seconds) else -1.0
+        return "seconds" if share_s > share_i else "images"
+
+
+def budget_of(settings: Settings, runtime: Runtime) -> Budget:
+    """The settings' budget: faithfulness_budget_images (0: CPU_BUDGET_IMAGES on a CPU, no limit on a GPU) and
+    faithfulness_budget_s (0: no limit), whichever runs out first."""
+    images = int(getattr(settings, "faithfulness_budget_images", 0))
+    seconds = float(getattr(settings, "faithfulness_budget_s", 0.0))
+    if images <= 0:
+        images = CPU_BUDGET_IMAGES if runtime.device == "cpu" else math.inf
+    return Budget(float(images), seconds if seconds > 0 else math.inf)
 
 
 class Stage:
@@ -315,14 +354,14 @@ class Stage:
             return explainer.class_scores(batch.to(self.runtime.device)).float().softmax(1).cpu()
         return probs
 
-    def plan_path(self, pool: list[dict], budget: float) -> Path:
+    def plan_path(self, pool: list[dict], budget: Budget) -> Path:
         """Where the adaptive sample's outcome is kept: the number of photos taken from this stream, the looks
         and why it stopped. Keyed by the stream (its photos' content, in order), the budget, the methods, the
         steps and the seed: a rerun with all of them unchanged replays that outcome from the caches instead of
         spending the budget again on more photos, so a rebuild gives the same board, while a larger budget or
         other photos choose again (starting from the cached scores)."""
-        key = hashlib.sha256(json.dumps([LEADERBOARD_VERSION, budget, list(self.scored), self.sanity_names,
-                                         self.settings.faithfulness_steps, self.settings.seed,
+        key = hashlib.sha256(json.dumps([LEADERBOARD_VERSION, budget.images, budget.seconds, list(self.scored),
+                                         self.sanity_names, self.settings.faithfulness_steps, self.settings.seed,
                                          [r["sha256"] for r in pool]]).encode()).hexdigest()
         return self.cache.root / f"plan-{key[:20]}.json"
 
@@ -461,43 +500,48 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     stage = Stage(model, settings, runtime)
     last = stage.n_taps - 1
     fixed = settings.faithfulness_sample > 0
-    budget = math.inf if fixed else budget_of(settings, runtime)
-    adaptive = math.isfinite(budget)
+    budget = Budget() if fixed else budget_of(settings, runtime)
+    adaptive = budget.finite
     stream = (sample_rows(results, sets, settings.faithfulness_sample, settings.seed) if fixed
               else photo_stream(results, sets, settings.seed))
     pool = stream.to_dict("records")
-    looks = planned_looks(len(pool)) if adaptive else 1  # fixed for good once a computed round gives the time
+    looks = planned_looks(len(pool)) if adaptive else 1  # fixed for good once a computed round gives the cost
     looks_fixed, looked = not adaptive, 0
     done: list[_Photo] = []
-    at, computed_s, computed_n = 0, 0.0, 0
+    at, computed_s, computed_i, computed_n = 0, 0.0, 0, 0
     stopped = "fixed" if fixed else "all photos"
     comps: list[Comparison] = []
     plan_file = stage.plan_path(pool, budget) if adaptive else None
     plan = _read_plan(plan_file) if plan_file is not None else None
+
+    def photos_left(per_i: float, per_s: float) -> float:  # what the budget left buys at this cost per photo
+        return budget.photos_left(stage.passes, time.perf_counter() - started, per_i, per_s)
+
+    def last_left() -> float | None:
+        return photos_left(computed_i / computed_n, computed_s / computed_n) if computed_n else None
+
     if plan is not None:  # a rerun: the same photos as the build that chose them (all from the caches)
         done = stage.run(pool[:plan["taken"]], {last}, with_sanity=True)
         at, looks, stopped = plan["taken"], plan["looks"], plan["stopped"]
         comps = comparisons(pd.DataFrame(_score_rows(done)), last, settings.seed, looks) if done else []
     while plan is None and at < len(pool):
-        left = budget - (time.perf_counter() - started)
-        per = computed_s / computed_n if computed_n else None
         if fixed:
             k, cut = len(pool) - at, False
         else:
-            k, cut = next_size(len(done), per, left, len(pool) - at + len(done), adaptive)
+            k, cut = next_size(len(done), last_left(), len(pool) - at + len(done), adaptive)
         if k <= 0:
             stopped = "budget"
             break
         t0, p0 = time.perf_counter(), stage.passes
         got = stage.run(pool[at:at + k], {last}, with_sanity=True)
         at += k
-        if stage.passes > p0:  # photos that were computed, not read from the caches, measure the time
+        if stage.passes > p0:  # photos that were computed, not read from the caches, measure the cost
             computed_s += time.perf_counter() - t0
+            computed_i += stage.passes - p0
             computed_n += k
         done += got
         if not looks_fixed and computed_n:
-            looks = affordable_looks(len(done), computed_s / computed_n,
-                                     budget - (time.perf_counter() - started), len(pool))
+            looks = affordable_looks(len(done), last_left(), len(pool))
             looks_fixed = True
         if adaptive and len(done) >= FIRST_LOOK:  # a look: at FIRST_LOOK photos, then each doubling
             comps = comparisons(pd.DataFrame(_score_rows(done)), last, settings.seed, looks)
@@ -508,12 +552,12 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
             if looked >= looks:  # every look corrected for is spent: more photos could not change a verdict
                 stopped = "budget" if at < len(pool) else stopped
                 break
-        if cut:  # the budget cut this round short: there is no time for another
+        if cut:  # the budget cut this round short: there is none left for another
             stopped = "budget" if at < len(pool) else stopped
             break
-    # The earlier taps (the gradient family's table), on the same photos in the same order, while time is left.
-    # Their seconds per photo are measured apart (every gradient method at every earlier tap costs more than the
-    # last tap's round did): one photo first, then as many as the time left buys at that rate.
+    # The earlier taps (the gradient family's table), on the same photos in the same order, while budget is left.
+    # Their cost per photo (images and seconds) is measured apart (every gradient method at every earlier tap costs
+    # more than the last tap's round did): one photo first, then as many as the budget left buys at that rate.
     earlier = set(range(last))
     stage_n = 0
     if earlier and plan is not None:
@@ -521,21 +565,23 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
         if stage_n:
             _add_scores(done[:stage_n], stage.run([ph.row for ph in done[:stage_n]], earlier, with_sanity=False))
     elif earlier:
-        i, early_s, early_n = 0, 0.0, 0
+        i, early_s, early_i, early_n = 0, 0.0, 0, 0
         while i < len(done):
-            left = budget - (time.perf_counter() - started)
             if not adaptive:
                 k = len(done) - i
-            elif not early_n:
-                k = 1 if left > (computed_s / computed_n if computed_n else 0.0) else 0
+            elif not early_n:  # one photo, if the budget left buys one more photo at the last stage's cost
+                left = last_left()
+                k = 1 if left is None or left >= 1 else 0
             else:
-                k = min(len(done) - i, GPU_ROUND, int(left / max(early_s / early_n, 1e-9)))
+                left = photos_left(early_i / early_n, early_s / early_n)
+                k = min(len(done) - i, GPU_ROUND, int(max(left, 0)) if math.isfinite(left) else GPU_ROUND)
             if k <= 0:
                 break
             t0, p0 = time.perf_counter(), stage.passes
             more = stage.run([ph.row for ph in done[i:i + k]], earlier, with_sanity=False)
             if stage.passes > p0:
                 early_s += time.perf_counter() - t0
+                early_i += stage.passes - p0
                 early_n += k
             _add_scores(done[i:i + k], more)
             i += k
@@ -544,18 +590,24 @@ def leaderboard_stage(model: TrainedModel, results: pd.DataFrame, sets: list[str
     sanity_rows = [{**r, "set": ph.row["set"], "file": ph.row["file"]} for ph in done for r in (ph.sanity or [])]
     sanity = pd.DataFrame(sanity_rows, columns=["set", "file", "method", "randomised", "spearman"])
     needed = float("nan")
+    ran_out = ""
     if stopped == "budget":
+        ran_out = budget.ran_out(stage.passes, time.perf_counter() - started)
         comps = comparisons(scores, last, settings.seed, looks) if not comps else comps
         open_ = [c.needed for c in comps if c.verdict == "undecided"]
         needed = float(max(open_)) if open_ else float("nan")
-    outcome = Outcome(stopped, len(done), time.perf_counter() - started, 0.0 if not adaptive else budget, looks,
-                      needed, stage_n, settings.faithfulness_steps, len(pool))
+    outcome = Outcome(stopped, len(done), time.perf_counter() - started,
+                      budget.seconds if math.isfinite(budget.seconds) else 0.0, looks, needed, stage_n,
+                      settings.faithfulness_steps, len(pool),
+                      int(budget.images) if math.isfinite(budget.images) else 0, stage.passes, ran_out)
     if plan_file is not None and plan is None:
         write_text(plan_file, json.dumps({"taken": at, "looks": looks, "stopped": stopped, "stage_photos": stage_n,
-                                          "seconds": outcome.seconds}))
-    elif plan is not None:
-        outcome.seconds = float(plan.get("seconds", outcome.seconds))  # what choosing the sample took
-    log(f"leaderboard: {len(done)} photos ({stopped}), {outcome.seconds:.1f} s")
+                                          "seconds": outcome.seconds, "images": outcome.images, "ran_out": ran_out}))
+    elif plan is not None:  # what choosing the sample took
+        outcome.seconds = float(plan.get("seconds", outcome.seconds))
+        outcome.images = int(plan.get("images", outcome.images))
+        outcome.ran_out = str(plan.get("ran_out", ""))
+    log(f"leaderboard: {len(done)} photos ({stopped}), {outcome.seconds:.1f} s, {stage.passes} images")
     return scores, sanity, outcome
 
 

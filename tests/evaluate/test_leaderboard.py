@@ -171,7 +171,7 @@ def _run_rule(effects, noise, pool, seconds_per_photo, budget_s):
     looks = leaderboard.planned_looks(pool)
     done, spent, stopped, comps, looked = 0, 0.0, "all photos", [], 0
     while done < pool:
-        k, cut = leaderboard.next_size(done, seconds_per_photo if done else None, budget_s - spent, pool, True)
+        k, cut = leaderboard.next_size(done, (budget_s - spent) / seconds_per_photo if done else None, pool, True)
         if k <= 0:
             stopped = "budget"
             break
@@ -179,7 +179,7 @@ def _run_rule(effects, noise, pool, seconds_per_photo, budget_s):
         done += k
         spent += k * seconds_per_photo
         if first:  # the probe measured the time: the looks are fixed from what the budget can buy
-            looks = leaderboard.affordable_looks(done, seconds_per_photo, budget_s - spent, pool)
+            looks = leaderboard.affordable_looks(done, (budget_s - spent) / seconds_per_photo, pool)
         if done >= leaderboard.FIRST_LOOK:
             scores = full[full["file"].isin([f"f{i}" for i in range(done)])]
             comps = stats.comparisons(scores, 1, 0, looks)
@@ -244,18 +244,36 @@ def test_identical_maps_are_the_same_map_and_count_for_nothing():
 def test_gpu_default_scores_every_photo_and_settings_override():
     class S:
         faithfulness_budget_s = 0.0
+        faithfulness_budget_images = 0
 
-    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == float("inf")
-    assert leaderboard.budget_of(S, Runtime("cpu", False, False)) == leaderboard.CPU_BUDGET_S
+    inf = float("inf")
+    gpu, cpu = Runtime("cuda", False, False), Runtime("cpu", False, False)
+    assert not leaderboard.budget_of(S, gpu).finite
+    assert leaderboard.budget_of(S, cpu) == leaderboard.Budget(leaderboard.CPU_BUDGET_IMAGES, inf)
     import dataclasses
 
     from generator.config import Settings
 
-    help_ = next(f.metadata["help"] for f in dataclasses.fields(Settings) if f.name == "faithfulness_budget_s")
-    assert f"0 = {leaderboard.CPU_BUDGET_S:g} on a CPU" in help_  # what --help and README's table say it is
+    help_ = next(f.metadata["help"] for f in dataclasses.fields(Settings) if f.name == "faithfulness_budget_images")
+    assert f"0 = {leaderboard.CPU_BUDGET_IMAGES} on a CPU" in help_  # what --help and README's table say it is
     S.faithfulness_budget_s = 5.0
-    assert leaderboard.budget_of(S, Runtime("cuda", False, False)) == 5.0
-    assert leaderboard.next_size(0, None, float("inf"), 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
+    assert leaderboard.budget_of(S, gpu) == leaderboard.Budget(inf, 5.0)
+    S.faithfulness_budget_images = 300
+    assert leaderboard.budget_of(S, gpu) == leaderboard.Budget(300, 5.0)
+    assert leaderboard.next_size(0, None, 1000, adaptive=False) == (leaderboard.GPU_ROUND, False)
+
+
+def test_the_budget_buys_the_photos_of_whichever_runs_out_first():
+    b = leaderboard.Budget(images=1000, seconds=20.0)
+    # 400 images and 5 s spent; a photo costs 40 images and 1 s: the images buy 15 more, the seconds 15 too
+    assert b.photos_left(400, 5.0, 40, 1.0) == pytest.approx(15)
+    assert b.photos_left(400, 5.0, 40, 3.0) == pytest.approx(5)  # slower photos: the seconds run out first
+    assert b.photos_left(400, 5.0, 60, 0.1) == pytest.approx(10)  # costlier photos: the images do
+    assert leaderboard.Budget(images=1000).photos_left(400, 1e9, 40, 1e9) == pytest.approx(15)  # no clock at all
+    assert leaderboard.Budget(images=100).photos_left(400, 0, 40, 1) < 0  # overdrawn
+    assert not leaderboard.Budget().finite and leaderboard.Budget().photos_left(0, 0, 1, 1) == float("inf")
+    assert b.ran_out(900, 5.0) == "images" and b.ran_out(400, 19.0) == "seconds"
+    assert leaderboard.Budget(seconds=1.0).ran_out(10**6, 0.5) == "seconds"
 
 
 def _tiny_photos(tmp_path, model, n: int):
@@ -345,11 +363,11 @@ def test_the_stage_scores_the_stream_batched_caches_it_and_stops_at_the_budget(t
 def test_the_looks_corrected_for_are_those_the_budget_can_buy():
     """After the probe (2 photos at 1 s each, 28 s left), at most 30 photos can be scored: the Bonferroni factor
     counts the looks of 30 photos (at 10, 20 and 30), not the ~10 looks of the whole pool of 1,384."""
-    assert leaderboard.affordable_looks(2, 1.0, 28.0, 1384) == leaderboard.planned_looks(30) == 4
+    assert leaderboard.affordable_looks(2, 28.0, 1384) == leaderboard.planned_looks(30) == 4
     assert leaderboard.planned_looks(1384) == 10
-    assert leaderboard.affordable_looks(2, None, 28.0, 1384) == 10  # no time measured yet: the whole pool
-    assert leaderboard.affordable_looks(2, 1.0, float("inf"), 50) == leaderboard.planned_looks(50)
-    assert leaderboard.affordable_looks(2, 1.0, -5.0, 1384) == leaderboard.planned_looks(2)  # overdrawn
+    assert leaderboard.affordable_looks(2, None, 1384) == 10  # no cost measured yet: the whole pool
+    assert leaderboard.affordable_looks(2, float("inf"), 50) == leaderboard.planned_looks(50)
+    assert leaderboard.affordable_looks(2, -5.0, 1384) == leaderboard.planned_looks(2)  # overdrawn
 
 
 def test_a_budget_of_twenty_photos_decides_what_the_whole_pool_correction_could_not():
@@ -392,3 +410,50 @@ def test_the_sanity_check_in_small_batches_gives_the_rows_of_one_batch(tmp_path,
     for a, b in zip(got[2], got[64]):
         assert (np.isnan(a["spearman"]) and np.isnan(b["spearman"])) or a["spearman"] == pytest.approx(b["spearman"],
                                                                                                        abs=1e-3)
+
+
+def test_an_image_budget_takes_the_same_photos_on_a_slower_clock(tmp_path, monkeypatch):
+    """The default budget counts images through the network, not seconds: the same photos and the same board on
+    a machine whose clock runs 1,000x faster than this one's (as if it were 1,000x slower), from fresh caches."""
+    import time as real_time
+
+    from generator.config import make_settings
+    from generator.model.checkpoint import IDENTITY
+
+    model = _tiny_model()
+    model.meta.update({k: "tiny" for k in IDENTITY})
+    results = _tiny_photos(tmp_path, model, 8)
+    runtime = Runtime("cpu", False, False)
+
+    def run(cache, budget, clock=None):
+        if clock is not None:
+            monkeypatch.setattr(leaderboard, "time", clock)
+        settings = make_settings({"cache_dir": tmp_path / cache, "input_size": 32, "faithfulness_steps": 3,
+                                  "faithfulness_budget_images": budget, "device": "cpu"})
+        out = leaderboard.leaderboard_stage(model, results, ["t", "s"], settings, runtime, log=_quiet)
+        monkeypatch.setattr(leaderboard, "time", real_time)
+        return out
+
+    _, _, whole = run("whole", 10**6)
+    assert whole.photos == 8 and whole.images > 0
+    budget = whole.images // 3  # buys some of the photos, not all
+    scores, _, out = run("a", budget)
+    assert out.stopped == "budget" and leaderboard.PROBE <= out.photos < 8
+    assert out.budget_images == budget and out.budget_s == 0.0 and out.ran_out == "images"
+    assert out.images <= budget + whole.images / 8 * leaderboard.FIRST_LOOK  # at most one round over
+
+    class Slow:
+        @staticmethod
+        def perf_counter():
+            return real_time.perf_counter() * 1000
+
+    scores2, _, out2 = run("b", budget, Slow)
+    assert (out2.photos, out2.stage_photos, out2.images, out2.looks) == (out.photos, out.stage_photos, out.images,
+                                                                          out.looks)
+    pd.testing.assert_frame_equal(scores2, scores)
+    # a budget in seconds beside it does depend on the clock: on the slow one it stops at the probe
+    monkeypatch.setattr(leaderboard, "time", Slow)
+    slow_s = make_settings({"cache_dir": tmp_path / "c", "input_size": 32, "faithfulness_steps": 3,
+                            "faithfulness_budget_images": budget, "faithfulness_budget_s": 1.0, "device": "cpu"})
+    _, _, out3 = leaderboard.leaderboard_stage(model, results, ["t", "s"], slow_s, runtime, log=_quiet)
+    assert out3.photos == leaderboard.PROBE and out3.stopped == "budget" and out3.ran_out == "seconds"
