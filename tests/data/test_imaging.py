@@ -239,3 +239,21 @@ def test_decompression_bomb_header_skipped_without_allocating():
 
 def test_zero_size_header():
     skip_reason(png_header_only(0, 0))
+
+
+def test_a_thumbnail_is_the_fair_lanczos_shrink_within_a_few_levels():
+    """resized() takes a faster route (box reduction, then Lanczos): it must keep the size rule and stay close to
+    the fair resampling of the same photo."""
+    from PIL import Image
+
+    from generator.data.imaging import fit_size, resized
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:313, 0:450]
+    photo = np.stack([(xx * 255 / 449), (yy * 255 / 312), ((xx + yy) % 64) * 4.0], -1)
+    photo = np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8)
+    small = resized(photo, 192)
+    assert small.shape == (*fit_size(450, 313, 192)[::-1], 3) and small.dtype == np.uint8
+    fair = np.asarray(Image.fromarray(photo).resize(fit_size(450, 313, 192), Image.LANCZOS, reducing_gap=None))
+    assert np.abs(small.astype(float) - fair).mean() < 3.0
+    assert resized(photo, 450) is photo  # already that small: the same array
