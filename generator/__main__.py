@@ -8,6 +8,8 @@ are one line and status 130 / 143, with the previous site left as it was. Anythi
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import signal
 import sys
 from dataclasses import fields
@@ -169,5 +171,24 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def exit_now(code: int) -> None:
+    """End the process with `code` as sys.exit would (exit handlers run, output flushed), minus the interpreter's
+    teardown of every object and module: with torch loaded and a build's results in memory that took 1.5 s of a
+    build that computed (19.7 s against 17.3 s wall, 2 runs each). Every file the tool writes is closed by then
+    (files.write_with). Falls back to sys.exit while another non-daemon thread still runs (its work would be
+    cut off)."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or gone (a pipe the reader left): nothing more can be said
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -516,3 +516,27 @@ def test_default_sets_go_only_into_the_tools_own_data_folder(tmp_path):
     assert adds_default_sets(make_settings({"data_dir": Path("data").absolute()}))
     assert not adds_default_sets(make_settings({"data_dir": tmp_path / "three-classes"}))
     assert not adds_default_sets(make_settings({"data_dir": "data/breeds"}))
+
+
+def _exit_now_script(tmp_path, body: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "run.py"
+    script.write_text("import atexit, sys, threading, time\nfrom generator.__main__ import exit_now\n" + body)
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=root,
+                          env={**os.environ, "PYTHONPATH": root})
+
+
+def test_exit_now_runs_the_exit_handlers_flushes_and_keeps_the_code(tmp_path):
+    done = tmp_path / "handler-ran"
+    r = _exit_now_script(tmp_path, f"atexit.register(lambda: open({str(done)!r}, 'w').write('yes'))\n"
+                                   "sys.stdout.write('unflushed line')\nexit_now(3)\nprint('never')\n")
+    assert r.returncode == 3 and done.read_text() == "yes"
+    assert r.stdout == "unflushed line"  # the buffered output is written, nothing after exit_now runs
+
+
+def test_exit_now_waits_for_a_running_thread(tmp_path):
+    done = tmp_path / "thread-done"
+    r = _exit_now_script(tmp_path, "def work():\n    time.sleep(0.5)\n"
+                                   f"    open({str(done)!r}, 'w').write('yes')\n"
+                                   "threading.Thread(target=work).start()\nexit_now(4)\n")
+    assert r.returncode == 4 and done.read_text() == "yes"  # sys.exit's way: the thread finished its work
