@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .builds import (
+    PSS_EVERY,
     ROOT,
     Folders,
     Footprint,
@@ -449,9 +450,10 @@ def report_builds(args, plan: Plan, runs: dict[str, SiteRun], sizes: dict[str, F
                   summary: list[str], floor=None) -> None:
     data = "small data (--quick)" if plan.quick else str(args.data_dir)
     summary += ["", f"Whole builds: `python -m generator site --quiet` on {data}, cache/site/weights in a temporary "
-                    "folder, from a copy of generator/ and templates/; wall clock, peak memory polled every 0.1 s: the "
-                    "process tree's summed PSS (a page shared by forked workers counted once in all) and its largest "
-                    "process's RSS (MiB); stages from site/run.json; no-op, template and css: the median of "
+                    "folder, from a copy of generator/ and templates/; wall clock, peak memory polled: the process "
+                    f"tree's summed PSS every {PSS_EVERY:g} s (a page shared by forked workers counted once in "
+                    "all) and its largest process's RSS every 0.1 s (MiB); stages from site/run.json; no-op, template "
+                    "and css: the median of "
                     f"{QUICK_REPEATS} runs",
                 f"  {'build':24s} {'seconds':>8s} {'tree MiB':>9s} {'largest':>8s}  stages (s)"]
     for name, run in runs.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,24 @@ def test_every_bench_module_imports(module):
     import importlib
 
     assert importlib.import_module(f"bench.{module}").__name__ == f"bench.{module}"
+
+
+def test_the_memory_poller_sees_a_childs_peak_and_reads_pss_only_every_pss_every(tmp_path):
+    """A child that holds 200 MB for 2.5 s: both peaks see it; RSS is read every 0.05 s, the tree's PSS (costly
+    for the kernel on a big process) only about every 0.5 s."""
+    import subprocess
+    import sys
+
+    held = str(tmp_path / "held")
+    code = (f"import time, numpy as np\na = np.ones(200 * 2**20 // 8)\nopen({held!r}, 'w').write('held')\n"
+            "time.sleep(2.5)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    poller = builds.MemoryPoller(proc.pid, interval=0.05, pss_every=0.5)
+    started = time.perf_counter()
+    poller.start()
+    proc.wait(timeout=60)
+    tree, largest = poller.stop()
+    seconds = time.perf_counter() - started
+    assert (tmp_path / "held").exists()
+    assert tree >= 180 * 2**20 and largest >= 180 * 2**20
+    assert 2 <= poller.pss_reads <= seconds / 0.5 + 2
