@@ -34,7 +34,7 @@ import torch
 
 from generator.config import make_settings
 from generator.evaluate import faithfulness as fa
-from generator.evaluate.leaderboard import CPU_BUDGET_IMAGES, RANDOMISATIONS, candidates, photo_maps, score_batch
+from generator.evaluate.leaderboard import CPU_BUDGET_IMAGES, SANITY_IMAGES, candidates, photo_maps, score_batch
 from generator.explain.run import records_of
 
 from .builds import ROOT
@@ -148,9 +148,7 @@ def leaderboard_cost(setup: Setup, paths: list[Path], log=print) -> LeaderboardC
 
 
 def _side(name, n, steps, seconds, counts, n_maps, combined, fixed: bool) -> Side:
-    # the default budget counts images: the scored ones and the sanity check's (a forward and a backward per
-    # randomisation)
-    per = float(np.mean(counts)) + 2 * len(RANDOMISATIONS)
+    per = float(np.mean(counts)) + SANITY_IMAGES  # the default budget counts the scored images and the sanity check's
     photos = OLD_PHOTOS if fixed else max(1, int(CPU_BUDGET_IMAGES / per))
     sd = float(np.std(combined, ddof=1)) if len(combined) > 1 else float("nan")
     return Side(name, n, steps, seconds, float(np.mean(counts)), float(np.mean(n_maps)), photos,

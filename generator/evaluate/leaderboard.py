@@ -62,6 +62,8 @@ PROBE = 2  # photos of the first round, which measures the time a photo takes (t
 FIRST_LOOK = 10  # the stopping rule first looks at this many photos, then at twice as many each time
 GPU_ROUND = 256  # photos per round where every photo is scored (bounds memory, not decisions)
 RANDOMISATIONS = ("head", "head + last stage")  # Adebayo et al.'s cascade, as far as it matters here
+SANITY_IMAGES = 2 * len(RANDOMISATIONS)  # network images the sanity check costs a photo: a forward and a backward
+# pass per randomised model
 SAME_MAP = 0.01  # largest difference of two min-max scaled maps that are scored as one
 SANITY_BATCH = 8  # photos per pass of the sanity check (the build's batch size): bounds its memory
 SCORE_BATCH = 8  # perturbed images per network pass, the build's batch size. Measured (2 cores, the default board
@@ -446,7 +448,7 @@ class Stage:
         x = torch.stack([ph.x for ph in photos]).to(self.runtime.device)
         target = torch.tensor([ph.record.pred for ph in photos])
         original = [{n: ph.record.maps[n][-1] for n in names} for ph in photos]
-        self.passes += 2 * len(RANDOMISATIONS) * len(photos)
+        self.passes += SANITY_IMAGES * len(photos)
         rows = rank_correlations(self.model, x, target, original, names, self.runtime, self.settings.seed)
         for j, ph in enumerate(photos):
             ph.sanity = [{k: v for k, v in r.items() if k != "photo"} for r in rows if r["photo"] == j]
